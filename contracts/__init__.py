@@ -1,0 +1,1 @@
+"""Shared contracts: the shapes of what the engine answers and receives (API, CLI, events)."""

@@ -1,0 +1,4 @@
+"""bench."""
+
+def bench() -> None:
+    """Run a benchmark."""

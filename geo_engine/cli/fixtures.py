@@ -1,0 +1,4 @@
+"""fixtures."""
+import typer
+
+app = typer.Typer()

@@ -1,0 +1,77 @@
+"""Territories: load France's geography, locate a point."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from contracts.territories import InvalidCoordinates, parse_coordinates
+from geo_engine import geodata
+from geo_engine.cli.common import err, fail, progress_bar
+from geo_engine.db import connect
+from geo_engine.locate import locate as locate_point
+from geo_engine.settings import DatabaseSettings, GeoSettings
+from geo_engine.territories_load import MillesimeError, load as load_territories
+
+app = typer.Typer(no_args_is_help=True, help="Territories of France.")
+
+LOAD_STEPS = [
+    "reading files",
+    "staging",
+    "repairing geometries",
+    "upserting territories",
+    "remapping users of merged communes",
+    "cutting outlines for locate",
+    "computing EPCI outlines",
+    "committing",
+]
+
+
+@app.command()
+def load() -> None:
+    """Load (or update to a newer millésime) communes, EPCI, départements and régions."""
+    settings = GeoSettings()
+    try:
+        root = settings.require_geodata_dir()
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    with progress_bar() as bar:
+        task = bar.add_task("reading files", total=len(LOAD_STEPS))
+
+        def step(name: str) -> None:
+            bar.update(task, description=name, advance=1)
+
+        try:
+            data = geodata.read(root)
+            with connect(DatabaseSettings()) as conn:
+                report = load_territories(conn, data, settings, progress=step)
+                step("committing")
+                conn.commit()
+        except (geodata.GeoDataError, MillesimeError) as exc:
+            fail(str(exc))
+        bar.update(task, completed=len(LOAD_STEPS), description="done")
+    for name, counts in report.changes.items():
+        err.print(f"{name}: " + ", ".join(f"{n} {k}" for k, n in counts.items()), highlight=False)
+    err.print(f"geometries repaired with ST_MakeValid: {report.repaired_geometries}")
+    err.print(f"users remapped to merged communes: {report.users_remapped}; "
+              f"left unplaced: {report.users_unplaced}")
+    verdict = "loaded" if report.changed else "already up to date, nothing changed"
+    typer.echo(f"millésime {report.millesime}: {verdict}")
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def locate(lat: str, lon: str) -> None:
+    """Print the commune, EPCI, département and région of LAT LON as one JSON object.
+
+    Exit 3 when no commune covers the point (sea, abroad), 2 on invalid coordinates.
+    """
+    try:
+        flat, flon = parse_coordinates(lat, lon)
+    except InvalidCoordinates as exc:
+        fail(str(exc), code=2)
+    with connect(DatabaseSettings()) as conn:
+        location = locate_point(conn, flat, flon)
+    if location is None:
+        fail(f"no French commune at lat={flat} lon={flon} (sea or abroad)", code=3)
+    typer.echo(json.dumps(location.as_json_dict(), ensure_ascii=False))

@@ -1,0 +1,4 @@
+"""users."""
+import typer
+
+app = typer.Typer()

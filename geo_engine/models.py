@@ -1,0 +1,176 @@
+"""Write-side schema of the territories and of users' places (alembic migrates from this).
+
+Heavy reads do not go through these classes: they are SQL files beside the code that runs them.
+Geometries are WGS84 (SRID 4326) lon/lat, as in the source data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _area() -> Geometry:
+    return Geometry("MULTIPOLYGON", srid=4326, spatial_index=False)
+
+
+class GeodataRelease(Base):
+    """One row per millésime loaded; the highest is the one in force."""
+
+    __tablename__ = "geodata_release"
+    millesime: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Region(Base):
+    __tablename__ = "region"
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    zone: Mapped[str] = mapped_column(Text)
+    geom = mapped_column(_area(), nullable=True)
+
+
+class Departement(Base):
+    __tablename__ = "departement"
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    region_code: Mapped[str] = mapped_column(ForeignKey("region.code"))
+    zone: Mapped[str] = mapped_column(Text)
+    geom = mapped_column(_area(), nullable=True)
+
+
+class Epci(Base):
+    """An intercommunalité; its outline is the union of its members' (computed in PostGIS)."""
+
+    __tablename__ = "epci"
+    siren: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    population: Mapped[int] = mapped_column(Integer)
+    member_count: Mapped[int] = mapped_column(Integer)
+    area_km2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    xxl: Mapped[bool] = mapped_column(server_default="false")
+    geom = mapped_column(_area(), nullable=True)
+
+
+class Commune(Base):
+    """A commune of the millésime in force, with or without an outline (COM, restored communes)."""
+
+    __tablename__ = "commune"
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    departement_code: Mapped[str] = mapped_column(ForeignKey("departement.code"))
+    region_code: Mapped[str] = mapped_column(ForeignKey("region.code"))
+    epci_siren: Mapped[str | None] = mapped_column(ForeignKey("epci.siren"), nullable=True)
+    population: Mapped[int] = mapped_column(Integer)
+    postal_codes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    zone: Mapped[str] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(Text)
+    geom = mapped_column(_area(), nullable=True)
+
+    __table_args__ = (Index("ix_commune_epci_siren", "epci_siren"),)
+
+
+class CommunePiece(Base):
+    """Commune outlines cut by ``ST_Subdivide``: small pieces make ``ST_Covers`` cheap."""
+
+    __tablename__ = "commune_piece"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    commune_code: Mapped[str] = mapped_column(ForeignKey("commune.code", ondelete="CASCADE"))
+    geom = mapped_column(Geometry("POLYGON", srid=4326, spatial_index=True), nullable=False)
+
+    __table_args__ = (Index("ix_commune_piece_commune_code", "commune_code"),)
+
+
+class CommuneFormerCode(Base):
+    """An INSEE code absorbed by a commune nouvelle (the data's ``anciensCodes``)."""
+
+    __tablename__ = "commune_former_code"
+    former_code: Mapped[str] = mapped_column(Text, primary_key=True)
+    commune_code: Mapped[str] = mapped_column(ForeignKey("commune.code", ondelete="CASCADE"))
+
+
+class PostalCode(Base):
+    __tablename__ = "postal_code"
+    postal_code: Mapped[str] = mapped_column(Text, primary_key=True)
+    commune_code: Mapped[str] = mapped_column(
+        ForeignKey("commune.code", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Arrondissement(Base):
+    """Arrondissements municipaux of Paris, Lyon and Marseille (outlines for Paris only)."""
+
+    __tablename__ = "arrondissement"
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    commune_code: Mapped[str] = mapped_column(ForeignKey("commune.code"))
+    population: Mapped[int] = mapped_column(Integer)
+    geom = mapped_column(_area(), nullable=True)
+
+
+class AppUser(Base):
+    """A citizen's profile; where they live is in ``user_place``."""
+
+    __tablename__ = "app_user"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    interests: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    notifications: Mapped[dict[str, object]] = mapped_column(JSONB, server_default="{}")
+    timezone: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class UserPlace(Base):
+    """Where a user lives: a commune, or (ambiguous postal code) the candidates to choose from.
+
+    ``home`` is the coarsened point when one was given; the exact point is never stored.
+    Kept apart from ``app_user`` so that bulk placement can write a new table and swap it in.
+    """
+
+    __tablename__ = "user_place"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True
+    )
+    commune_code: Mapped[str | None] = mapped_column(ForeignKey("commune.code"), nullable=True)
+    arrondissement_code: Mapped[str | None] = mapped_column(
+        ForeignKey("arrondissement.code"), nullable=True
+    )
+    candidate_communes: Mapped[list[str] | None] = mapped_column(ARRAY(Text), nullable=True)
+    postal_code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    home = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(
+            "commune_code IS NOT NULL OR candidate_communes IS NOT NULL", name="placed_or_pending"
+        ),
+        Index("ix_user_place_commune_code", "commune_code"),
+    )

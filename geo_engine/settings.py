@@ -1,0 +1,94 @@
+"""Settings, one class per concern, read from the environment (prefix ``GEO_ENGINE_``) and ``.env``.
+
+Nothing here is read at import: callers build a settings object and pass it in, so tests
+can build their own without touching the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_geodata_dir() -> Path | None:
+    """``../shared/geodata`` beside the checkout, when it exists."""
+    for candidate in (Path.cwd() / ".." / "shared" / "geodata", _REPO_ROOT / ".." / "shared" / "geodata"):
+        if (candidate / "README.md").is_file():
+            return candidate.resolve()
+    return None
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GEO_ENGINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+
+class DatabaseSettings(_Base):
+    """Where PostGIS is. ``make services`` writes ``GEO_ENGINE_DATABASE_URL`` into ``.env``."""
+
+    database_url: str = Field(
+        default="postgresql://geo_engine:geo_engine@127.0.0.1:55432/geo_engine",
+        description="libpq URL of the PostGIS database",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("GEO_ENGINE_DATABASE_URL must be a postgresql:// URL")
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return "postgresql+psycopg://" + self.database_url.split("://", 1)[1]
+
+
+class RedisSettings(_Base):
+    redis_url: str = Field(default="redis://127.0.0.1:56379/0", description="Redis URL")
+
+
+class GeoSettings(_Base):
+    """Territories: where the real geography is, and the rules derived from it."""
+
+    geodata_dir: Path | None = Field(
+        default_factory=_default_geodata_dir,
+        description="folder of the French geography data set (see shared/geodata/README.md)",
+    )
+    xxl_min_communes: int = Field(
+        default=50, ge=1, description="an EPCI with at least this many member communes is XXL"
+    )
+    xxl_min_area_km2: float = Field(
+        default=1000.0, gt=0, description="an EPCI at least this large (km²) is XXL"
+    )
+    subdivide_max_vertices: int = Field(
+        default=64,
+        ge=8,
+        description="commune outlines are cut into pieces of at most this many vertices for locate",
+    )
+
+    def require_geodata_dir(self) -> Path:
+        if self.geodata_dir is None:
+            raise FileNotFoundError(
+                "no geography data: set GEO_ENGINE_GEODATA_DIR to the shared/geodata folder"
+            )
+        if not self.geodata_dir.is_dir():
+            raise FileNotFoundError(f"GEO_ENGINE_GEODATA_DIR={self.geodata_dir} is not a folder")
+        return self.geodata_dir
+
+
+class UserSettings(_Base):
+    """How users' homes are kept."""
+
+    home_precision_m: float = Field(
+        default=100.0,
+        ge=0,
+        description=(
+            "stored home points are snapped to a grid of about this many metres "
+            "(0 keeps exact points); the exact point is never stored"
+        ),
+    )

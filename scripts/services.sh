@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Starts (or stops) throwaway PostgreSQL+PostGIS and Redis instances for this checkout.
+#
+#   scripts/services.sh up       install what is missing, start both, write .env   (idempotent)
+#   scripts/services.sh down     stop both (data folders are kept under .services/)
+#   scripts/services.sh status   say what runs where
+#
+# Without a Docker engine (or with GEO_ENGINE_SERVICES=local) it uses the system's packages and
+# runs its own instances on their own ports and data folders, never the system's default ones.
+# With GEO_ENGINE_SERVICES=docker (the default where apt-get is absent and a Docker engine
+# answers) it runs docker compose instead.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE="$ROOT/.services"
+PG_PORT=${GEO_ENGINE_PG_PORT:-55432}
+REDIS_PORT=${GEO_ENGINE_REDIS_PORT:-56379}
+ENV_FILE="$ROOT/.env"
+MODE=${GEO_ENGINE_SERVICES:-auto}
+
+say() { printf '\033[1m[services]\033[0m %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if [ "$MODE" = auto ]; then
+  if command -v apt-get >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    MODE=local
+  elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    MODE=docker
+  else
+    die "no apt-get, no PostgreSQL binaries and no Docker engine: install PostgreSQL 15+ with PostGIS 3 and Redis 7, or Docker"
+  fi
+fi
+
+write_env() {  # $1 = database url, $2 = redis url
+  local tmp
+  tmp=$(mktemp)
+  if [ -f "$ENV_FILE" ]; then
+    grep -v -E '^GEO_ENGINE_(DATABASE_URL|REDIS_URL)=' "$ENV_FILE" >"$tmp" || true
+  fi
+  printf 'GEO_ENGINE_DATABASE_URL=%s\nGEO_ENGINE_REDIS_URL=%s\n' "$1" "$2" >>"$tmp"
+  mv "$tmp" "$ENV_FILE"
+  say "connection settings written to .env"
+}
+
+# ---------------------------------------------------------------- docker
+docker_up() {
+  docker compose -f "$ROOT/docker-compose.yml" up -d --wait postgis redis
+  write_env "postgresql://geo_engine:geo_engine@127.0.0.1:${PG_PORT}/geo_engine" "redis://127.0.0.1:${REDIS_PORT}/0"
+}
+
+# ---------------------------------------------------------------- local packages
+pg_bindir() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  [ -n "$d" ] && echo "$d"
+}
+
+install_packages() {
+  local missing=() bindir ver
+  bindir=$(pg_bindir || true)
+  [ -n "$bindir" ] || missing+=(postgresql)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]} from the system's packages"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    bindir=$(pg_bindir)
+  fi
+  ver=$(basename "$(dirname "$bindir")")
+  [ "${ver%%.*}" -ge 15 ] || die "PostgreSQL $ver found; 15 or newer is needed"
+  if [ ! -f "/usr/share/postgresql/$ver/extension/postgis.control" ]; then
+    say "installing postgresql-$ver-postgis-3 from the system's packages"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-$ver-postgis-3" >/dev/null
+  fi
+  # The package starts the system's default instances; ours are separate and those are left alone.
+}
+
+# PostgreSQL refuses to run as root: as root, the cluster belongs to the 'postgres' user.
+pg_run() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+pg_data_dir() {
+  # The data folder lives under the repo unless the 'postgres' user cannot reach it there.
+  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$ROOT"; then
+    echo "/var/tmp/geo-engine-$(echo "$ROOT" | md5sum | cut -c1-12)/pg"
+  else
+    echo "$STATE/pg"
+  fi
+}
+
+pg_up() {
+  local bindir data pwfile
+  bindir=$(pg_bindir)
+  data=$(pg_data_dir)
+  pwfile="$STATE/pg.password"
+  mkdir -p "$STATE"
+  [ -f "$pwfile" ] || (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$pwfile")
+  if [ ! -f "$data/PG_VERSION" ]; then
+    say "creating a PostgreSQL cluster in $data (port $PG_PORT)"
+    mkdir -p "$data"
+    local initpw
+    initpw=$(mktemp)
+    cp "$pwfile" "$initpw"
+    if [ "$(id -u)" = 0 ]; then chown -R postgres: "$(dirname "$data")" "$initpw"; fi
+    pg_run "$bindir/initdb" -D "$data" -U geo_engine --pwfile="$initpw" --auth=scram-sha-256 \
+      --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    rm -f "$initpw"
+    # A throwaway instance for development, tests and benchmarks: durability is traded for speed.
+    cat >>"$data/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$data'
+shared_buffers = 1GB
+work_mem = 64MB
+maintenance_work_mem = 1GB
+max_wal_size = 8GB
+wal_level = minimal
+max_wal_senders = 0
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+EOF
+  fi
+  if pg_run "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    say "PostgreSQL already running on port $PG_PORT"
+  else
+    say "starting PostgreSQL on port $PG_PORT"
+    pg_run "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null \
+      || { tail -n 20 "$data/server.log" >&2; die "PostgreSQL did not start (log: $data/server.log)"; }
+  fi
+  local pw tries=0
+  pw=$(cat "$pwfile")
+  until PGPASSWORD="$pw" psql -h 127.0.0.1 -p "$PG_PORT" -U geo_engine -d postgres -Atqc 'select 1' >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    [ $tries -lt 60 ] || die "PostgreSQL on port $PG_PORT does not answer"
+    sleep 0.5
+  done
+  if ! PGPASSWORD="$pw" psql -h 127.0.0.1 -p "$PG_PORT" -U geo_engine -d postgres -Atqc \
+      "select 1 from pg_database where datname = 'geo_engine'" | grep -q 1; then
+    PGPASSWORD="$pw" psql -h 127.0.0.1 -p "$PG_PORT" -U geo_engine -d postgres -qc 'create database geo_engine' >/dev/null
+  fi
+}
+
+pg_down() {
+  local data
+  data=$(pg_data_dir)
+  if [ -f "$data/PG_VERSION" ] && pg_run "$(pg_bindir)/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    pg_run "$(pg_bindir)/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+    say "PostgreSQL stopped"
+  fi
+}
+
+redis_up() {
+  mkdir -p "$STATE/redis"
+  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    say "Redis already running on port $REDIS_PORT"
+  else
+    say "starting Redis on port $REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$STATE/redis" --daemonize yes \
+      --pidfile "$STATE/redis/redis.pid" --logfile "$STATE/redis/redis.log" \
+      --appendonly yes --appendfsync everysec --save ''
+  fi
+  local tries=0
+  until redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; do
+    tries=$((tries + 1))
+    [ $tries -lt 60 ] || die "Redis on port $REDIS_PORT does not answer (log: $STATE/redis/redis.log)"
+    sleep 0.2
+  done
+}
+
+redis_down() {
+  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
+    say "Redis stopped"
+  fi
+}
+
+case "${1:-up}" in
+  up)
+    if [ "$MODE" = docker ]; then docker_up; exit 0; fi
+    install_packages
+    pg_up
+    redis_up
+    write_env "postgresql://geo_engine:$(cat "$STATE/pg.password")@127.0.0.1:${PG_PORT}/geo_engine" \
+      "redis://127.0.0.1:${REDIS_PORT}/0"
+    ;;
+  down)
+    if [ "$MODE" = docker ]; then docker compose -f "$ROOT/docker-compose.yml" down; exit 0; fi
+    redis_down
+    pg_down
+    ;;
+  status)
+    if [ "$MODE" = docker ]; then docker compose -f "$ROOT/docker-compose.yml" ps; exit 0; fi
+    data=$(pg_data_dir)
+    if [ -f "$data/PG_VERSION" ] && pg_run "$(pg_bindir)/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+      say "PostgreSQL: running on 127.0.0.1:$PG_PORT ($data)"
+    else
+      say "PostgreSQL: stopped"
+    fi
+    if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+      say "Redis: running on 127.0.0.1:$REDIS_PORT"
+    else
+      say "Redis: stopped"
+    fi
+    ;;
+  *) die "usage: $0 up|down|status" ;;
+esac
