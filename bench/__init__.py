@@ -1,0 +1,1 @@
+"""Benchmarks: ``geo-engine bench NAME --size N --json``; figures are kept in bench/README.md."""

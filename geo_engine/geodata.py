@@ -33,6 +33,7 @@ TIMEZONE_BY_DEPARTEMENT = {
     "986": "Pacific/Wallis",
     "987": "Pacific/Tahiti",
     "988": "Pacific/Noumea",
+    "989": "Etc/GMT+8",  # Clipperton (UTC-8); tzdata has no named zone for it
 }
 METROPOLITAN_TIMEZONE = "Europe/Paris"
 

@@ -1,4 +1,29 @@
-"""bench."""
+"""Benchmarks."""
 
-def bench() -> None:
-    """Run a benchmark."""
+from __future__ import annotations
+
+import json
+
+import typer
+
+from bench.runner import BENCHMARKS, run
+from geo_engine.cli.common import err, fail
+from geo_engine.settings import DatabaseSettings, GeoSettings
+
+
+def bench(
+    name: str = typer.Argument(..., help=f"one of: {', '.join(BENCHMARKS)}"),
+    size: int = typer.Option(10_000, min=100, help="how many users or points"),
+    seed: int = typer.Option(42),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Run benchmark NAME on a database of its own (<database>_bench)."""
+    if name not in BENCHMARKS:
+        fail(f"unknown benchmark {name!r}; choose one of: {', '.join(BENCHMARKS)}", code=2)
+    err.print(f"running {name} with size {size}…")
+    figures = run(name, size, seed, DatabaseSettings(), GeoSettings())
+    if as_json:
+        typer.echo(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            typer.echo(f"{key}: {value}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 
 from contracts.territories import InvalidCoordinates, parse_coordinates
 from geo_engine import geodata
@@ -35,7 +36,7 @@ def load() -> None:
     try:
         root = settings.require_geodata_dir()
     except FileNotFoundError as exc:
-        fail(str(exc))
+        fail(escape(str(exc)))
     with progress_bar() as bar:
         task = bar.add_task("reading files", total=len(LOAD_STEPS))
 
@@ -49,7 +50,7 @@ def load() -> None:
                 step("committing")
                 conn.commit()
         except (geodata.GeoDataError, MillesimeError) as exc:
-            fail(str(exc))
+            fail(escape(str(exc)))
         bar.update(task, completed=len(LOAD_STEPS), description="done")
     for name, counts in report.changes.items():
         err.print(f"{name}: " + ", ".join(f"{n} {k}" for k, n in counts.items()), highlight=False)
@@ -69,7 +70,8 @@ def locate(lat: str, lon: str) -> None:
     try:
         flat, flon = parse_coordinates(lat, lon)
     except InvalidCoordinates as exc:
-        fail(str(exc), code=2)
+        # The message quotes what the user typed: it must not be read as rich markup.
+        fail(escape(str(exc)), code=2)
     with connect(DatabaseSettings()) as conn:
         location = locate_point(conn, flat, flon)
     if location is None:

@@ -1,0 +1,111 @@
+"""Run one benchmark on a database of its own (created, migrated and loaded on first use).
+
+Work is done in a transaction that is rolled back, so a benchmark leaves nothing behind and
+never touches the engine's own database.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from fixtures.population import generate_users
+from geo_engine import db, geodata
+from geo_engine.locate import locate
+from geo_engine.placement import CommuneIndex
+from geo_engine.settings import DatabaseSettings, GeoSettings, UserSettings
+from geo_engine.territories_load import current_millesime, load
+from geo_engine.users import place, store_places
+
+Figures = dict[str, Any]
+
+
+def bench_database(settings: DatabaseSettings, geo: GeoSettings) -> DatabaseSettings:
+    """``<database>_bench`` beside the configured one, with France loaded."""
+    head, _, name = settings.database_url.rpartition("/")
+    bench_name = name.split("?")[0] + "_bench"
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (bench_name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bench_name)))
+    bench = DatabaseSettings(database_url=f"{head}/{bench_name}")
+    db.upgrade(bench)
+    with db.connect(bench) as conn:
+        if current_millesime(conn) is None:
+            load(conn, geodata.read(geo.require_geodata_dir()), geo)
+            conn.commit()
+    return bench
+
+
+def placement(conn: psycopg.Connection, size: int, seed: int) -> Figures:
+    """Place ``size`` users into communes in memory and store them (binary COPY)."""
+    t0 = time.perf_counter()
+    batch = generate_users(conn, size, seed)
+    # Profiles exist before placement, as after an import's first step.
+    with conn.cursor() as cur:
+        cur.execute("TRUNCATE user_place, app_user")
+        with cur.copy("COPY app_user (id) FROM STDIN") as copy:
+            copy.write("\n".join(map(str, batch.ids.tolist())) + "\n")
+    t1 = time.perf_counter()
+    index = CommuneIndex.from_db(conn)
+    t2 = time.perf_counter()
+    placed = place(conn, batch, index)
+    t3 = time.perf_counter()
+    with conn.cursor() as cur:
+        store_places(cur, batch, placed, UserSettings())
+    t4 = time.perf_counter()
+    stored = conn.execute("SELECT count(*) FROM user_place").fetchone()
+    assert stored is not None and stored[0] == size
+    return {
+        "users_per_s": round(size / (t4 - t2)),
+        "place_s": round(t3 - t2, 3),
+        "store_s": round(t4 - t3, 3),
+        "index_build_s": round(t2 - t1, 3),
+        "generate_s": round(t1 - t0, 3),
+        "pending_postal_codes": placed.pending,
+    }
+
+
+def locate_points(conn: psycopg.Connection, size: int, seed: int) -> Figures:
+    """Single locates, one after another on one connection, over ``size`` points in France."""
+    batch = generate_users(conn, size * 2, seed)
+    has = np.flatnonzero(~np.isnan(batch.lon))[:size]
+    for i in has[:200]:  # warm the cache and the prepared statement
+        locate(conn, float(batch.lat[i]), float(batch.lon[i]))
+    times = []
+    for i in has:
+        t = time.perf_counter()
+        locate(conn, float(batch.lat[i]), float(batch.lon[i]))
+        times.append((time.perf_counter() - t) * 1000)
+    q = statistics.quantiles(times, n=100)
+    return {"p50_ms": round(q[49], 4), "p99_ms": round(q[98], 4), "points": len(times)}
+
+
+BENCHMARKS: dict[str, Callable[[psycopg.Connection, int, int], Figures]] = {
+    "placement": placement,
+    "locate": locate_points,
+}
+
+
+def run(name: str, size: int, seed: int, settings: DatabaseSettings, geo: GeoSettings) -> Figures:
+    bench = bench_database(settings, geo)
+    with db.connect(bench) as conn:
+        try:
+            figures = BENCHMARKS[name](conn, size, seed)
+        finally:
+            conn.rollback()
+    return {
+        "name": name,
+        "size": size,
+        **figures,
+        "cores": os.cpu_count(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,326 @@
+"""Placing users in their commune: import from JSON Lines, bulk placement, moves, choices.
+
+A user's home is given as a point, a commune code or a postal code. A point is placed by the
+rule of ``locate.sql``; a former commune code follows its commune nouvelle; a postal code
+shared by several communes is not guessed: the user stays pending with the candidates listed.
+Only a coarsened home point is ever stored (``GEO_ENGINE_HOME_PRECISION_M``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import psycopg
+from psycopg import sql
+from pydantic import ValidationError
+
+from contracts.users import UserRecord
+from geo_engine import pgcopy
+from geo_engine.locate import locate
+from geo_engine.placement import NO_COMMUNE, CommuneIndex
+from geo_engine.settings import UserSettings
+
+METRES_PER_DEGREE = 111_320.0
+MAX_REPORTED_ERRORS = 20
+BULK_ROWS = 10_000  # from this many rows into an empty table, keys are built once at the end
+
+
+class UserImportError(Exception):
+    """The input has invalid lines; nothing was written. ``errors`` says line, field, reason."""
+
+    def __init__(self, errors: list[str], total: int) -> None:
+        shown = errors[:MAX_REPORTED_ERRORS]
+        more = f"\n… and {total - len(shown)} more" if total > len(shown) else ""
+        super().__init__("\n".join(shown) + more)
+        self.errors = errors
+        self.total = total
+
+
+class PlacementError(ValueError):
+    """A single placement request that cannot be honoured (unknown commune, not a candidate…)."""
+
+
+@dataclass
+class UserBatch:
+    """Users in columns, as read from a file or generated; ``line`` numbers the source lines."""
+
+    ids: npt.NDArray[np.int64]
+    lon: npt.NDArray[np.float64]  # NaN where no home point was given
+    lat: npt.NDArray[np.float64]
+    commune: npt.NDArray[np.object_]  # given INSEE code or None
+    postal_code: npt.NDArray[np.object_]
+    interests: list[list[str]]
+    notifications: list[bytes]  # JSON
+    timezone: list[str | None]
+    line: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_records(cls, records: list[UserRecord], lines: Iterable[int] | None = None) -> UserBatch:
+        n = len(records)
+        return cls(
+            ids=np.fromiter((r.id for r in records), dtype=np.int64, count=n),
+            lon=np.fromiter((r.home.lon if r.home else np.nan for r in records), np.float64, n),
+            lat=np.fromiter((r.home.lat if r.home else np.nan for r in records), np.float64, n),
+            commune=np.array([r.commune for r in records] or [], dtype=object),
+            postal_code=np.array([r.postal_code for r in records] or [], dtype=object),
+            interests=[[str(t) for t in r.interests] for r in records],
+            notifications=[orjson.dumps(r.notifications.model_dump()) for r in records],
+            timezone=[r.timezone for r in records],
+            line=np.fromiter(lines if lines is not None else range(1, n + 1), np.int64, n),
+        )
+
+
+@dataclass
+class Placement:
+    commune: npt.NDArray[np.object_]
+    arrondissement: npt.NDArray[np.object_]
+    candidates: list[list[str] | None]
+
+    @property
+    def pending(self) -> int:
+        return sum(1 for c in self.candidates if c is not None)
+
+
+def read_jsonl(path: Path, progress: Callable[[int], None] = lambda _n: None) -> UserBatch:
+    """Parse and validate every line; raise UserImportError listing the bad ones."""
+    records: list[UserRecord] = []
+    lines: list[int] = []
+    errors: list[str] = []
+    seen: dict[int, int] = {}
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number % 100_000 == 0:
+                progress(100_000)
+            if not raw.strip():
+                continue
+            try:
+                record = UserRecord.model_validate_json(raw)
+            except ValidationError as exc:
+                for err in exc.errors(include_url=False):
+                    where = ".".join(str(p) for p in err["loc"]) or "line"
+                    errors.append(f"{path.name}:{number}: {where}: {err['msg']}")
+                continue
+            if record.id in seen:
+                errors.append(f"{path.name}:{number}: id: {record.id} already on line {seen[record.id]}")
+                continue
+            seen[record.id] = number
+            records.append(record)
+            lines.append(number)
+    if errors:
+        raise UserImportError(errors, len(errors))
+    return UserBatch.from_records(records, lines)
+
+
+def coarsen(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64],
+            precision_m: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Snap points to the centre of a grid cell about ``precision_m`` wide (0: unchanged).
+
+    Latitude steps are ``precision_m`` long; longitude steps are widened by 1/cos(latitude band)
+    so cells stay about square. Snapping to the centre avoids biasing every point south-west.
+    """
+    if precision_m <= 0:
+        return lon, lat
+    step_lat = precision_m / METRES_PER_DEGREE
+    clat = (np.floor(lat / step_lat) + 0.5) * step_lat
+    step_lon = step_lat / np.maximum(np.cos(np.radians(clat)), 0.01)
+    clon = (np.floor(lon / step_lon) + 0.5) * step_lon
+    return clon, clat
+
+
+def _current_codes(conn: psycopg.Connection, codes: list[str]) -> dict[str, str]:
+    """Given INSEE codes → the commune in force (itself, or the commune nouvelle it merged into)."""
+    rows = conn.execute(
+        """SELECT code, code FROM commune WHERE code = ANY (%(codes)s)
+           UNION ALL
+           SELECT former_code, commune_code FROM commune_former_code
+           WHERE former_code = ANY (%(codes)s)""",
+        {"codes": codes},
+    ).fetchall()
+    return dict(rows)
+
+
+def _postal_candidates(conn: psycopg.Connection, postal_codes: list[str]) -> dict[str, list[str]]:
+    rows = conn.execute(
+        """SELECT postal_code, array_agg(commune_code ORDER BY commune_code) FROM postal_code
+           WHERE postal_code = ANY (%s) GROUP BY postal_code""",
+        (postal_codes,),
+    ).fetchall()
+    return dict(rows)
+
+
+def place(conn: psycopg.Connection, batch: UserBatch, index: CommuneIndex | None = None) -> Placement:
+    """Resolve every user's commune; raise UserImportError for homes no commune holds.
+
+    With ``index`` points are placed in memory (millions of users); without it, each point is
+    located in PostGIS, which suits small batches. Both follow the same border rule.
+    """
+    n = len(batch)
+    commune = np.full(n, None, dtype=object)
+    arrondissement = np.full(n, None, dtype=object)
+    candidates: list[list[str] | None] = [None] * n
+    errors: list[str] = []
+
+    has_point = np.flatnonzero(~np.isnan(batch.lon))
+    if index is not None:
+        found = index.place(batch.lon[has_point], batch.lat[has_point])
+        ok = found != NO_COMMUNE
+        commune[has_point[ok]] = index.codes[found[ok]]
+        arr = index.arrondissements(found, batch.lon[has_point], batch.lat[has_point])
+        arrondissement[has_point] = arr
+        missing = has_point[~ok]
+    else:
+        lost = []
+        for i in has_point:
+            where = locate(conn, float(batch.lat[i]), float(batch.lon[i]))
+            if where is None:
+                lost.append(i)
+                continue
+            commune[i] = where.commune.code
+            arrondissement[i] = where.arrondissement.code if where.arrondissement else None
+        missing = np.array(lost, dtype=np.int64)
+    errors += [
+        f"line {batch.line[i]}: home: lon={batch.lon[i]} lat={batch.lat[i]} is in no French commune"
+        for i in missing
+    ]
+
+    given = np.flatnonzero(batch.commune != None)  # noqa: E711 (numpy elementwise)
+    current = _current_codes(conn, sorted({str(c) for c in batch.commune[given]}))
+    for i in given:
+        code = current.get(batch.commune[i])
+        if code is None:
+            errors.append(f"line {batch.line[i]}: commune: unknown INSEE code {batch.commune[i]}")
+        commune[i] = code
+
+    by_postal = np.flatnonzero(batch.postal_code != None)  # noqa: E711
+    known = _postal_candidates(conn, sorted({str(p) for p in batch.postal_code[by_postal]}))
+    for i in by_postal:
+        found_codes = known.get(batch.postal_code[i])
+        if not found_codes:
+            errors.append(f"line {batch.line[i]}: postal_code: unknown postal code {batch.postal_code[i]}")
+        elif len(found_codes) == 1:
+            commune[i] = found_codes[0]
+        else:
+            candidates[i] = found_codes
+    if errors:
+        raise UserImportError(errors, len(errors))
+    return Placement(commune, arrondissement, candidates)
+
+
+def _store_profiles(cur: psycopg.Cursor, batch: UserBatch) -> None:
+    cur.execute("DROP TABLE IF EXISTS stage_user")
+    cur.execute("""CREATE TEMP TABLE stage_user (id bigint, interests text[], notifications jsonb,
+                   timezone text) ON COMMIT DROP""")
+    with cur.copy("COPY stage_user (id, interests, notifications, timezone) FROM STDIN") as copy:
+        for row in zip(batch.ids.tolist(), batch.interests,
+                       (n.decode() for n in batch.notifications), batch.timezone, strict=True):
+            copy.write_row(row)
+    cur.execute("""
+        INSERT INTO app_user AS u (id, interests, notifications, timezone)
+        SELECT id, interests, notifications, timezone FROM stage_user
+        ON CONFLICT (id) DO UPDATE SET interests = EXCLUDED.interests,
+            notifications = EXCLUDED.notifications, timezone = EXCLUDED.timezone, updated_at = now()
+        WHERE (u.interests, u.notifications, u.timezone)
+            IS DISTINCT FROM (EXCLUDED.interests, EXCLUDED.notifications, EXCLUDED.timezone)
+    """)
+
+
+PLACE_COLUMNS = ["user_id", "commune_code", "arrondissement_code", "postal_code", "home"]
+
+
+def _copy_places(cur: psycopg.Cursor, table: str, batch: UserBatch, placement: Placement,
+                 columns: list[pgcopy.Column], placed: npt.NDArray[np.bool_]) -> None:
+    """Placed users in one binary COPY; pending ones, with their candidates, after them."""
+    pgcopy.copy_binary(cur, table, PLACE_COLUMNS,
+                       [pgcopy.Column(c.data[placed], c.present[placed]) for c in columns])
+    statement = sql.SQL("COPY {} (user_id, candidate_communes, postal_code) FROM STDIN").format(
+        sql.Identifier(table))
+    with cur.copy(statement) as copy:
+        for i in np.flatnonzero(~placed):
+            copy.write_row((int(batch.ids[i]), placement.candidates[i], batch.postal_code[i]))
+
+
+def store_places(cur: psycopg.Cursor, batch: UserBatch, placement: Placement,
+                 settings: UserSettings) -> None:
+    """Write the users' places. Into an empty table it is one binary COPY with indexes and keys
+    built once at the end; otherwise through a staging table and one upsert."""
+    lon, lat = coarsen(batch.lon, batch.lat, settings.home_precision_m)
+    columns = [
+        pgcopy.bigint(batch.ids),
+        pgcopy.fixed_text(placement.commune, 5),
+        pgcopy.fixed_text(placement.arrondissement, 5),
+        pgcopy.fixed_text(batch.postal_code, 5),
+        pgcopy.points_ewkb(lon, lat),
+    ]
+    placed = np.array([c is None for c in placement.candidates], dtype=bool)
+    cur.execute("SELECT NOT EXISTS (SELECT 1 FROM user_place)")
+    row = cur.fetchone()
+    if row and row[0] and len(batch) >= BULK_ROWS:
+        with pgcopy.constraints_deferred_to_the_end(cur, "user_place"):
+            _copy_places(cur, "user_place", batch, placement, columns, placed)
+        return
+    cur.execute("DROP TABLE IF EXISTS stage_place")
+    cur.execute("CREATE TEMP TABLE stage_place (LIKE user_place) ON COMMIT DROP")
+    _copy_places(cur, "stage_place", batch, placement, columns, placed)
+    cur.execute("""
+        INSERT INTO user_place AS p (user_id, commune_code, arrondissement_code,
+                                     candidate_communes, postal_code, home)
+        SELECT user_id, commune_code, arrondissement_code, candidate_communes, postal_code, home
+        FROM stage_place
+        ON CONFLICT (user_id) DO UPDATE SET commune_code = EXCLUDED.commune_code,
+            arrondissement_code = EXCLUDED.arrondissement_code,
+            candidate_communes = EXCLUDED.candidate_communes,
+            postal_code = EXCLUDED.postal_code, home = EXCLUDED.home
+    """)
+
+
+def import_users(conn: psycopg.Connection, batch: UserBatch, settings: UserSettings,
+                 index: CommuneIndex | None = None) -> Placement:
+    """Place and store a batch of users in the caller's transaction (the caller commits)."""
+    placement = place(conn, batch, index)
+    with conn.cursor() as cur:
+        _store_profiles(cur, batch)
+        store_places(cur, batch, placement, settings)
+    return placement
+
+
+def choose_commune(conn: psycopg.Connection, user_id: int, code: str) -> None:
+    """Settle a pending user on one of their candidate communes."""
+    row = conn.execute(
+        "SELECT candidate_communes FROM user_place WHERE user_id = %s FOR UPDATE", (user_id,)
+    ).fetchone()
+    if row is None:
+        raise PlacementError(f"user {user_id} has no place to settle")
+    if row[0] is None:
+        raise PlacementError(f"user {user_id} is already placed; use move instead")
+    if code not in row[0]:
+        raise PlacementError(
+            f"{code} is not among user {user_id}'s candidate communes: {', '.join(row[0])}"
+        )
+    conn.execute(
+        """UPDATE user_place SET commune_code = %s, candidate_communes = NULL,
+                  arrondissement_code = NULL WHERE user_id = %s""",
+        (code, user_id),
+    )
+
+
+def move_user(conn: psycopg.Connection, record: UserRecord, settings: UserSettings) -> Placement:
+    """Re-place one user who moved (same rules as the import); the profile must exist."""
+    exists = conn.execute("SELECT 1 FROM app_user WHERE id = %s", (record.id,)).fetchone()
+    if exists is None:
+        raise PlacementError(f"no user {record.id}")
+    batch = UserBatch.from_records([record])
+    try:
+        placement = place(conn, batch)
+    except UserImportError as exc:
+        raise PlacementError(str(exc).removeprefix("line 1: ")) from exc
+    with conn.cursor() as cur:
+        store_places(cur, batch, placement, settings)
+    return placement
