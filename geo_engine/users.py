@@ -106,7 +106,8 @@ def read_jsonl(path: Path, progress: Callable[[int], None] = lambda _n: None) ->
             except ValidationError as exc:
                 for err in exc.errors(include_url=False):
                     where = ".".join(str(p) for p in err["loc"]) or "line"
-                    errors.append(f"{path.name}:{number}: {where}: {err['msg']}")
+                    reason = err["msg"].removeprefix("Value error, ")
+                    errors.append(f"{path.name}:{number}: {where}: {reason}")
                 continue
             if record.id in seen:
                 errors.append(f"{path.name}:{number}: id: {record.id} already on line {seen[record.id]}")

@@ -79,7 +79,9 @@ class MiniData:
             root / "departements" / "departements-avec-outre-mer.geojson",
             _collection(self.departement_features),
         )
-        _dump(root / "regions" / "regions-avec-outre-mer.geojson", _collection(self.region_features))
+        _dump(
+            root / "regions" / "regions-avec-outre-mer.geojson", _collection(self.region_features)
+        )
         _dump(root / "membership" / "communes.json", self.records)
         _dump(root / "membership" / "epci.json", self.epcis)
         _dump(root / "membership" / "departements.json", self.departements)
@@ -162,9 +164,7 @@ def merged(data: MiniData, absorbed: str, into: str, millesime: int) -> MiniData
     new.millesime = millesime
     survivor, gone = new.record(into), new.record(absorbed)
     survivor["anciensCodes"] = sorted({*(survivor.get("anciensCodes") or []), absorbed})
-    survivor["population"] = int(survivor.get("population") or 0) + int(
-        gone.get("population") or 0
-    )
+    survivor["population"] = int(survivor.get("population") or 0) + int(gone.get("population") or 0)
     survivor["codesPostaux"] = sorted(
         {*(survivor.get("codesPostaux") or []), *(gone.get("codesPostaux") or [])}
     )

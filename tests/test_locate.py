@@ -233,7 +233,9 @@ def test_sea_and_abroad_are_nowhere(conn: psycopg.Connection, lat: float, lon: f
 
 
 @pytest.fixture(scope="module")
-def shared_vertices(geodata_dir: Path, reference: Reference) -> list[tuple[float, float, list[str]]]:
+def shared_vertices(
+    geodata_dir: Path, reference: Reference
+) -> list[tuple[float, float, list[str]]]:
     """Vertices of Marne outlines shared by several communes: (lon, lat, covering communes)."""
     doc = json.loads((geodata_dir / "communes" / "communes-2026-51.geojson").read_text("utf-8"))
     owners: dict[tuple[float, float], set[str]] = defaultdict(set)

@@ -211,7 +211,9 @@ def test_xxl_rule_and_areas_hold_for_every_epci(
         assert member_count == members[siren], siren
         reference = _spherical_area_km2(reference_epci_outlines[siren])
         assert area == pytest.approx(reference, rel=0.01), siren
-        rule = member_count >= geo_settings.xxl_min_communes or area >= geo_settings.xxl_min_area_km2
+        rule = (
+            member_count >= geo_settings.xxl_min_communes or area >= geo_settings.xxl_min_area_km2
+        )
         assert xxl is rule, siren
     small = [r for r in rows if r[2] < geo_settings.xxl_min_communes and r[3] < 500]
     assert small and not any(r[1] for r in small)
@@ -266,12 +268,18 @@ def test_four_island_communes_have_no_epci(
     }
     assert outside == ISLANDS_WITHOUT_EPCI
     loaded = {
-        r[0] for r in _rows(conn, "SELECT code FROM commune WHERE epci_siren IS NULL AND zone <> 'com'")
+        r[0]
+        for r in _rows(conn, "SELECT code FROM commune WHERE epci_siren IS NULL AND zone <> 'com'")
     }
     assert loaded == ISLANDS_WITHOUT_EPCI
-    assert _one(conn, "SELECT count(*) FROM commune WHERE code = ANY(%s) AND geom IS NOT NULL", (
-        sorted(ISLANDS_WITHOUT_EPCI),
-    )) == 4
+    assert (
+        _one(
+            conn,
+            "SELECT count(*) FROM commune WHERE code = ANY(%s) AND geom IS NOT NULL",
+            (sorted(ISLANDS_WITHOUT_EPCI),),
+        )
+        == 4
+    )
 
 
 def test_time_zones(conn: psycopg.Connection) -> None:
@@ -512,20 +520,29 @@ def test_newer_millesime_merges_communes_and_remaps_users(
     assert report.users_remapped >= 1
     assert report.users_unplaced == 0
     assert report.changes["communes"]["removed"] == 1
-    assert _rows(fresh, "SELECT commune_code, candidate_communes FROM user_place ORDER BY user_id") == [
+    assert _rows(
+        fresh, "SELECT commune_code, candidate_communes FROM user_place ORDER BY user_id"
+    ) == [
         (REIMS, None),
         (None, sorted([CHALONS, REIMS])),
     ]
     assert _one(fresh, "SELECT count(*) FROM commune WHERE code = %s", (TINQUEUX,)) == 0
     assert _dangling_places(fresh) == 0
-    assert _one(
-        fresh, "SELECT commune_code FROM commune_former_code WHERE former_code = %s", (TINQUEUX,)
-    ) == REIMS
+    assert (
+        _one(
+            fresh,
+            "SELECT commune_code FROM commune_former_code WHERE former_code = %s",
+            (TINQUEUX,),
+        )
+        == REIMS
+    )
     # Where Tinqueux was is now Reims, in a Grand Reims of one member fewer.
     found = locate(fresh, inside_tinqueux.y, inside_tinqueux.x)
     assert found is not None and found.commune.code == REIMS
     assert found.epci is not None and found.epci.members == 2
-    assert _one(fresh, "SELECT count(*) FROM commune_piece WHERE commune_code = %s", (TINQUEUX,)) == 0
+    assert (
+        _one(fresh, "SELECT count(*) FROM commune_piece WHERE commune_code = %s", (TINQUEUX,)) == 0
+    )
     assert _one(
         fresh,
         "SELECT ST_Covers(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) FROM epci"
@@ -553,7 +570,9 @@ def test_newer_millesime_unplaces_users_of_a_vanished_commune(
 
     report = _load(fresh, mini_2027.write(tmp_path / "2027"), geo_settings)
     assert report.users_unplaced == 1
-    assert _rows(fresh, "SELECT commune_code, candidate_communes FROM user_place ORDER BY user_id") == [
+    assert _rows(
+        fresh, "SELECT commune_code, candidate_communes FROM user_place ORDER BY user_id"
+    ) == [
         (None, []),
         (None, [CHALONS]),
     ]

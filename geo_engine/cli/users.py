@@ -1,4 +1,119 @@
-"""users."""
-import typer
+"""Users: import, move, settle a pending choice, show."""
 
-app = typer.Typer()
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+from pydantic import ValidationError
+
+from contracts.users import UserRecord
+from geo_engine.cli.common import err, fail, progress_bar
+from geo_engine.db import connect
+from geo_engine.placement import CommuneIndex
+from geo_engine.settings import DatabaseSettings, UserSettings
+from geo_engine.users import (
+    PlacementError,
+    UserBatch,
+    UserImportError,
+    choose_commune,
+    import_users,
+    move_user,
+    read_jsonl,
+)
+
+app = typer.Typer(no_args_is_help=True, help="Citizens and where they live.")
+
+BULK_USERS = 20_000  # from this many home points, place them in memory rather than one by one
+
+
+def load_batch(batch: UserBatch) -> None:
+    """Place and store a batch in one transaction, with progress; exit 2 on bad input."""
+    with connect(DatabaseSettings()) as conn, progress_bar() as bar:
+        points = int((~np.isnan(batch.lon)).sum())
+        index = None
+        if points >= BULK_USERS:
+            task = bar.add_task("indexing commune outlines", total=None)
+            index = CommuneIndex.from_db(conn)
+            bar.update(task, total=1, completed=1)
+        task = bar.add_task(f"placing and storing {len(batch):,} users", total=None)
+        try:
+            placement = import_users(conn, batch, UserSettings(), index)
+        except UserImportError as exc:
+            fail(f"nothing imported, invalid input:\n{exc}", code=2)
+        conn.commit()
+        bar.update(task, total=1, completed=1)
+    err.print(f"{len(batch) - placement.pending:,} users placed; {placement.pending:,} pending "
+              "a choice between communes sharing their postal code")
+
+
+@app.command("import")
+def import_(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True)) -> None:
+    """Import users from JSON Lines (all or nothing: one bad line and nothing is written)."""
+    total = sum(1 for _ in file.open("rb"))
+    with progress_bar() as bar:
+        task = bar.add_task(f"reading {file.name}", total=total)
+        try:
+            batch = read_jsonl(file, progress=lambda n: bar.advance(task, n))
+        except UserImportError as exc:
+            fail(f"nothing imported, invalid lines:\n{exc}", code=2)
+        bar.update(task, completed=total)
+    load_batch(batch)
+
+
+@app.command()
+def move(
+    user_id: int,
+    lat: float | None = typer.Option(None, help="new home latitude"),
+    lon: float | None = typer.Option(None, help="new home longitude"),
+    commune: str | None = typer.Option(None, help="new commune INSEE code"),
+    postal_code: str | None = typer.Option(None, help="new postal code"),
+) -> None:
+    """Re-place a user who moved: give --lat/--lon, or --commune, or --postal-code."""
+    home = {"lat": lat, "lon": lon} if lat is not None or lon is not None else None
+    try:
+        record = UserRecord(id=user_id, home=home, commune=commune, postal_code=postal_code)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        fail("; ".join(e["msg"] for e in exc.errors(include_url=False)), code=2)
+    with connect(DatabaseSettings()) as conn:
+        try:
+            placement = move_user(conn, record, UserSettings())
+        except PlacementError as exc:
+            fail(str(exc), code=2)
+        conn.commit()
+    if placement.candidates[0] is not None:
+        typer.echo(f"user {user_id} pending: choose among {', '.join(placement.candidates[0])}")
+    else:
+        typer.echo(f"user {user_id} now in {placement.commune[0]}")
+
+
+@app.command()
+def choose(user_id: int, commune: str) -> None:
+    """Settle a pending user on one of the communes sharing their postal code."""
+    with connect(DatabaseSettings()) as conn:
+        try:
+            choose_commune(conn, user_id, commune)
+        except PlacementError as exc:
+            fail(str(exc), code=2)
+        conn.commit()
+    typer.echo(f"user {user_id} now in {commune}")
+
+
+@app.command()
+def show(user_id: int) -> None:
+    """Print a user's place as JSON (the stored home is the coarsened point)."""
+    with connect(DatabaseSettings()) as conn:
+        row = conn.execute(
+            """SELECT p.commune_code, c.name, p.arrondissement_code, p.candidate_communes,
+                      p.postal_code, ST_X(p.home), ST_Y(p.home), coalesce(u.timezone, c.timezone)
+               FROM app_user u LEFT JOIN user_place p ON p.user_id = u.id
+               LEFT JOIN commune c ON c.code = p.commune_code WHERE u.id = %s""",
+            (user_id,),
+        ).fetchone()
+    if row is None:
+        fail(f"no user {user_id}", code=3)
+    keys = ["commune", "commune_name", "arrondissement", "candidates", "postal_code", "home_lon",
+            "home_lat", "timezone"]
+    typer.echo(json.dumps({"id": user_id, **dict(zip(keys, row, strict=True))}, ensure_ascii=False))
