@@ -33,7 +33,9 @@ def bench_database(settings: DatabaseSettings, geo: GeoSettings) -> DatabaseSett
     head, _, name = settings.database_url.rpartition("/")
     bench_name = name.split("?")[0] + "_bench"
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (bench_name,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (bench_name,)
+        ).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bench_name)))
     bench = DatabaseSettings(database_url=f"{head}/{bench_name}")

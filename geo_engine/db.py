@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
-from alembic import command
-from alembic.config import Config
 
 from geo_engine.settings import DatabaseSettings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def connect(settings: DatabaseSettings, *, autocommit: bool = False) -> psycopg.Connection:
@@ -17,13 +19,19 @@ def connect(settings: DatabaseSettings, *, autocommit: bool = False) -> psycopg.
 
 
 def alembic_config(settings: DatabaseSettings) -> Config:
+    from alembic.config import Config  # alembic is slow to import; only migrations need it
+
     config = Config()
-    config.set_main_option("script_location", str(Path(str(resources.files("geo_engine"))) / "migrations"))
+    config.set_main_option(
+        "script_location", str(Path(str(resources.files("geo_engine"))) / "migrations")
+    )
     config.set_main_option("sqlalchemy.url", settings.sqlalchemy_url.replace("%", "%%"))
     return config
 
 
 def upgrade(settings: DatabaseSettings, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(settings), revision)
 
 

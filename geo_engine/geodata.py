@@ -111,7 +111,9 @@ def _to_ewkb(path: Path, items: list[tuple[str, Any]]) -> list[str]:
         kind = shapely.get_type_id(geom)
         if kind not in (3, 6):  # Polygon, MultiPolygon
             raise GeoDataError(
-                path, f"geometry is a {raw.get('type')}, not a Polygon or MultiPolygon", feature=code
+                path,
+                f"geometry is a {raw.get('type')}, not a Polygon or MultiPolygon",
+                feature=code,
             )
         xmin, ymin, xmax, ymax = shapely.bounds(geom)
         if not (-180 <= xmin <= xmax <= 180 and -90 <= ymin <= ymax <= 90):
@@ -232,7 +234,9 @@ def read(root: Path) -> GeoDataSet:
     unknown = sorted(set(commune_wkb) - seen)
     if unknown:
         raise GeoDataError(
-            commune_path, "outline of a commune that communes.json does not list", feature=unknown[0]
+            commune_path,
+            "outline of a commune that communes.json does not list",
+            feature=unknown[0],
         )
 
     paris = root / "communes" / "paris-arrondissements-municipaux.geojson"

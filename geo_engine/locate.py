@@ -16,11 +16,26 @@ def locate(conn: psycopg.Connection, lat: float, lon: float) -> Location | None:
     row = conn.execute(LOCATE_SQL, {"lon": lon, "lat": lat}, prepare=True).fetchone()
     if row is None:
         return None
-    (code, name, population, siren, epci_name, xxl, members,
-     dep_code, dep_name, reg_code, reg_name, arr_code, arr_name) = row
+    (
+        code,
+        name,
+        population,
+        siren,
+        epci_name,
+        xxl,
+        members,
+        dep_code,
+        dep_name,
+        reg_code,
+        reg_name,
+        arr_code,
+        arr_name,
+    ) = row
     return Location(
         commune=CommuneRef(code=code, name=name, population=population),
-        epci=None if siren is None else EpciRef(code=siren, name=epci_name, xxl=xxl, members=members),
+        epci=None
+        if siren is None
+        else EpciRef(code=siren, name=epci_name, xxl=xxl, members=members),
         departement=AreaRef(code=dep_code, name=dep_name),
         region=AreaRef(code=reg_code, name=reg_name),
         arrondissement=None if arr_code is None else AreaRef(code=arr_code, name=arr_name),

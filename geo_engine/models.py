@@ -38,6 +38,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# INSEE and SIREN codes compare byte by byte: "C" collation makes their indexes several times
+# faster to build and probe than a linguistic one, and their order is the documented tie-break.
+Code = Text(collation="C")
+
+
 def _area() -> Geometry:
     return Geometry("MULTIPOLYGON", srid=4326, spatial_index=False)
 
@@ -53,7 +58,7 @@ class GeodataRelease(Base):
 
 class Region(Base):
     __tablename__ = "region"
-    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    code: Mapped[str] = mapped_column(Code, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     zone: Mapped[str] = mapped_column(Text)
     geom = mapped_column(_area(), nullable=True)
@@ -61,9 +66,9 @@ class Region(Base):
 
 class Departement(Base):
     __tablename__ = "departement"
-    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    code: Mapped[str] = mapped_column(Code, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
-    region_code: Mapped[str] = mapped_column(ForeignKey("region.code"))
+    region_code: Mapped[str] = mapped_column(Code, ForeignKey("region.code"))
     zone: Mapped[str] = mapped_column(Text)
     geom = mapped_column(_area(), nullable=True)
 
@@ -72,7 +77,7 @@ class Epci(Base):
     """An intercommunalité; its outline is the union of its members' (computed in PostGIS)."""
 
     __tablename__ = "epci"
-    siren: Mapped[str] = mapped_column(Text, primary_key=True)
+    siren: Mapped[str] = mapped_column(Code, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(Text)
     population: Mapped[int] = mapped_column(Integer)
@@ -86,11 +91,11 @@ class Commune(Base):
     """A commune of the millésime in force, with or without an outline (COM, restored communes)."""
 
     __tablename__ = "commune"
-    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    code: Mapped[str] = mapped_column(Code, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
-    departement_code: Mapped[str] = mapped_column(ForeignKey("departement.code"))
-    region_code: Mapped[str] = mapped_column(ForeignKey("region.code"))
-    epci_siren: Mapped[str | None] = mapped_column(ForeignKey("epci.siren"), nullable=True)
+    departement_code: Mapped[str] = mapped_column(Code, ForeignKey("departement.code"))
+    region_code: Mapped[str] = mapped_column(Code, ForeignKey("region.code"))
+    epci_siren: Mapped[str | None] = mapped_column(Code, ForeignKey("epci.siren"), nullable=True)
     population: Mapped[int] = mapped_column(Integer)
     postal_codes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     zone: Mapped[str] = mapped_column(Text)
@@ -105,7 +110,7 @@ class CommunePiece(Base):
 
     __tablename__ = "commune_piece"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    commune_code: Mapped[str] = mapped_column(ForeignKey("commune.code", ondelete="CASCADE"))
+    commune_code: Mapped[str] = mapped_column(Code, ForeignKey("commune.code", ondelete="CASCADE"))
     geom = mapped_column(Geometry("POLYGON", srid=4326, spatial_index=True), nullable=False)
 
     __table_args__ = (Index("ix_commune_piece_commune_code", "commune_code"),)
@@ -115,15 +120,15 @@ class CommuneFormerCode(Base):
     """An INSEE code absorbed by a commune nouvelle (the data's ``anciensCodes``)."""
 
     __tablename__ = "commune_former_code"
-    former_code: Mapped[str] = mapped_column(Text, primary_key=True)
-    commune_code: Mapped[str] = mapped_column(ForeignKey("commune.code", ondelete="CASCADE"))
+    former_code: Mapped[str] = mapped_column(Code, primary_key=True)
+    commune_code: Mapped[str] = mapped_column(Code, ForeignKey("commune.code", ondelete="CASCADE"))
 
 
 class PostalCode(Base):
     __tablename__ = "postal_code"
-    postal_code: Mapped[str] = mapped_column(Text, primary_key=True)
+    postal_code: Mapped[str] = mapped_column(Code, primary_key=True)
     commune_code: Mapped[str] = mapped_column(
-        ForeignKey("commune.code", ondelete="CASCADE"), primary_key=True
+        Code, ForeignKey("commune.code", ondelete="CASCADE"), primary_key=True
     )
 
 
@@ -131,9 +136,9 @@ class Arrondissement(Base):
     """Arrondissements municipaux of Paris, Lyon and Marseille (outlines for Paris only)."""
 
     __tablename__ = "arrondissement"
-    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    code: Mapped[str] = mapped_column(Code, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
-    commune_code: Mapped[str] = mapped_column(ForeignKey("commune.code"))
+    commune_code: Mapped[str] = mapped_column(Code, ForeignKey("commune.code"))
     population: Mapped[int] = mapped_column(Integer)
     geom = mapped_column(_area(), nullable=True)
 
@@ -160,12 +165,14 @@ class UserPlace(Base):
     user_id: Mapped[int] = mapped_column(
         ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True
     )
-    commune_code: Mapped[str | None] = mapped_column(ForeignKey("commune.code"), nullable=True)
-    arrondissement_code: Mapped[str | None] = mapped_column(
-        ForeignKey("arrondissement.code"), nullable=True
+    commune_code: Mapped[str | None] = mapped_column(
+        Code, ForeignKey("commune.code"), nullable=True
     )
-    candidate_communes: Mapped[list[str] | None] = mapped_column(ARRAY(Text), nullable=True)
-    postal_code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    arrondissement_code: Mapped[str | None] = mapped_column(
+        Code, ForeignKey("arrondissement.code"), nullable=True
+    )
+    candidate_communes: Mapped[list[str] | None] = mapped_column(ARRAY(Code), nullable=True)
+    postal_code: Mapped[str | None] = mapped_column(Code, nullable=True)
     home = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=True)
 
     __table_args__ = (

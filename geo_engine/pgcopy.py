@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,8 +31,8 @@ class Column:
 
 def fixed_text(values: npt.NDArray[np.object_], width: int) -> Column:
     """A text column whose non-null values are all ``width`` ASCII bytes (e.g. INSEE codes)."""
-    present = np.array([v is not None for v in values], dtype=bool)
-    raw = np.array([v if v is not None else " " * width for v in values], dtype=f"S{width}")
+    present = np.asarray(values != None, dtype=bool)  # noqa: E711 (numpy elementwise)
+    raw = np.where(present, values, "").astype(f"S{width}")
     return Column(raw.view(np.uint8).reshape(-1, width), present)
 
 
@@ -42,8 +43,10 @@ def bigint(values: npt.NDArray[np.int64]) -> Column:
 
 def points_ewkb(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> Column:
     """EWKB points with SRID 4326; NaN coordinates give NULL."""
-    rec = np.zeros(lon.shape, dtype=[("order", "u1"), ("type", "<u4"), ("srid", "<u4"),
-                                     ("x", "<f8"), ("y", "<f8")])
+    rec = np.zeros(
+        lon.shape,
+        dtype=[("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"), ("y", "<f8")],
+    )
     rec["order"] = 1  # little endian
     rec["type"] = 0x20000001  # point, with SRID
     rec["srid"] = 4326
@@ -52,24 +55,32 @@ def points_ewkb(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> C
 
 
 def _encode(columns: list[Column], start: int, stop: int) -> bytes:
-    n = stop - start
-    widths = [np.where(c.present[start:stop], c.data.shape[1], 0) for c in columns]
-    row_len = 2 + sum(4 + w for w in widths)
-    row_start = np.concatenate(([0], np.cumsum(row_len)[:-1]))
-    buf = np.zeros(int(row_len.sum()), dtype=np.uint8)
-    count = np.array([len(columns)], dtype=">i2").view(np.uint8)
-    buf[row_start[:, None] + np.arange(2)] = count
-    pos = row_start + 2
-    for col, width in zip(columns, widths, strict=True):
-        length = np.where(col.present[start:stop], col.data.shape[1], -1).astype(">i4")
-        buf[pos[:, None] + np.arange(4)] = length.view(np.uint8).reshape(n, 4)
-        pos = pos + 4
-        rows = np.flatnonzero(col.present[start:stop])
-        if rows.size:
-            size = col.data.shape[1]
-            buf[pos[rows, None] + np.arange(size)] = col.data[start:stop][rows]
-        pos = pos + width
-    return buf.tobytes()
+    """Rows ``start:stop`` in COPY's binary tuple format.
+
+    Rows are grouped by which columns are NULL; within a group every row has the same layout,
+    so the group is one packed structured array filled column by column. COPY does not care
+    about row order.
+    """
+    present = np.stack([c.present[start:stop] for c in columns], axis=1)
+    pattern = present.astype(np.int64) @ (1 << np.arange(len(columns), dtype=np.int64))
+    out = []
+    for key in np.unique(pattern):
+        rows = np.flatnonzero(pattern == key) + start
+        layout: list[tuple[Any, ...]] = [("count", ">i2")]
+        for j, col in enumerate(columns):
+            layout.append((f"len{j}", ">i4"))
+            if key >> j & 1:
+                layout.append((f"data{j}", "u1", (col.data.shape[1],)))
+        packed = np.empty(rows.size, dtype=np.dtype(layout))
+        packed["count"] = len(columns)
+        for j, col in enumerate(columns):
+            if key >> j & 1:
+                packed[f"len{j}"] = col.data.shape[1]
+                packed[f"data{j}"] = col.data[rows]
+            else:
+                packed[f"len{j}"] = -1
+        out.append(packed.tobytes())
+    return b"".join(out)
 
 
 def copy_binary(cur: psycopg.Cursor, table: str, names: list[str], columns: list[Column]) -> None:
@@ -92,27 +103,49 @@ def constraints_deferred_to_the_end(cur: psycopg.Cursor, table: str) -> Iterator
     As pg_restore does: one index build and one set-based foreign-key check beat millions of
     per-row index insertions and trigger calls. Call inside a transaction.
     """
+    # The name is quoted as the statements below quote it (mixed case, spaces, ...), and the
+    # table is then known by oid: its indexes are its own, not those of a namesake elsewhere.
+    cur.execute("SELECT %s::regclass::oid", (sql.Identifier(table).as_string(cur),))
+    row = cur.fetchone()
+    assert row is not None
+    oid = row[0]
     cur.execute(
         """SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
-           WHERE conrelid = %s::regclass AND contype IN ('p', 'f', 'u') ORDER BY contype = 'f', conname""",
-        (table,),
+           WHERE conrelid = %s AND contype IN ('p', 'f', 'u')
+           ORDER BY contype = 'f', conname""",
+        (oid,),
     )
     constraints = cur.fetchall()
+    # Room for one in-memory sort per index and one in-memory hash per foreign-key check.
+    cur.execute("SET LOCAL maintenance_work_mem = '1GB'")
+    cur.execute("SET LOCAL work_mem = '1GB'")
     cur.execute(
-        """SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s
-           AND indexname NOT IN (SELECT conname FROM pg_constraint
-                                 WHERE conrelid = %s::regclass)""",
-        (table, table),
+        """SELECT n.nspname, c.relname, pg_get_indexdef(i.indexrelid)
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE i.indrelid = %s AND NOT EXISTS (
+               SELECT 1 FROM pg_constraint k WHERE k.conrelid = %s AND k.conindid = i.indexrelid)
+           ORDER BY c.relname""",
+        (oid, oid),
     )
     indexes = cur.fetchall()
     for name, _ in constraints:
-        cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-            sql.Identifier(table), sql.Identifier(name)))
-    for name, _ in indexes:
-        cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        cur.execute(
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                sql.Identifier(table), sql.Identifier(name)
+            )
+        )
+    for schema, name, _ in indexes:
+        cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
     yield
-    for _, definition in indexes:
+    for _, _, definition in indexes:
         cur.execute(definition)
     for name, definition in constraints:  # keys first, then foreign keys
-        cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} " + definition.replace("%", "%%")).format(
-            sql.Identifier(table), sql.Identifier(name)))
+        # The definition is SQL text from pg_get_constraintdef, passed on verbatim: neither a
+        # format string (braces) nor a query with parameters (percent signs).
+        cur.execute(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(
+                sql.Identifier(table), sql.Identifier(name)
+            )
+            + sql.SQL(definition)
+        )

@@ -2,8 +2,11 @@
 
 A lookup grid answers at once every point whose cell lies wholly inside one commune; points in
 cells crossed by a boundary fall back to an exact test (STRtree candidates, prepared polygons,
-``intersects_xy``, i.e. ``ST_Covers``). Ties (a point on a border or in a sliver overlap) go to
-the lowest INSEE code, the rule ``locate.sql`` documents. Inside Paris, the arrondissement is the
+``intersects_xy``, i.e. ``ST_Covers``). The polygons are the very pieces ``locate.sql`` tests
+(``commune_piece``, the ``ST_Subdivide``'d outlines): cutting moves an outline's edges by a few
+ulps, enough to change the answer for a point lying exactly on an edge, so testing the whole
+outlines would not always agree with locate. Ties (a point on a border or in a sliver overlap) go
+to the lowest INSEE code, the rule ``locate.sql`` documents. Inside Paris, the arrondissement is the
 nearest outline (distance 0 when inside), ties to the lowest code, as in ``locate.sql``.
 """
 
@@ -15,7 +18,6 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 import shapely
-from scipy import ndimage
 
 IntArray = npt.NDArray[np.int32]
 FloatArray = npt.NDArray[np.float64]
@@ -44,25 +46,36 @@ class _Grid:
         return out
 
 
-def _exact(tree: shapely.STRtree, x: FloatArray, y: FloatArray) -> IntArray:
-    """Lowest index of the polygons covering each point (NO_COMMUNE when none)."""
+def _exact(
+    tree: shapely.STRtree, x: FloatArray, y: FloatArray, owner: IntArray | None = None
+) -> IntArray:
+    """Lowest owner (``owner[polygon]``, or the polygon's index) of the polygons covering each
+    point (NO_COMMUNE when none)."""
     result = np.full(x.shape, np.iinfo(np.int32).max, dtype=np.int32)
     if x.size == 0:
         return np.full(x.shape, NO_COMMUNE, dtype=np.int32)
     point_idx, poly_idx = tree.query(shapely.points(x, y), predicate="intersects")
-    np.minimum.at(result, point_idx, poly_idx.astype(np.int32))
+    found = poly_idx.astype(np.int32) if owner is None else owner[poly_idx]
+    np.minimum.at(result, point_idx, found)
     result[result == np.iinfo(np.int32).max] = NO_COMMUNE
     return result
 
 
-def _build_grid(polys: npt.NDArray[np.object_], members: IntArray, tree: shapely.STRtree,
-                cell: float) -> _Grid:
+def _build_grid(
+    polys: npt.NDArray[np.object_],
+    members: IntArray,
+    tree: shapely.STRtree,
+    owner: IntArray,
+    cell: float,
+) -> _Grid:
     """Grid over the bounding box of ``polys[members]``.
 
     A cell is marked when any ring passes within _EPS of it (rings are densified to half a cell
     so each segment's bounding box covers every cell it crosses). Unmarked cells form connected
     areas that no boundary crosses, so one test of one cell centre classifies a whole area.
     """
+    from scipy import ndimage  # slow to import; only index builds need it
+
     xmin, ymin, xmax, ymax = shapely.total_bounds(polys[members])
     x0, y0 = xmin - cell, ymin - cell
     nx = int(np.ceil((xmax - x0) / cell)) + 2
@@ -87,7 +100,7 @@ def _build_grid(polys: npt.NDArray[np.object_], members: IntArray, tree: shapely
     order = np.argsort(flat, kind="stable")
     first = order[np.searchsorted(flat[order], np.arange(1, count + 1))]
     ry, rx = np.divmod(first, nx)
-    owner_of_label = _exact(tree, x0 + (rx + 0.5) * cell, y0 + (ry + 0.5) * cell)
+    owner_of_label = _exact(tree, x0 + (rx + 0.5) * cell, y0 + (ry + 0.5) * cell, owner)
     owner_of_label[owner_of_label == NO_COMMUNE] = _OUTSIDE
     owner = np.empty(labels.shape, dtype=np.int32)
     owner[marked] = _MIXED
@@ -98,39 +111,82 @@ def _build_grid(polys: npt.NDArray[np.object_], members: IntArray, tree: shapely
 class CommuneIndex:
     """In-memory index of commune (and Paris arrondissement) outlines for bulk placement."""
 
-    def __init__(self, codes: list[str], wkbs: list[bytes], groups: list[str],
-                 arr_codes: list[str], arr_wkbs: list[bytes], arr_commune: str | None,
-                 cell: float = 0.002) -> None:
+    def __init__(
+        self,
+        codes: list[str],
+        wkbs: list[bytes],
+        groups: list[str],
+        arr_codes: list[str],
+        arr_wkbs: list[bytes],
+        arr_commune: str | None,
+        cell: float = 0.002,
+        owners: list[str] | None = None,
+    ) -> None:
+        """``codes`` and ``groups`` list the communes; ``wkbs`` are their polygons, one per
+        commune in the same order, or, with ``owners``, any number of pieces, ``owners[i]``
+        being the code of the commune that piece ``i`` belongs to."""
         # Sorted codes: the lowest index is the lowest INSEE code, which is the tie-break rule.
         order = np.argsort(np.array(codes))
         self.codes = np.array(codes)[order]
-        self.polys = shapely.from_wkb(np.array(wkbs, dtype=object)[order])
+        group_of = np.array(groups)[order]
+        if owners is None:
+            self.polys = shapely.from_wkb(np.array(wkbs, dtype=object)[order])
+            self.owner = np.arange(len(codes), dtype=np.int32)
+        else:
+            owner_codes = np.array(owners)
+            self.owner = np.searchsorted(self.codes, owner_codes).astype(np.int32)
+            known = self.owner < len(self.codes)
+            known[known] = self.codes[self.owner[known]] == owner_codes[known]
+            if not known.all():
+                raise ValueError(f"pieces of unknown communes: {sorted(set(owner_codes[~known]))}")
+            self.polys = shapely.from_wkb(np.array(wkbs, dtype=object))
         shapely.prepare(self.polys)
         self.tree = shapely.STRtree(self.polys)
-        group_of = np.array(groups)[order]
+        piece_group = group_of[self.owner]
         self.grids = [
-            _build_grid(self.polys, np.flatnonzero(group_of == g).astype(np.int32), self.tree, cell)
+            _build_grid(
+                self.polys,
+                np.flatnonzero(piece_group == g).astype(np.int32),
+                self.tree,
+                self.owner,
+                cell,
+            )
             for g in sorted(set(groups))
         ]
         arr_order = np.argsort(np.array(arr_codes)) if arr_codes else np.array([], dtype=int)
         self.arr_codes = np.array(arr_codes)[arr_order] if arr_codes else np.array([], dtype=str)
-        self.arr_tree = shapely.STRtree(shapely.from_wkb(np.array(arr_wkbs, dtype=object)[arr_order])) if arr_codes else None
+        self.arr_tree = (
+            shapely.STRtree(shapely.from_wkb(np.array(arr_wkbs, dtype=object)[arr_order]))
+            if arr_codes
+            else None
+        )
         self.arr_commune = arr_commune
 
     @classmethod
     def from_db(cls, conn: psycopg.Connection, cell: float = 0.002) -> CommuneIndex:
-        """Outlines of the communes in force. Grids: one for mainland+Corsica, one per overseas
-        région, so no grid spans an ocean."""
+        """The communes in force, as the pieces their outlines are cut into for locate
+        (``commune_piece``), so both test the very same polygons. Grids: one for
+        mainland+Corsica, one per overseas région, so no grid spans an ocean."""
         rows = conn.execute(
-            """SELECT code, ST_AsBinary(geom), CASE zone WHEN 'metro' THEN 'metro' ELSE region_code END
+            """SELECT code, CASE zone WHEN 'metro' THEN 'metro' ELSE region_code END
                FROM commune WHERE geom IS NOT NULL"""
         ).fetchall()
+        pieces = conn.execute(
+            "SELECT commune_code, ST_AsBinary(geom) FROM commune_piece ORDER BY id"
+        ).fetchall()
         arr = conn.execute(
-            "SELECT code, ST_AsBinary(geom), commune_code FROM arrondissement WHERE geom IS NOT NULL"
+            """SELECT code, ST_AsBinary(geom), commune_code FROM arrondissement
+               WHERE geom IS NOT NULL"""
         ).fetchall()
         return cls(
-            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-            [r[0] for r in arr], [r[1] for r in arr], arr[0][2] if arr else None, cell,
+            [r[0] for r in rows],
+            [r[1] for r in pieces],
+            [r[1] for r in rows],
+            [r[0] for r in arr],
+            [r[1] for r in arr],
+            arr[0][2] if arr else None,
+            cell,
+            owners=[r[0] for r in pieces],
         )
 
     def place(self, lon: FloatArray, lat: FloatArray) -> IntArray:
@@ -146,10 +202,12 @@ class CommuneIndex:
             outside = np.flatnonzero(todo)[found == _OUTSIDE]
             result[outside] = _MIXED
         mixed = np.flatnonzero(result == _MIXED)
-        result[mixed] = _exact(self.tree, x[mixed], y[mixed])
+        result[mixed] = _exact(self.tree, x[mixed], y[mixed], self.owner)
         return result
 
-    def arrondissements(self, commune: IntArray, lon: FloatArray, lat: FloatArray) -> npt.NDArray[np.object_]:
+    def arrondissements(
+        self, commune: IntArray, lon: FloatArray, lat: FloatArray
+    ) -> npt.NDArray[np.object_]:
         """Arrondissement code of points placed in the commune that has outlined arrondissements
         (Paris), None elsewhere."""
         out = np.full(commune.shape, None, dtype=object)

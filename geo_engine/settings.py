@@ -16,7 +16,10 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def _default_geodata_dir() -> Path | None:
     """``../shared/geodata`` beside the checkout, when it exists."""
-    for candidate in (Path.cwd() / ".." / "shared" / "geodata", _REPO_ROOT / ".." / "shared" / "geodata"):
+    for candidate in (
+        Path.cwd() / ".." / "shared" / "geodata",
+        _REPO_ROOT / ".." / "shared" / "geodata",
+    ):
         if (candidate / "README.md").is_file():
             return candidate.resolve()
     return None

@@ -152,12 +152,16 @@ WHERE commune_code IS NOT NULL AND commune_code NOT IN (SELECT code FROM stage_c
 """
 
 DELETE_STALE = [
-    ("arrondissements", "DELETE FROM arrondissement WHERE code NOT IN "
-     "(SELECT code FROM stage_arrondissement)"),
+    (
+        "arrondissements",
+        "DELETE FROM arrondissement WHERE code NOT IN (SELECT code FROM stage_arrondissement)",
+    ),
     ("communes", "DELETE FROM commune WHERE code NOT IN (SELECT code FROM stage_commune)"),
     ("epci", "DELETE FROM epci WHERE siren NOT IN (SELECT siren FROM stage_epci)"),
-    ("departements", "DELETE FROM departement WHERE code NOT IN "
-     "(SELECT code FROM stage_departement)"),
+    (
+        "departements",
+        "DELETE FROM departement WHERE code NOT IN (SELECT code FROM stage_departement)",
+    ),
     ("regions", "DELETE FROM region WHERE code NOT IN (SELECT code FROM stage_region)"),
 ]
 
@@ -190,13 +194,17 @@ WHERE xxl IS DISTINCT FROM (member_count >= %(min_communes)s
 """
 
 
-def _copy(cur: psycopg.Cursor, table: str, columns: list[str], rows: list[tuple[object, ...]]) -> None:
+def _copy(
+    cur: psycopg.Cursor, table: str, columns: list[str], rows: list[tuple[object, ...]]
+) -> None:
     with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
 
 
-def _count(cur: psycopg.Cursor, sql: str, params: dict[str, object] | None = None) -> tuple[int, int]:
+def _count(
+    cur: psycopg.Cursor, sql: str, params: dict[str, object] | None = None
+) -> tuple[int, int]:
     cur.execute(sql, params)
     flags = [r[0] for r in cur.fetchall()] if cur.description else []
     inserted = sum(1 for f in flags if f)
@@ -225,19 +233,54 @@ def load(
     cur.execute(STAGING)
 
     progress("staging")
-    _copy(cur, "stage_region", ["code", "name", "zone", "geom"],
-          [(r.code, r.name, r.attrs["zone"], r.wkb) for r in data.regions])
-    _copy(cur, "stage_departement", ["code", "name", "region_code", "zone", "geom"],
-          [(d.code, d.name, d.attrs["region"], d.attrs["zone"], d.wkb) for d in data.departements])
-    _copy(cur, "stage_epci", ["siren", "name", "kind", "population", "member_count"],
-          [(e["siren"], e["name"], e["kind"], e["population"], e["member_count"]) for e in data.epcis])
-    commune_cols = ["code", "name", "departement_code", "region_code", "epci_siren", "population",
-                    "postal_codes", "zone", "timezone", "former_codes"]
-    _copy(cur, "stage_commune", [*commune_cols, "geom"],
-          [(*(c[k] for k in commune_cols), c["wkb"]) for c in data.communes])
-    _copy(cur, "stage_arrondissement", ["code", "name", "commune_code", "population", "geom"],
-          [(a["code"], a["name"], a["commune_code"], a["population"], a.get("wkb"))
-           for a in data.arrondissements])
+    _copy(
+        cur,
+        "stage_region",
+        ["code", "name", "zone", "geom"],
+        [(r.code, r.name, r.attrs["zone"], r.wkb) for r in data.regions],
+    )
+    _copy(
+        cur,
+        "stage_departement",
+        ["code", "name", "region_code", "zone", "geom"],
+        [(d.code, d.name, d.attrs["region"], d.attrs["zone"], d.wkb) for d in data.departements],
+    )
+    _copy(
+        cur,
+        "stage_epci",
+        ["siren", "name", "kind", "population", "member_count"],
+        [
+            (e["siren"], e["name"], e["kind"], e["population"], e["member_count"])
+            for e in data.epcis
+        ],
+    )
+    commune_cols = [
+        "code",
+        "name",
+        "departement_code",
+        "region_code",
+        "epci_siren",
+        "population",
+        "postal_codes",
+        "zone",
+        "timezone",
+        "former_codes",
+    ]
+    _copy(
+        cur,
+        "stage_commune",
+        [*commune_cols, "geom"],
+        [(*(c[k] for k in commune_cols), c["wkb"]) for c in data.communes],
+    )
+    _copy(
+        cur,
+        "stage_arrondissement",
+        ["code", "name", "commune_code", "population", "geom"],
+        [
+            (a["code"], a["name"], a["commune_code"], a["population"], a.get("wkb"))
+            for a in data.arrondissements
+        ],
+    )
 
     progress("repairing geometries")
     for table in ("stage_region", "stage_departement", "stage_commune", "stage_arrondissement"):
@@ -246,8 +289,11 @@ def load(
         cur.execute(NORMALISE.format(table=table))
 
     progress("upserting territories")
-    for name, sql in (("regions", UPSERT_REGION), ("departements", UPSERT_DEPARTEMENT),
-                      ("epci", UPSERT_EPCI)):
+    for name, sql in (
+        ("regions", UPSERT_REGION),
+        ("departements", UPSERT_DEPARTEMENT),
+        ("epci", UPSERT_EPCI),
+    ):
         ins, upd = _count(cur, sql)
         report.changes[name] = {"inserted": ins, "updated": upd, "removed": 0}
 
@@ -274,7 +320,10 @@ def load(
     report.changes["communes"] = {"inserted": ins, "updated": upd, "removed": 0}
     ins, upd = _count(cur, UPSERT_ARRONDISSEMENT)
     report.changes["arrondissements"] = {"inserted": ins, "updated": upd, "removed": 0}
-    for name, statements in (("former codes", SYNC_FORMER_CODES), ("postal codes", SYNC_POSTAL_CODES)):
+    for name, statements in (
+        ("former codes", SYNC_FORMER_CODES),
+        ("postal codes", SYNC_POSTAL_CODES),
+    ):
         removed = added = 0
         for i, sql in enumerate(statements):
             cur.execute(sql)
@@ -305,8 +354,9 @@ def load(
     epcis_touched.update(r[0] for r in cur.fetchall())
     if epcis_touched:
         cur.execute(EPCI_OUTLINES, {"sirens": sorted(epcis_touched)})
-    cur.execute(XXL_RULE, {"min_communes": settings.xxl_min_communes,
-                           "min_area": settings.xxl_min_area_km2})
+    cur.execute(
+        XXL_RULE, {"min_communes": settings.xxl_min_communes, "min_area": settings.xxl_min_area_km2}
+    )
     report.changes["epci"]["updated"] += cur.rowcount
 
     cur.execute(

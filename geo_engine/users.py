@@ -63,7 +63,9 @@ class UserBatch:
         return len(self.ids)
 
     @classmethod
-    def from_records(cls, records: list[UserRecord], lines: Iterable[int] | None = None) -> UserBatch:
+    def from_records(
+        cls, records: list[UserRecord], lines: Iterable[int] | None = None
+    ) -> UserBatch:
         n = len(records)
         return cls(
             ids=np.fromiter((r.id for r in records), dtype=np.int64, count=n),
@@ -110,7 +112,9 @@ def read_jsonl(path: Path, progress: Callable[[int], None] = lambda _n: None) ->
                     errors.append(f"{path.name}:{number}: {where}: {reason}")
                 continue
             if record.id in seen:
-                errors.append(f"{path.name}:{number}: id: {record.id} already on line {seen[record.id]}")
+                errors.append(
+                    f"{path.name}:{number}: id: {record.id} already on line {seen[record.id]}"
+                )
                 continue
             seen[record.id] = number
             records.append(record)
@@ -120,8 +124,9 @@ def read_jsonl(path: Path, progress: Callable[[int], None] = lambda _n: None) ->
     return UserBatch.from_records(records, lines)
 
 
-def coarsen(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64],
-            precision_m: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def coarsen(
+    lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], precision_m: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Snap points to the centre of a grid cell about ``precision_m`` wide (0: unchanged).
 
     Latitude steps are ``precision_m`` long; longitude steps are widened by 1/cos(latitude band)
@@ -157,7 +162,9 @@ def _postal_candidates(conn: psycopg.Connection, postal_codes: list[str]) -> dic
     return dict(rows)
 
 
-def place(conn: psycopg.Connection, batch: UserBatch, index: CommuneIndex | None = None) -> Placement:
+def place(
+    conn: psycopg.Connection, batch: UserBatch, index: CommuneIndex | None = None
+) -> Placement:
     """Resolve every user's commune; raise UserImportError for homes no commune holds.
 
     With ``index`` points are placed in memory (millions of users); without it, each point is
@@ -193,23 +200,28 @@ def place(conn: psycopg.Connection, batch: UserBatch, index: CommuneIndex | None
     ]
 
     given = np.flatnonzero(batch.commune != None)  # noqa: E711 (numpy elementwise)
-    current = _current_codes(conn, sorted({str(c) for c in batch.commune[given]}))
-    for i in given:
-        code = current.get(batch.commune[i])
-        if code is None:
-            errors.append(f"line {batch.line[i]}: commune: unknown INSEE code {batch.commune[i]}")
-        commune[i] = code
+    codes, inverse = np.unique(batch.commune[given].astype(str), return_inverse=True)
+    current = _current_codes(conn, codes.tolist())
+    mapped = np.array([current.get(c) for c in codes.tolist()], dtype=object)
+    commune[given] = mapped[inverse]
+    errors += [
+        f"line {batch.line[i]}: commune: unknown INSEE code {batch.commune[i]}"
+        for i in given[commune[given] == None]  # noqa: E711
+    ]
 
     by_postal = np.flatnonzero(batch.postal_code != None)  # noqa: E711
-    known = _postal_candidates(conn, sorted({str(p) for p in batch.postal_code[by_postal]}))
-    for i in by_postal:
-        found_codes = known.get(batch.postal_code[i])
-        if not found_codes:
-            errors.append(f"line {batch.line[i]}: postal_code: unknown postal code {batch.postal_code[i]}")
-        elif len(found_codes) == 1:
-            commune[i] = found_codes[0]
-        else:
-            candidates[i] = found_codes
+    postcodes, inverse = np.unique(batch.postal_code[by_postal].astype(str), return_inverse=True)
+    known = _postal_candidates(conn, postcodes.tolist())
+    communes_of = [known.get(p, []) for p in postcodes.tolist()]
+    unique = np.array([c[0] if len(c) == 1 else None for c in communes_of], dtype=object)
+    commune[by_postal] = unique[inverse]
+    for row, which in zip(by_postal.tolist(), inverse.tolist(), strict=True):
+        if not communes_of[which]:
+            errors.append(
+                f"line {batch.line[row]}: postal_code: unknown postal code {batch.postal_code[row]}"
+            )
+        elif len(communes_of[which]) > 1:
+            candidates[row] = communes_of[which]
     if errors:
         raise UserImportError(errors, len(errors))
     return Placement(commune, arrondissement, candidates)
@@ -220,8 +232,13 @@ def _store_profiles(cur: psycopg.Cursor, batch: UserBatch) -> None:
     cur.execute("""CREATE TEMP TABLE stage_user (id bigint, interests text[], notifications jsonb,
                    timezone text) ON COMMIT DROP""")
     with cur.copy("COPY stage_user (id, interests, notifications, timezone) FROM STDIN") as copy:
-        for row in zip(batch.ids.tolist(), batch.interests,
-                       (n.decode() for n in batch.notifications), batch.timezone, strict=True):
+        for row in zip(
+            batch.ids.tolist(),
+            batch.interests,
+            (n.decode() for n in batch.notifications),
+            batch.timezone,
+            strict=True,
+        ):
             copy.write_row(row)
     cur.execute("""
         INSERT INTO app_user AS u (id, interests, notifications, timezone)
@@ -236,20 +253,32 @@ def _store_profiles(cur: psycopg.Cursor, batch: UserBatch) -> None:
 PLACE_COLUMNS = ["user_id", "commune_code", "arrondissement_code", "postal_code", "home"]
 
 
-def _copy_places(cur: psycopg.Cursor, table: str, batch: UserBatch, placement: Placement,
-                 columns: list[pgcopy.Column], placed: npt.NDArray[np.bool_]) -> None:
+def _copy_places(
+    cur: psycopg.Cursor,
+    table: str,
+    batch: UserBatch,
+    placement: Placement,
+    columns: list[pgcopy.Column],
+    placed: npt.NDArray[np.bool_],
+) -> None:
     """Placed users in one binary COPY; pending ones, with their candidates, after them."""
-    pgcopy.copy_binary(cur, table, PLACE_COLUMNS,
-                       [pgcopy.Column(c.data[placed], c.present[placed]) for c in columns])
+    pgcopy.copy_binary(
+        cur,
+        table,
+        PLACE_COLUMNS,
+        [pgcopy.Column(c.data[placed], c.present[placed]) for c in columns],
+    )
     statement = sql.SQL("COPY {} (user_id, candidate_communes, postal_code) FROM STDIN").format(
-        sql.Identifier(table))
+        sql.Identifier(table)
+    )
     with cur.copy(statement) as copy:
         for i in np.flatnonzero(~placed):
             copy.write_row((int(batch.ids[i]), placement.candidates[i], batch.postal_code[i]))
 
 
-def store_places(cur: psycopg.Cursor, batch: UserBatch, placement: Placement,
-                 settings: UserSettings) -> None:
+def store_places(
+    cur: psycopg.Cursor, batch: UserBatch, placement: Placement, settings: UserSettings
+) -> None:
     """Write the users' places. Into an empty table it is one binary COPY with indexes and keys
     built once at the end; otherwise through a staging table and one upsert."""
     lon, lat = coarsen(batch.lon, batch.lat, settings.home_precision_m)
@@ -264,6 +293,8 @@ def store_places(cur: psycopg.Cursor, batch: UserBatch, placement: Placement,
     cur.execute("SELECT NOT EXISTS (SELECT 1 FROM user_place)")
     row = cur.fetchone()
     if row and row[0] and len(batch) >= BULK_ROWS:
+        # Truncating the (empty) table lets PostgreSQL skip WAL for the COPY (wal_level=minimal).
+        cur.execute("TRUNCATE user_place")
         with pgcopy.constraints_deferred_to_the_end(cur, "user_place"):
             _copy_places(cur, "user_place", batch, placement, columns, placed)
         return
@@ -282,8 +313,12 @@ def store_places(cur: psycopg.Cursor, batch: UserBatch, placement: Placement,
     """)
 
 
-def import_users(conn: psycopg.Connection, batch: UserBatch, settings: UserSettings,
-                 index: CommuneIndex | None = None) -> Placement:
+def import_users(
+    conn: psycopg.Connection,
+    batch: UserBatch,
+    settings: UserSettings,
+    index: CommuneIndex | None = None,
+) -> Placement:
     """Place and store a batch of users in the caller's transaction (the caller commits)."""
     placement = place(conn, batch, index)
     with conn.cursor() as cur:

@@ -6,18 +6,19 @@ import json
 
 import typer
 
-from bench.runner import BENCHMARKS, run
 from geo_engine.cli.common import err, fail
 from geo_engine.settings import DatabaseSettings, GeoSettings
 
 
 def bench(
-    name: str = typer.Argument(..., help=f"one of: {', '.join(BENCHMARKS)}"),
+    name: str = typer.Argument(..., help="placement or locate"),
     size: int = typer.Option(10_000, min=100, help="how many users or points"),
     seed: int = typer.Option(42),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Run benchmark NAME on a database of its own (<database>_bench)."""
+    from bench.runner import BENCHMARKS, run  # heavy imports, only for this command
+
     if name not in BENCHMARKS:
         fail(f"unknown benchmark {name!r}; choose one of: {', '.join(BENCHMARKS)}", code=2)
     err.print(f"running {name} with size {size}…")

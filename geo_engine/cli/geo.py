@@ -13,7 +13,8 @@ from geo_engine.cli.common import err, fail, progress_bar
 from geo_engine.db import connect
 from geo_engine.locate import locate as locate_point
 from geo_engine.settings import DatabaseSettings, GeoSettings
-from geo_engine.territories_load import MillesimeError, load as load_territories
+from geo_engine.territories_load import MillesimeError
+from geo_engine.territories_load import load as load_territories
 
 app = typer.Typer(no_args_is_help=True, help="Territories of France.")
 
@@ -55,8 +56,10 @@ def load() -> None:
     for name, counts in report.changes.items():
         err.print(f"{name}: " + ", ".join(f"{n} {k}" for k, n in counts.items()), highlight=False)
     err.print(f"geometries repaired with ST_MakeValid: {report.repaired_geometries}")
-    err.print(f"users remapped to merged communes: {report.users_remapped}; "
-              f"left unplaced: {report.users_unplaced}")
+    err.print(
+        f"users remapped to merged communes: {report.users_remapped}; "
+        f"left unplaced: {report.users_unplaced}"
+    )
     verdict = "loaded" if report.changed else "already up to date, nothing changed"
     typer.echo(f"millésime {report.millesime}: {verdict}")
 

@@ -45,8 +45,10 @@ def load_batch(batch: UserBatch) -> None:
             fail(f"nothing imported, invalid input:\n{exc}", code=2)
         conn.commit()
         bar.update(task, total=1, completed=1)
-    err.print(f"{len(batch) - placement.pending:,} users placed; {placement.pending:,} pending "
-              "a choice between communes sharing their postal code")
+    err.print(
+        f"{len(batch) - placement.pending:,} users placed; {placement.pending:,} pending "
+        "a choice between communes sharing their postal code"
+    )
 
 
 @app.command("import")
@@ -74,7 +76,7 @@ def move(
     """Re-place a user who moved: give --lat/--lon, or --commune, or --postal-code."""
     home = {"lat": lat, "lon": lon} if lat is not None or lon is not None else None
     try:
-        record = UserRecord(id=user_id, home=home, commune=commune, postal_code=postal_code)  # type: ignore[arg-type]
+        record = UserRecord(id=user_id, home=home, commune=commune, postal_code=postal_code)
     except ValidationError as exc:
         fail("; ".join(e["msg"] for e in exc.errors(include_url=False)), code=2)
     with connect(DatabaseSettings()) as conn:
@@ -114,6 +116,14 @@ def show(user_id: int) -> None:
         ).fetchone()
     if row is None:
         fail(f"no user {user_id}", code=3)
-    keys = ["commune", "commune_name", "arrondissement", "candidates", "postal_code", "home_lon",
-            "home_lat", "timezone"]
+    keys = [
+        "commune",
+        "commune_name",
+        "arrondissement",
+        "candidates",
+        "postal_code",
+        "home_lon",
+        "home_lat",
+        "timezone",
+    ]
     typer.echo(json.dumps({"id": user_id, **dict(zip(keys, row, strict=True))}, ensure_ascii=False))

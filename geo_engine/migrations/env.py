@@ -14,7 +14,9 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
-    connectable = create_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=pool.NullPool)
+    connectable = create_engine(
+        config.get_main_option("sqlalchemy.url") or "", poolclass=pool.NullPool
+    )
     with connectable.connect() as connection:
         context.configure(
             connection=connection,
