@@ -1,0 +1,1 @@
+"""FastStream consumers on Redis: alerts, digests and engagement feedback (issues to come)."""

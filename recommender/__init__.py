@@ -1,0 +1,1 @@
+"""Ranks projects for a citizen by geographic relevance and interests (issues to come)."""
