@@ -59,6 +59,14 @@ class UserRecord(BaseModel):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)")
         return value
 
+    @field_validator("interests")
+    @classmethod
+    def _distinct(cls, value: list[Theme]) -> list[Theme]:
+        repeated = sorted({t.value for t in value if value.count(t) > 1})
+        if repeated:
+            raise ValueError(f"themes listed more than once: {', '.join(repeated)}")
+        return value
+
     @model_validator(mode="after")
     def _one_place(self) -> UserRecord:
         given = [n for n in ("home", "commune", "postal_code") if getattr(self, n) is not None]

@@ -19,10 +19,13 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo_engine import db
+from contracts.users import UserRecord
+from fixtures.population import generate_users
+from geo_engine import db, users
 from geo_engine.locate import locate
 from geo_engine.placement import NO_COMMUNE, CommuneIndex
 from geo_engine.settings import DatabaseSettings
+from geo_engine.users import UserBatch
 
 pytestmark = pytest.mark.geodata
 
@@ -401,3 +404,29 @@ def test_empty_input(index: CommuneIndex) -> None:
     found = index.place(empty, empty)
     assert found.shape == (0,)
     assert index.arrondissements(found, empty, empty).shape == (0,)
+
+
+def test_users_are_placed_alike_with_and_without_the_index(
+    index: CommuneIndex, index_conn: psycopg.Connection
+) -> None:
+    """``geo_engine.users.place`` in memory (large imports) and through locate (small ones)."""
+    batch = generate_users(index_conn, 3000, seed=21)
+    fast = users.place(index_conn, batch, index)
+    slow = users.place(index_conn, batch)
+    assert fast.commune.tolist() == slow.commune.tolist()
+    assert fast.arrondissement.tolist() == slow.arrondissement.tolist()
+    assert fast.candidates == slow.candidates
+    assert sum(1 for a in fast.arrondissement if a is not None) > 20  # Paris is in the batch
+
+    lost = UserBatch.from_records(
+        [
+            UserRecord.model_validate({"id": 1, "home": {"lon": 2.3522, "lat": 48.8566}}),
+            UserRecord.model_validate({"id": 2, "home": {"lon": -3.0, "lat": 45.0}}),
+        ],
+        lines=[7, 9],
+    )
+    for with_index in (index, None):
+        with pytest.raises(users.UserImportError) as caught:
+            users.place(index_conn, lost, with_index)
+        assert len(caught.value.errors) == 1
+        assert caught.value.errors[0].startswith("line 9: home:")
