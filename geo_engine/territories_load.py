@@ -30,10 +30,13 @@ class LoadReport:
     repaired_geometries: int = 0
     users_remapped: int = 0
     users_unplaced: int = 0
+    xxl_flags_changed: int = 0
 
     @property
     def changed(self) -> bool:
-        return any(n for counts in self.changes.values() for n in counts.values())
+        return self.xxl_flags_changed > 0 or any(
+            n for counts in self.changes.values() for n in counts.values()
+        )
 
 
 STAGING = """
@@ -357,7 +360,7 @@ def load(
     cur.execute(
         XXL_RULE, {"min_communes": settings.xxl_min_communes, "min_area": settings.xxl_min_area_km2}
     )
-    report.changes["epci"]["updated"] += cur.rowcount
+    report.xxl_flags_changed = cur.rowcount
 
     cur.execute(
         """INSERT INTO geodata_release (millesime, source) VALUES (%s, %s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from geo_engine.cli import bench, db, fixtures, geo, users
+from geo_engine.cli import bench, db, fixtures, geo, status, users
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db.app, name="db")
@@ -12,3 +12,4 @@ app.add_typer(geo.app, name="geo")
 app.add_typer(users.app, name="users")
 app.add_typer(fixtures.app, name="fixtures")
 app.command("bench")(bench.bench)
+app.command("status")(status.status)

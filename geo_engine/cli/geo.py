@@ -55,6 +55,7 @@ def load() -> None:
         bar.update(task, completed=len(LOAD_STEPS), description="done")
     for name, counts in report.changes.items():
         err.print(f"{name}: " + ", ".join(f"{n} {k}" for k, n in counts.items()), highlight=False)
+    err.print(f"XXL flags changed: {report.xxl_flags_changed}")
     err.print(f"geometries repaired with ST_MakeValid: {report.repaired_geometries}")
     err.print(
         f"users remapped to merged communes: {report.users_remapped}; "

@@ -1,0 +1,28 @@
+"""Is everything up?"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import redis
+import typer
+
+from geo_engine.cli.common import fail
+from geo_engine.db import connect
+from geo_engine.health import database_status, redis_status
+from geo_engine.settings import DatabaseSettings, RedisSettings
+
+
+def status() -> None:
+    """Print PostGIS, territories, users and Redis status as JSON; exit 1 if a service is down."""
+    try:
+        with connect(DatabaseSettings()) as conn:
+            report = database_status(conn)
+    except psycopg.Error as exc:
+        fail(f"database unreachable or not migrated: {str(exc).strip()}")
+    try:
+        report |= redis_status(RedisSettings())
+    except redis.RedisError as exc:
+        fail(f"redis unreachable: {exc}")
+    typer.echo(json.dumps(report))
