@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import sql
 
 from geo_engine.geodata import GeoDataSet
 from geo_engine.settings import GeoSettings
@@ -59,60 +60,51 @@ WHERE geom IS NOT NULL AND NOT ST_IsValid(geom)
 """
 NORMALISE = "UPDATE {table} SET geom = ST_Multi(geom) WHERE GeometryType(geom) = 'POLYGON'"
 
-UPSERT_REGION = """
-INSERT INTO region AS t (code, name, zone, geom)
-SELECT code, name, zone, geom FROM stage_region
-ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, zone = EXCLUDED.zone, geom = EXCLUDED.geom
-WHERE (t.name, t.zone, t.geom) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.zone, EXCLUDED.geom)
-RETURNING (xmax = 0) AS inserted
-"""
-UPSERT_DEPARTEMENT = """
-INSERT INTO departement AS t (code, name, region_code, zone, geom)
-SELECT code, name, region_code, zone, geom FROM stage_departement
-ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, region_code = EXCLUDED.region_code,
-    zone = EXCLUDED.zone, geom = EXCLUDED.geom
-WHERE (t.name, t.region_code, t.zone, t.geom)
-    IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.region_code, EXCLUDED.zone, EXCLUDED.geom)
-RETURNING (xmax = 0) AS inserted
-"""
-UPSERT_EPCI = """
-INSERT INTO epci AS t (siren, name, kind, population, member_count)
-SELECT siren, name, kind, population, member_count FROM stage_epci
-ON CONFLICT (siren) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind,
-    population = EXCLUDED.population, member_count = EXCLUDED.member_count
-WHERE (t.name, t.kind, t.population, t.member_count)
-    IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.kind, EXCLUDED.population, EXCLUDED.member_count)
-RETURNING (xmax = 0) AS inserted
-"""
-# Returns the communes whose outline is new or changed, to re-cut their pieces.
-UPSERT_COMMUNE = """
-INSERT INTO commune AS t (code, name, departement_code, region_code, epci_siren, population,
-                          postal_codes, zone, timezone, geom)
-SELECT code, name, departement_code, region_code, epci_siren, population, postal_codes, zone,
-       timezone, geom
-FROM stage_commune
-ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, departement_code = EXCLUDED.departement_code,
-    region_code = EXCLUDED.region_code, epci_siren = EXCLUDED.epci_siren,
-    population = EXCLUDED.population, postal_codes = EXCLUDED.postal_codes,
-    zone = EXCLUDED.zone, timezone = EXCLUDED.timezone, geom = EXCLUDED.geom
-WHERE (t.name, t.departement_code, t.region_code, t.epci_siren, t.population, t.postal_codes,
-       t.zone, t.timezone, t.geom)
-    IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.departement_code, EXCLUDED.region_code,
-       EXCLUDED.epci_siren, EXCLUDED.population, EXCLUDED.postal_codes, EXCLUDED.zone,
-       EXCLUDED.timezone, EXCLUDED.geom)
-RETURNING (xmax = 0) AS inserted
-"""
-UPSERT_ARRONDISSEMENT = """
-INSERT INTO arrondissement AS t (code, name, commune_code, population, geom)
-SELECT code, name, commune_code, population, geom FROM stage_arrondissement
-ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, commune_code = EXCLUDED.commune_code,
-    population = EXCLUDED.population, geom = EXCLUDED.geom
-WHERE (t.name, t.commune_code, t.population, t.geom)
-    IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.commune_code, EXCLUDED.population, EXCLUDED.geom)
-RETURNING (xmax = 0) AS inserted
-"""
 
-SYNC_FORMER_CODES = [
+def upsert(table: str, key: str, columns: list[str]) -> sql.Composed:
+    """Copy ``stage_<table>`` into ``table``, rewriting a row only when its content differs, so
+    a second load of the same data changes nothing. Returns one row per row written, telling
+    whether it was inserted (``xmax = 0``) or updated."""
+    ident = [sql.Identifier(c) for c in columns]
+    return sql.SQL(
+        """INSERT INTO {table} AS t ({key}, {cols}) SELECT {key}, {cols} FROM {stage}
+           ON CONFLICT ({key}) DO UPDATE SET {sets}
+           WHERE ({old}) IS DISTINCT FROM ({new})
+           RETURNING (xmax = 0) AS inserted"""
+    ).format(
+        table=sql.Identifier(table),
+        stage=sql.Identifier(f"stage_{table}"),
+        key=sql.Identifier(key),
+        cols=sql.SQL(", ").join(ident),
+        sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=c) for c in ident),
+        old=sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
+        new=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(c) for c in ident),
+    )
+
+
+UPSERT_REGION = upsert("region", "code", ["name", "zone", "geom"])
+UPSERT_DEPARTEMENT = upsert("departement", "code", ["name", "region_code", "zone", "geom"])
+UPSERT_EPCI = upsert("epci", "siren", ["name", "kind", "population", "member_count"])
+UPSERT_COMMUNE = upsert(
+    "commune",
+    "code",
+    [
+        "name",
+        "departement_code",
+        "region_code",
+        "epci_siren",
+        "population",
+        "postal_codes",
+        "zone",
+        "timezone",
+        "geom",
+    ],
+)
+UPSERT_ARRONDISSEMENT = upsert(
+    "arrondissement", "code", ["name", "commune_code", "population", "geom"]
+)
+
+SYNC_FORMER_CODES = (
     """DELETE FROM commune_former_code f WHERE NOT EXISTS (
         SELECT 1 FROM stage_commune s WHERE f.former_code = ANY (s.former_codes)
                                          AND s.code = f.commune_code)""",
@@ -120,15 +112,15 @@ SYNC_FORMER_CODES = [
        SELECT DISTINCT unnest(former_codes), code FROM stage_commune
        ON CONFLICT (former_code) DO UPDATE SET commune_code = EXCLUDED.commune_code
        WHERE commune_former_code.commune_code IS DISTINCT FROM EXCLUDED.commune_code""",
-]
-SYNC_POSTAL_CODES = [
+)
+SYNC_POSTAL_CODES = (
     """DELETE FROM postal_code p WHERE NOT EXISTS (
         SELECT 1 FROM stage_commune s WHERE s.code = p.commune_code
                                          AND p.postal_code = ANY (s.postal_codes))""",
     """INSERT INTO postal_code (postal_code, commune_code)
        SELECT DISTINCT unnest(postal_codes), code FROM stage_commune
        ON CONFLICT DO NOTHING""",
-]
+)
 
 # Users whose commune merged follow it to the commune nouvelle; the same for the candidates of
 # users still choosing between communes. Users of a commune that vanished without a successor
@@ -205,10 +197,9 @@ def _copy(
             copy.write_row(row)
 
 
-def _count(
-    cur: psycopg.Cursor, sql: str, params: dict[str, object] | None = None
-) -> tuple[int, int]:
-    cur.execute(sql, params)
+def _count(cur: psycopg.Cursor, statement: sql.Composed) -> tuple[int, int]:
+    """(inserted, updated) by an ``upsert`` statement."""
+    cur.execute(statement)
     flags = [r[0] for r in cur.fetchall()] if cur.description else []
     inserted = sum(1 for f in flags if f)
     return inserted, len(flags) - inserted
@@ -292,12 +283,12 @@ def load(
         cur.execute(NORMALISE.format(table=table))
 
     progress("upserting territories")
-    for name, sql in (
+    for name, statement in (
         ("regions", UPSERT_REGION),
         ("departements", UPSERT_DEPARTEMENT),
         ("epci", UPSERT_EPCI),
     ):
-        ins, upd = _count(cur, sql)
+        ins, upd = _count(cur, statement)
         report.changes[name] = {"inserted": ins, "updated": upd, "removed": 0}
 
     # Which communes change, before the upsert overwrites them: to re-cut their pieces and
@@ -327,14 +318,11 @@ def load(
         ("former codes", SYNC_FORMER_CODES),
         ("postal codes", SYNC_POSTAL_CODES),
     ):
-        removed = added = 0
-        for i, sql in enumerate(statements):
-            cur.execute(sql)
-            if i == 0:
-                removed = cur.rowcount
-            else:
-                added = cur.rowcount
-        report.changes[name] = {"inserted": added, "updated": 0, "removed": removed}
+        delete, insert = statements
+        cur.execute(delete)
+        removed = cur.rowcount
+        cur.execute(insert)
+        report.changes[name] = {"inserted": cur.rowcount, "updated": 0, "removed": removed}
 
     progress("remapping users of merged communes")
     cur.execute(REMAP_USERS)
@@ -344,8 +332,8 @@ def load(
     cur.execute(UNPLACE_ORPHANS)
     report.users_unplaced = cur.rowcount
 
-    for name, sql in DELETE_STALE:
-        cur.execute(sql)
+    for name, delete_stale in DELETE_STALE:
+        cur.execute(delete_stale)
         report.changes[name]["removed"] = cur.rowcount
 
     progress("cutting outlines for locate")
