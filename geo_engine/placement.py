@@ -118,32 +118,27 @@ class CommuneIndex:
     def __init__(
         self,
         codes: list[str],
-        wkbs: list[bytes],
         groups: list[str],
+        piece_codes: list[str],
+        piece_wkbs: list[bytes],
         arr_codes: list[str],
         arr_wkbs: list[bytes],
         arr_commune: str | None,
         cell: float = 0.002,
-        owners: list[str] | None = None,
     ) -> None:
-        """``codes`` and ``groups`` list the communes; ``wkbs`` are their polygons, one per
-        commune in the same order, or, with ``owners``, any number of pieces, ``owners[i]``
-        being the code of the commune that piece ``i`` belongs to."""
+        """``codes`` and ``groups`` list the communes; ``piece_wkbs`` are the pieces their
+        outlines are cut into, ``piece_codes[i]`` the commune piece ``i`` belongs to."""
         # Sorted codes: the lowest index is the lowest INSEE code, which is the tie-break rule.
         order = np.argsort(np.array(codes))
         self.codes = np.array(codes)[order]
         group_of = np.array(groups)[order]
-        if owners is None:
-            self.polys = shapely.from_wkb(np.array(wkbs, dtype=object)[order])
-            self.owner = np.arange(len(codes), dtype=np.int32)
-        else:
-            owner_codes = np.array(owners)
-            self.owner = np.searchsorted(self.codes, owner_codes).astype(np.int32)
-            known = self.owner < len(self.codes)
-            known[known] = self.codes[self.owner[known]] == owner_codes[known]
-            if not known.all():
-                raise ValueError(f"pieces of unknown communes: {sorted(set(owner_codes[~known]))}")
-            self.polys = shapely.from_wkb(np.array(wkbs, dtype=object))
+        owner_codes = np.array(piece_codes)
+        self.owner = np.searchsorted(self.codes, owner_codes).astype(np.int32)
+        known = self.owner < len(self.codes)
+        known[known] = self.codes[self.owner[known]] == owner_codes[known]
+        if not known.all():
+            raise ValueError(f"pieces of unknown communes: {sorted(set(owner_codes[~known]))}")
+        self.polys = shapely.from_wkb(np.array(piece_wkbs, dtype=object))
         shapely.prepare(self.polys)
         self.tree = shapely.STRtree(self.polys)
         piece_group = group_of[self.owner]
@@ -181,14 +176,14 @@ class CommuneIndex:
                WHERE geom IS NOT NULL"""
         ).fetchall()
         return cls(
-            [r[0] for r in rows],
-            [r[1] for r in pieces],
-            [r[1] for r in rows],
-            [r[0] for r in arr],
-            [r[1] for r in arr],
-            arr[0][2] if arr else None,
-            cell,
-            owners=[r[0] for r in pieces],
+            codes=[r[0] for r in rows],
+            groups=[r[1] for r in rows],
+            piece_codes=[r[0] for r in pieces],
+            piece_wkbs=[r[1] for r in pieces],
+            arr_codes=[r[0] for r in arr],
+            arr_wkbs=[r[1] for r in arr],
+            arr_commune=arr[0][2] if arr else None,
+            cell=cell,
         )
 
     def place(self, lon: FloatArray, lat: FloatArray) -> IntArray:
