@@ -32,7 +32,7 @@ class Home(BaseModel):
 
 
 class Notifications(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     email: bool = True
     push: bool = False
     frequency: Literal["immediate", "daily", "weekly", "never"] = "weekly"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import psycopg
 from psycopg import sql
 from pydantic import ValidationError
 
-from contracts.users import UserRecord
+from contracts.users import Notifications, UserRecord
 from geo_engine import pgcopy
 from geo_engine.locate import locate
 from geo_engine.placement import NO_COMMUNE, CommuneIndex
@@ -27,6 +28,7 @@ from geo_engine.settings import UserSettings
 
 METRES_PER_DEGREE = 111_320.0
 MAX_REPORTED_ERRORS = 20
+CHUNK_RECORDS = 100_000
 BULK_ROWS = 10_000  # from this many rows into an empty table, keys are built once at the end
 
 
@@ -43,6 +45,13 @@ class UserImportError(Exception):
 
 class PlacementError(ValueError):
     """A single placement request that cannot be honoured (unknown commune, not a candidate…)."""
+
+
+@cache
+def notifications_json(prefs: Notifications) -> bytes:
+    """Encoded once per distinct setting (there are 16): one shared bytes object per setting
+    instead of one per user (orjson hands out 4 KiB buffers)."""
+    return orjson.dumps(prefs.model_dump())
 
 
 @dataclass
@@ -74,9 +83,23 @@ class UserBatch:
             commune=np.array([r.commune for r in records] or [], dtype=object),
             postal_code=np.array([r.postal_code for r in records] or [], dtype=object),
             interests=[[str(t) for t in r.interests] for r in records],
-            notifications=[orjson.dumps(r.notifications.model_dump()) for r in records],
+            notifications=[notifications_json(r.notifications) for r in records],
             timezone=[r.timezone for r in records],
             line=np.fromiter(lines if lines is not None else range(1, n + 1), np.int64, n),
+        )
+
+    @classmethod
+    def concat(cls, batches: list[UserBatch]) -> UserBatch:
+        return cls(
+            ids=np.concatenate([b.ids for b in batches]),
+            lon=np.concatenate([b.lon for b in batches]),
+            lat=np.concatenate([b.lat for b in batches]),
+            commune=np.concatenate([b.commune for b in batches]),
+            postal_code=np.concatenate([b.postal_code for b in batches]),
+            interests=[i for b in batches for i in b.interests],
+            notifications=[n for b in batches for n in b.notifications],
+            timezone=[t for b in batches for t in b.timezone],
+            line=np.concatenate([b.line for b in batches]),
         )
 
 
@@ -95,6 +118,7 @@ def read_jsonl(path: Path, progress: Callable[[int], None] = lambda _n: None) ->
     """Parse and validate every line; raise UserImportError listing the bad ones."""
     records: list[UserRecord] = []
     lines: list[int] = []
+    chunks: list[UserBatch] = []
     errors: list[str] = []
     seen: dict[int, int] = {}
     with path.open("rb") as handle:
@@ -119,9 +143,12 @@ def read_jsonl(path: Path, progress: Callable[[int], None] = lambda _n: None) ->
             seen[record.id] = number
             records.append(record)
             lines.append(number)
+            if len(records) == CHUNK_RECORDS:  # columns take far less memory than models
+                chunks.append(UserBatch.from_records(records, lines))
+                records, lines = [], []
     if errors:
         raise UserImportError(errors, len(errors))
-    return UserBatch.from_records(records, lines)
+    return UserBatch.concat([*chunks, UserBatch.from_records(records, lines)])
 
 
 def coarsen(
