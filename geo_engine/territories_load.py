@@ -85,21 +85,17 @@ def upsert(table: str, key: str, columns: list[str]) -> sql.Composed:
 UPSERT_REGION = upsert("region", "code", ["name", "zone", "geom"])
 UPSERT_DEPARTEMENT = upsert("departement", "code", ["name", "region_code", "zone", "geom"])
 UPSERT_EPCI = upsert("epci", "siren", ["name", "kind", "population", "member_count"])
-UPSERT_COMMUNE = upsert(
-    "commune",
-    "code",
-    [
-        "name",
-        "departement_code",
-        "region_code",
-        "epci_siren",
-        "population",
-        "postal_codes",
-        "zone",
-        "timezone",
-        "geom",
-    ],
-)
+COMMUNE_COLUMNS = [
+    "name",
+    "departement_code",
+    "region_code",
+    "epci_siren",
+    "population",
+    "postal_codes",
+    "zone",
+    "timezone",
+]
+UPSERT_COMMUNE = upsert("commune", "code", [*COMMUNE_COLUMNS, "geom"])
 UPSERT_ARRONDISSEMENT = upsert(
     "arrondissement", "code", ["name", "commune_code", "population", "geom"]
 )
@@ -248,18 +244,7 @@ def load(
             for e in data.epcis
         ],
     )
-    commune_cols = [
-        "code",
-        "name",
-        "departement_code",
-        "region_code",
-        "epci_siren",
-        "population",
-        "postal_codes",
-        "zone",
-        "timezone",
-        "former_codes",
-    ]
+    commune_cols = ["code", *COMMUNE_COLUMNS, "former_codes"]
     _copy(
         cur,
         "stage_commune",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import psycopg
 import typer
 
-from geo_engine.cli import bench, db, fixtures, geo, status, users
+from geo_engine.cli import bench, common, db, fixtures, geo, status, users
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db.app, name="db")
@@ -13,3 +14,18 @@ app.add_typer(users.app, name="users")
 app.add_typer(fixtures.app, name="fixtures")
 app.command("bench")(bench.bench)
 app.command("status")(status.status)
+
+
+def main() -> None:
+    """Entry point: a database that cannot be reached is one clear line, not a traceback."""
+    try:
+        app()
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        common.err.print(
+            f"[red]error:[/red] cannot reach the database ({first}); "
+            "run `make services` or check GEO_ENGINE_DATABASE_URL",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise SystemExit(1) from None
