@@ -231,6 +231,16 @@ def read(root: Path) -> GeoDataSet:
                 "wkb": commune_wkb.get(code),
             }
         )
+    absorbed: dict[str, str] = {}
+    for c in communes:
+        for former in c["former_codes"]:
+            if former in absorbed:
+                raise GeoDataError(
+                    membership / "communes.json",
+                    f"former code {former} claimed by both {absorbed[former]} and {c['code']}",
+                    feature=c["code"],
+                )
+            absorbed[former] = c["code"]
     unknown = sorted(set(commune_wkb) - seen)
     if unknown:
         raise GeoDataError(

@@ -137,6 +137,11 @@ WHERE u.candidate_communes IS NOT NULL AND EXISTS (
     SELECT 1 FROM unnest(u.candidate_communes) AS c(code)
     WHERE c.code NOT IN (SELECT code FROM stage_commune))
 """
+FORGET_STALE_ARRONDISSEMENTS = """
+UPDATE user_place SET arrondissement_code = NULL
+WHERE arrondissement_code IS NOT NULL
+  AND arrondissement_code NOT IN (SELECT code FROM stage_arrondissement)
+"""
 UNPLACE_ORPHANS = """
 UPDATE user_place SET commune_code = NULL, arrondissement_code = NULL, candidate_communes = '{}'
 WHERE commune_code IS NOT NULL AND commune_code NOT IN (SELECT code FROM stage_commune)
@@ -314,6 +319,7 @@ def load(
     report.users_remapped = cur.rowcount
     cur.execute(REMAP_CANDIDATES)
     report.users_remapped += cur.rowcount
+    cur.execute(FORGET_STALE_ARRONDISSEMENTS)
     cur.execute(UNPLACE_ORPHANS)
     report.users_unplaced = cur.rowcount
 

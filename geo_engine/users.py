@@ -317,6 +317,8 @@ def store_places(
         pgcopy.points_ewkb(lon, lat),
     ]
     placed = np.array([c is None for c in placement.candidates], dtype=bool)
+    # Locked first, so no place committed meanwhile can be lost to the TRUNCATE below.
+    cur.execute("LOCK TABLE user_place IN SHARE ROW EXCLUSIVE MODE")
     cur.execute("SELECT NOT EXISTS (SELECT 1 FROM user_place)")
     row = cur.fetchone()
     if row and row[0] and len(batch) >= BULK_ROWS:
@@ -337,6 +339,11 @@ def store_places(
             arrondissement_code = EXCLUDED.arrondissement_code,
             candidate_communes = EXCLUDED.candidate_communes,
             postal_code = EXCLUDED.postal_code, home = EXCLUDED.home
+        -- A user who settled among the communes of their postal code keeps that choice when
+        -- the same postal code comes again (a re-import must not make them pending anew).
+        WHERE NOT (p.candidate_communes IS NULL
+                   AND p.postal_code IS NOT DISTINCT FROM EXCLUDED.postal_code
+                   AND coalesce(p.commune_code = ANY (EXCLUDED.candidate_communes), false))
     """)
 
 

@@ -53,8 +53,9 @@ docker_up() {
 # ---------------------------------------------------------------- local packages
 pg_bindir() {
   local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-  [ -n "$d" ] && echo "$d"
+  # Only a folder with the server's tools: a client-only install has bin/ too.
+  d=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 || true)
+  [ -n "$d" ] && dirname "$d"
 }
 
 install_packages() {
@@ -90,12 +91,15 @@ pg_data_dir() {
   fi
 }
 
+# The password lives beside the cluster it opens, so they are created and removed together.
+pg_password_file() { echo "$(dirname "$(pg_data_dir)")/pg.password"; }
+
 pg_up() {
   local bindir data pwfile
   bindir=$(pg_bindir)
   data=$(pg_data_dir)
-  pwfile="$STATE/pg.password"
-  mkdir -p "$STATE"
+  pwfile=$(pg_password_file)
+  mkdir -p "$STATE" "$(dirname "$data")"
   [ -f "$pwfile" ] || (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$pwfile")
   if [ ! -f "$data/PG_VERSION" ]; then
     say "creating a PostgreSQL cluster in $data (port $PG_PORT)"
@@ -184,7 +188,7 @@ case "${1:-up}" in
     install_packages
     pg_up
     redis_up
-    write_env "postgresql://geo_engine:$(cat "$STATE/pg.password")@127.0.0.1:${PG_PORT}/geo_engine" \
+    write_env "postgresql://geo_engine:$(cat "$(pg_password_file)")@127.0.0.1:${PG_PORT}/geo_engine" \
       "redis://127.0.0.1:${REDIS_PORT}/0"
     ;;
   down)

@@ -592,3 +592,16 @@ def test_paris_arrondissements_of_the_mini_set(
         found = locate(fresh, point.y, point.x)
         assert found is not None and found.commune.code == "75056"
         assert found.arrondissement is not None and found.arrondissement.code == code
+
+
+def test_former_code_claimed_by_two_communes_is_refused(geodata_dir: Path, tmp_path: Path) -> None:
+    mini = minidata.cut(geodata_dir, MARNE)
+    for code in (REIMS, CHALONS):
+        mini.record(code)["anciensCodes"] = ["51999"]
+    root = mini.write(tmp_path / "mini")
+    with pytest.raises(geodata.GeoDataError) as caught:
+        geodata.read(root)
+    message = str(caught.value)
+    assert "communes.json" in message
+    assert "51999" in message
+    assert REIMS in message and CHALONS in message

@@ -334,6 +334,23 @@ def test_choose_commune(conn: psycopg.Connection, postal_map: dict[str, list[str
         choose_commune(conn, 404, "51454")
 
 
+def test_reimport_keeps_a_settled_choice(
+    conn: psycopg.Connection, postal_map: dict[str, list[str]]
+) -> None:
+    candidates = postal_map["51430"]
+    _import(conn, _record(1, postal_code="51430"))
+    choose_commune(conn, 1, candidates[-1])
+    _import(conn, _record(1, postal_code="51430"))  # the same file, imported again
+    place = _place(conn, 1)
+    assert place is not None
+    assert (place["commune"], place["candidates"]) == (candidates[-1], None)
+    # A different postal code is a move: the old choice no longer holds.
+    _import(conn, _record(1, postal_code="64250"))
+    place = _place(conn, 1)
+    assert place is not None
+    assert (place["commune"], place["candidates"]) == (None, postal_map["64250"])
+
+
 def test_move_user(conn: psycopg.Connection, postal_map: dict[str, list[str]]) -> None:
     _import(conn, _record(1, home=REIMS_HOTEL_DE_VILLE))
     place = _place(conn, 1)
