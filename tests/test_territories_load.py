@@ -605,3 +605,26 @@ def test_former_code_claimed_by_two_communes_is_refused(geodata_dir: Path, tmp_p
     assert "communes.json" in message
     assert "51999" in message
     assert REIMS in message and CHALONS in message
+
+
+def test_vanished_arrondissement_is_forgotten_not_a_broken_load(
+    fresh: psycopg.Connection, geodata_dir: Path, geo_settings: GeoSettings, tmp_path: Path
+) -> None:
+    paris = minidata.cut(geodata_dir, ["75056"], commune_file="communes-2026-75.geojson")
+    _load(fresh, paris.write(tmp_path / "2026"), geo_settings)
+    fresh.execute("INSERT INTO app_user (id) VALUES (1)")
+    fresh.execute(
+        "INSERT INTO user_place (user_id, commune_code, arrondissement_code)"
+        " VALUES (1, '75056', '75104')"
+    )
+    fresh.commit()
+    # A later millésime without the 4th arrondissement (as when Paris Centre merged 1st–4th).
+    later = minidata.cut(
+        geodata_dir, ["75056"], commune_file="communes-2026-75.geojson", millesime=2027
+    )
+    later.records.remove(later.record("75104"))
+    report = _load(fresh, later.write(tmp_path / "2027"), geo_settings)
+    assert report.changes["arrondissements"]["removed"] == 1
+    assert _rows(
+        fresh, "SELECT commune_code, arrondissement_code FROM user_place WHERE user_id = 1"
+    ) == [("75056", None)]
