@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
-CLI = REPO / ".venv" / "bin" / "geo-engine"
+from tests.cli import run_cli
 
 
 def test_unreachable_database_is_one_clear_line() -> None:
-    env = {
-        **os.environ,
-        # Port 1 on loopback: nothing listens there.
-        "GEO_ENGINE_DATABASE_URL": "postgresql://geo_engine:x@127.0.0.1:1/geo_engine",
-        "COLUMNS": "40",
-        "NO_COLOR": "1",
-    }
-    done = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-        [str(CLI), "geo", "locate", "48.85", "2.35"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    # Port 1 on loopback: nothing listens there.
+    done = run_cli(
+        "geo",
+        "locate",
+        "48.85",
+        "2.35",
+        env={"GEO_ENGINE_DATABASE_URL": "postgresql://geo_engine:x@127.0.0.1:1/geo_engine"},
+        columns=40,
     )
     assert done.returncode == 1
     assert done.stdout == ""

@@ -7,8 +7,6 @@ one line on stderr naming what is wrong. All invocations run concurrently once p
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,11 +15,10 @@ import shapely
 from shapely.geometry import Point, shape
 
 from geo_engine.settings import DatabaseSettings
+from tests.cli import Run, run_cli
 
 pytestmark = pytest.mark.geodata
 
-REPO = Path(__file__).resolve().parent.parent
-CLI = REPO / ".venv" / "bin" / "geo-engine"
 
 FOUND = {
     "paris": ("48.856389", "2.352222"),  # Hôtel de Ville
@@ -48,33 +45,19 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def runs(france_db: DatabaseSettings) -> dict[str, subprocess.CompletedProcess[str]]:
-    if not CLI.is_file():
-        pytest.fail(f"{CLI} is missing: install the project (uv sync)")
-    env = {
-        **os.environ,
-        "GEO_ENGINE_DATABASE_URL": france_db.database_url,
-        "COLUMNS": "40",  # a narrow terminal must not wrap the one-line messages
-        "NO_COLOR": "1",
-    }
+def runs(france_db: DatabaseSettings) -> dict[str, Run]:
+    env = {"GEO_ENGINE_DATABASE_URL": france_db.database_url}
 
-    def run(args: tuple[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-            [str(CLI), "geo", "locate", *args],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    def run(args: tuple[str, str]) -> Run:
+        # A narrow terminal must not wrap the one-line messages.
+        return run_cli("geo", "locate", *args, env=env, columns=40)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = dict(zip(CASES, pool.map(run, CASES.values()), strict=True))
     return results
 
 
-def _json(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+def _json(result: Run) -> dict[str, object]:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, result.stdout
@@ -84,9 +67,7 @@ def _json(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("name", list(FOUND))
-def test_found_prints_one_json_object(
-    runs: dict[str, subprocess.CompletedProcess[str]], name: str
-) -> None:
+def test_found_prints_one_json_object(runs: dict[str, Run], name: str) -> None:
     data = _json(runs[f"found-{name}"])
     expected = {"commune", "epci", "departement", "region"}
     if name == "paris":
@@ -96,7 +77,7 @@ def test_found_prints_one_json_object(
     assert isinstance(commune, dict) and set(commune) == {"code", "name", "population"}
 
 
-def test_paris_town_hall(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+def test_paris_town_hall(runs: dict[str, Run]) -> None:
     paris = _json(runs["found-paris"])
     assert paris["commune"]["code"] == "75056"  # type: ignore[index]
     assert paris["arrondissement"] == {"code": "75104", "name": "Paris 4e Arrondissement"}
@@ -110,15 +91,13 @@ def test_paris_town_hall(runs: dict[str, subprocess.CompletedProcess[str]]) -> N
     assert paris["region"] == {"code": "11", "name": "Île-de-France"}
 
 
-def test_ouessant_has_a_null_epci(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+def test_ouessant_has_a_null_epci(runs: dict[str, Run]) -> None:
     data = _json(runs["found-ouessant"])
     assert data["commune"]["code"] == "29155"  # type: ignore[index]
     assert "epci" in data and data["epci"] is None
 
 
-def test_negative_latitude_in_la_reunion(
-    runs: dict[str, subprocess.CompletedProcess[str]], geodata_dir: Path
-) -> None:
+def test_negative_latitude_in_la_reunion(runs: dict[str, Run], geodata_dir: Path) -> None:
     doc = json.loads(
         (geodata_dir / "communes" / "communes-2026-974.geojson").read_text(encoding="utf-8")
     )
@@ -134,9 +113,7 @@ def test_negative_latitude_in_la_reunion(
 
 
 @pytest.mark.parametrize("name", list(NOWHERE))
-def test_nowhere_exits_3_with_one_line(
-    runs: dict[str, subprocess.CompletedProcess[str]], name: str
-) -> None:
+def test_nowhere_exits_3_with_one_line(runs: dict[str, Run], name: str) -> None:
     result = runs[f"nowhere-{name}"]
     assert result.returncode == 3, (result.stdout, result.stderr)
     assert result.stdout == ""
@@ -146,9 +123,7 @@ def test_nowhere_exits_3_with_one_line(
 
 
 @pytest.mark.parametrize("name", list(INVALID))
-def test_invalid_values_exit_2_naming_the_value(
-    runs: dict[str, subprocess.CompletedProcess[str]], name: str
-) -> None:
+def test_invalid_values_exit_2_naming_the_value(runs: dict[str, Run], name: str) -> None:
     result = runs[f"invalid-{name}"]
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stdout == ""

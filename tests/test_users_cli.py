@@ -9,8 +9,6 @@ Châlons-en-Champagne): imports that work, imports that fail and write nothing, 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,18 +21,15 @@ from geo_engine import db, geodata
 from geo_engine.settings import DatabaseSettings, GeoSettings
 from geo_engine.territories_load import load
 from tests import minidata
+from tests.cli import Run, run_cli
 
 pytestmark = pytest.mark.geodata
 
-REPO = Path(__file__).resolve().parent.parent
-CLI = REPO / ".venv" / "bin" / "geo-engine"
 
 REIMS, TINQUEUX, BEZANNES, CHALONS = "51454", "51573", "51058", "51108"
 REIMS_FORMER_CODE = "51401"  # anciensCodes of Reims in membership/communes.json
 SHARED_POSTAL_CODE = "51430"  # Tinqueux and Bezannes
 REIMS_HOTEL_DE_VILLE = {"lon": 4.0317, "lat": 49.2583}
-
-Run = subprocess.CompletedProcess[str]
 
 
 @pytest.fixture(scope="module")
@@ -57,23 +52,13 @@ def mini_db(
 
 
 def _cli(settings: DatabaseSettings, *args: str) -> Run:
-    if not CLI.is_file():
-        pytest.fail(f"{CLI} is missing: install the project (uv sync)")
-    env = {
-        **os.environ,
-        "GEO_ENGINE_DATABASE_URL": settings.database_url,
-        "GEO_ENGINE_HOME_PRECISION_M": "100",
-        "COLUMNS": "200",
-        "NO_COLOR": "1",
-    }
-    return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-        [str(CLI), "users", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    return run_cli(
+        "users",
+        *args,
+        env={
+            "GEO_ENGINE_DATABASE_URL": settings.database_url,
+            "GEO_ENGINE_HOME_PRECISION_M": "100",
+        },
     )
 
 
