@@ -1,4 +1,5 @@
-"""Write-side schema of the territories and of users' places (alembic migrates from this).
+"""Write-side schema: territories, users' places, organisations and projects (alembic migrates
+from this).
 
 Heavy reads do not go through these classes: they are SQL files beside the code that runs them.
 Geometries are WGS84 (SRID 4326) lon/lat, as in the source data.
@@ -7,12 +8,15 @@ Geometries are WGS84 (SRID 4326) lon/lat, as in the source data.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
 
-from geoalchemy2 import Geometry
+from geoalchemy2 import Geography, Geometry
 from sqlalchemy import (
     ARRAY,
     BigInteger,
     CheckConstraint,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -25,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from contracts.catalog import Level, OrganisationKind, Role, Space, Status, Tool, Visibility
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -32,6 +38,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+StrEnumT = TypeVar("StrEnumT", bound=StrEnum)
 
 
 class Base(DeclarativeBase):
@@ -181,3 +190,141 @@ class UserPlace(Base):
         ),
         Index("ix_user_place_commune_code", "commune_code"),
     )
+
+
+def _one_of(column: str, values: type[StrEnumT]) -> CheckConstraint:
+    listed = ", ".join(f"'{v.value}'" for v in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=f"{column}_known")
+
+
+def _point(*, indexed: bool) -> Geometry:
+    return Geometry("POINT", srid=4326, spatial_index=indexed)
+
+
+class Organisation(Base):
+    """Who runs projects; ``territory_*`` is its home territory (a commune's own commune...)."""
+
+    __tablename__ = "organisation"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    territory_level: Mapped[str | None] = mapped_column(Text, nullable=True)
+    territory_code: Mapped[str | None] = mapped_column(Code, nullable=True)
+
+    __table_args__ = (
+        _one_of("kind", OrganisationKind),
+        _one_of("territory_level", Level),
+        CheckConstraint(
+            "(territory_level IS NULL) = (territory_code IS NULL)", name="territory_complete"
+        ),
+    )
+
+
+class OrganisationMember(Base):
+    """Membership is what lets a user see the organisation's private projects."""
+
+    __tablename__ = "organisation_member"
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        _one_of("role", Role),
+        Index("ix_organisation_member_user_id", "user_id"),
+    )
+
+
+class Project(Base):
+    """A participation project. Reads go through ``visible_projects(viewer)``, never this table.
+
+    ``place`` is where the map shows it: its ``location`` when given, else a point inside its
+    scope; national projects have none. ``place_geog`` is the same point as geography, so that
+    nearby queries measure metres with an index (``<->`` and ``ST_DWithin``).
+    """
+
+    __tablename__ = "project"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    space: Mapped[str] = mapped_column(Text)
+    tool: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    themes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    visibility: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    opens_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closes_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    results_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    scope_kind: Mapped[str] = mapped_column(Text)
+    location = mapped_column(_point(indexed=False), nullable=True)
+    place = mapped_column(_point(indexed=True), nullable=True)
+    place_geog = mapped_column(
+        Geography("POINT", srid=4326, spatial_index=True),
+        Computed("place::geography", persisted=True),
+        nullable=True,
+    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        _one_of("space", Space),
+        _one_of("tool", Tool),
+        _one_of("visibility", Visibility),
+        _one_of("status", Status),
+        CheckConstraint(
+            "scope_kind IN ('national', 'territories', 'area', 'radius')", name="scope_kind_known"
+        ),
+        Index("ix_project_organisation_id", "organisation_id"),
+    )
+
+
+class ProjectTerritory(Base):
+    """A territory named by a project's scope; the btree answers "what concerns commune C"."""
+
+    __tablename__ = "project_territory"
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), primary_key=True
+    )
+    level: Mapped[str] = mapped_column(Text, primary_key=True)
+    code: Mapped[str] = mapped_column(Code, primary_key=True)
+
+    __table_args__ = (
+        _one_of("level", Level),
+        Index("ix_project_territory_level_code", "level", "code"),
+    )
+
+
+class ProjectArea(Base):
+    """A drawn area, or a point with a radius turned into its polygon (``radius_m`` kept)."""
+
+    __tablename__ = "project_area"
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), primary_key=True
+    )
+    radius_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False)
+
+
+class Contribution(Base):
+    """A point on a participatory map; it is visible exactly when its project is."""
+
+    __tablename__ = "contribution"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text, server_default="")
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL"), nullable=True
+    )
+    geom = mapped_column(_point(indexed=True), nullable=False)
+    geog = mapped_column(
+        Geography("POINT", srid=4326, spatial_index=True),
+        Computed("geom::geography", persisted=True),
+        nullable=False,
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_contribution_project_id", "project_id"),)

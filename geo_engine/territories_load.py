@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from geo_engine.db import copy_rows, upsert
 from geo_engine.geodata import GeoDataSet
 from geo_engine.settings import GeoSettings
 
@@ -61,27 +62,6 @@ WHERE geom IS NOT NULL AND NOT ST_IsValid(geom)
 NORMALISE = "UPDATE {table} SET geom = ST_Multi(geom) WHERE GeometryType(geom) = 'POLYGON'"
 
 
-def upsert(table: str, key: str, columns: list[str]) -> sql.Composed:
-    """Copy ``stage_<table>`` into ``table``, rewriting a row only when its content differs, so
-    a second load of the same data changes nothing. Returns one row per row written, telling
-    whether it was inserted (``xmax = 0``) or updated."""
-    ident = [sql.Identifier(c) for c in columns]
-    return sql.SQL(
-        """INSERT INTO {table} AS t ({key}, {cols}) SELECT {key}, {cols} FROM {stage}
-           ON CONFLICT ({key}) DO UPDATE SET {sets}
-           WHERE ({old}) IS DISTINCT FROM ({new})
-           RETURNING (xmax = 0) AS inserted"""
-    ).format(
-        table=sql.Identifier(table),
-        stage=sql.Identifier(f"stage_{table}"),
-        key=sql.Identifier(key),
-        cols=sql.SQL(", ").join(ident),
-        sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=c) for c in ident),
-        old=sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
-        new=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(c) for c in ident),
-    )
-
-
 UPSERT_REGION = upsert("region", "code", ["name", "zone", "geom"])
 UPSERT_DEPARTEMENT = upsert("departement", "code", ["name", "region_code", "zone", "geom"])
 UPSERT_EPCI = upsert("epci", "siren", ["name", "kind", "population", "member_count"])
@@ -125,6 +105,28 @@ REMAP_USERS = """
 UPDATE user_place u SET commune_code = f.commune_code, arrondissement_code = NULL
 FROM commune_former_code f
 WHERE u.commune_code = f.former_code AND f.former_code NOT IN (SELECT code FROM stage_commune)
+"""
+# Projects scoped to, and organisations at home in, a merged commune follow it too.
+REMAP_PROJECT_COMMUNES = """
+WITH moved AS (
+    DELETE FROM project_territory t USING commune_former_code f
+    WHERE t.level = 'commune' AND t.code = f.former_code
+      AND f.former_code NOT IN (SELECT code FROM stage_commune)
+    RETURNING t.project_id, f.commune_code)
+INSERT INTO project_territory (project_id, level, code)
+SELECT DISTINCT project_id, 'commune', commune_code FROM moved
+ON CONFLICT DO NOTHING
+"""
+REMAP_ORGANISATIONS = """
+UPDATE organisation o SET territory_code = f.commune_code
+FROM commune_former_code f
+WHERE o.territory_level = 'commune' AND o.territory_code = f.former_code
+  AND f.former_code NOT IN (SELECT code FROM stage_commune)
+"""
+# Outlines simplified for the map tiles (see migrations/sql/0002_tiles.sql).
+REFRESH_TILE_OUTLINES = """
+REFRESH MATERIALIZED VIEW commune_tile;
+REFRESH MATERIALIZED VIEW departement_tile
 """
 REMAP_CANDIDATES = """
 UPDATE user_place u SET candidate_communes = ARRAY(
@@ -190,14 +192,6 @@ WHERE xxl IS DISTINCT FROM (member_count >= %(min_communes)s
 """
 
 
-def _copy(
-    cur: psycopg.Cursor, table: str, columns: list[str], rows: list[tuple[object, ...]]
-) -> None:
-    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
 def _count(cur: psycopg.Cursor, statement: sql.Composed) -> tuple[int, int]:
     """(inserted, updated) by an ``upsert`` statement."""
     cur.execute(statement)
@@ -228,19 +222,19 @@ def load(
     cur.execute(STAGING)
 
     progress("staging")
-    _copy(
+    copy_rows(
         cur,
         "stage_region",
         ["code", "name", "zone", "geom"],
         [(r.code, r.name, r.attrs["zone"], r.wkb) for r in data.regions],
     )
-    _copy(
+    copy_rows(
         cur,
         "stage_departement",
         ["code", "name", "region_code", "zone", "geom"],
         [(d.code, d.name, d.attrs["region"], d.attrs["zone"], d.wkb) for d in data.departements],
     )
-    _copy(
+    copy_rows(
         cur,
         "stage_epci",
         ["siren", "name", "kind", "population", "member_count"],
@@ -250,13 +244,13 @@ def load(
         ],
     )
     commune_cols = ["code", *COMMUNE_COLUMNS, "former_codes"]
-    _copy(
+    copy_rows(
         cur,
         "stage_commune",
         [*commune_cols, "geom"],
         [(*(c[k] for k in commune_cols), c["wkb"]) for c in data.communes],
     )
-    _copy(
+    copy_rows(
         cur,
         "stage_arrondissement",
         ["code", "name", "commune_code", "population", "geom"],
@@ -319,6 +313,8 @@ def load(
     report.users_remapped = cur.rowcount
     cur.execute(REMAP_CANDIDATES)
     report.users_remapped += cur.rowcount
+    cur.execute(REMAP_PROJECT_COMMUNES)
+    cur.execute(REMAP_ORGANISATIONS)
     cur.execute(FORGET_STALE_ARRONDISSEMENTS)
     cur.execute(UNPLACE_ORPHANS)
     report.users_unplaced = cur.rowcount
@@ -341,6 +337,9 @@ def load(
     )
     report.xxl_flags_changed = cur.rowcount
 
+    if report.changed:
+        progress("simplifying outlines for map tiles")
+        cur.execute(REFRESH_TILE_OUTLINES)
     cur.execute(
         """INSERT INTO geodata_release (millesime, source) VALUES (%s, %s)
            ON CONFLICT (millesime) DO NOTHING""",

@@ -22,25 +22,18 @@ from pydantic import ValidationError
 
 from contracts.users import Notifications, UserRecord
 from geo_engine import pgcopy
+from geo_engine.jsonl import ImportRejected, validation_messages
 from geo_engine.locate import locate
 from geo_engine.placement import NO_COMMUNE, CommuneIndex
 from geo_engine.settings import UserSettings
 
 METRES_PER_DEGREE = 111_320.0
-MAX_REPORTED_ERRORS = 20
 CHUNK_RECORDS = 100_000
 BULK_ROWS = 10_000  # from this many rows into an empty table, keys are built once at the end
 
 
-class UserImportError(Exception):
-    """The input has invalid lines; nothing was written. ``errors`` says line, field, reason."""
-
-    def __init__(self, errors: list[str], total: int) -> None:
-        shown = errors[:MAX_REPORTED_ERRORS]
-        more = f"\n… and {total - len(shown)} more" if total > len(shown) else ""
-        super().__init__("\n".join(shown) + more)
-        self.errors = errors
-        self.total = total
+class UserImportError(ImportRejected):
+    """The users' input has invalid lines; nothing was written."""
 
 
 class PlacementError(ValueError):
@@ -130,10 +123,7 @@ def read_jsonl(path: Path, progress: Callable[[int], None] = lambda _n: None) ->
             try:
                 record = UserRecord.model_validate_json(raw)
             except ValidationError as exc:
-                for err in exc.errors(include_url=False):
-                    where = ".".join(str(p) for p in err["loc"]) or "line"
-                    reason = err["msg"].removeprefix("Value error, ")
-                    errors.append(f"{path.name}:{number}: {where}: {reason}")
+                errors.extend(validation_messages(exc, f"{path.name}:{number}"))
                 continue
             if record.id in seen:
                 errors.append(

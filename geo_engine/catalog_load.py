@@ -1,0 +1,312 @@
+"""Writing organisations, members, projects and contributions, from imports and from the API.
+
+Each ``store_*`` stages its rows with COPY, checks every reference in one query (a bad row is
+named by its line), then upserts set-wise, all in the caller's transaction: a rejected batch
+writes nothing, and the caller commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+import shapely
+
+from contracts.catalog import (
+    AreaScope,
+    ContributionRecord,
+    MemberRecord,
+    OrganisationRecord,
+    Point,
+    ProjectRecord,
+    RadiusScope,
+    TerritoriesScope,
+)
+from geo_engine.db import copy_rows, upsert
+from geo_engine.jsonl import ImportRejected, Line
+
+CIRCLE_SEGMENTS = 16  # per quarter circle: a radius scope's polygon is within 0.8% of the circle
+
+
+def _ewkt(point: Point | None) -> str | None:
+    return None if point is None else f"SRID=4326;POINT({point.lon!r} {point.lat!r})"
+
+
+def _reject_bad_references(cur: psycopg.Cursor, source: str, query: str) -> None:
+    """``query`` yields (line, field, reason) for every row whose references do not hold."""
+    cur.execute(query)
+    errors = [f"{source}:{line}: {field}: {reason}" for line, field, reason in cur.fetchall()]
+    if errors:
+        raise ImportRejected(errors)
+
+
+UNKNOWN_TERRITORY = """
+    SELECT s.line, {field}, format('no %s with code %s', s.{level}, s.{code})
+    FROM {stage} AS s
+    WHERE s.{level} IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM territory AS t WHERE t.level = s.{level} AND t.code = s.{code})
+"""
+
+
+def store_organisations(
+    conn: psycopg.Connection, lines: Sequence[Line[OrganisationRecord]], source: str = "input"
+) -> int:
+    """Create or update organisations; their home territory must exist. Returns rows written."""
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TEMP TABLE stage_organisation (line integer, id bigint, kind text,
+                       name text, territory_level text, territory_code text) ON COMMIT DROP""")
+        copy_rows(
+            cur,
+            "stage_organisation",
+            ["line", "id", "kind", "name", "territory_level", "territory_code"],
+            (
+                (n, r.id, r.kind, r.name, r.territory and r.territory.level)
+                + (r.territory and r.territory.code,)
+                for n, r in lines
+            ),
+        )
+        _reject_bad_references(
+            cur,
+            source,
+            UNKNOWN_TERRITORY.format(
+                field="'territory'",
+                stage="stage_organisation",
+                level="territory_level",
+                code="territory_code",
+            ),
+        )
+        cur.execute(
+            upsert("organisation", "id", ["kind", "name", "territory_level", "territory_code"])
+        )
+        written = cur.rowcount
+        cur.execute("DROP TABLE stage_organisation")
+        return written
+
+
+def store_members(
+    conn: psycopg.Connection, lines: Sequence[Line[MemberRecord]], source: str = "input"
+) -> int:
+    """Add members or change their role; the organisation and the user must exist."""
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TEMP TABLE stage_member (line integer, organisation_id bigint,
+                       user_id bigint, role text) ON COMMIT DROP""")
+        copy_rows(
+            cur,
+            "stage_member",
+            ["line", "organisation_id", "user_id", "role"],
+            ((n, r.organisation_id, r.user_id, r.role) for n, r in lines),
+        )
+        _reject_bad_references(
+            cur,
+            source,
+            """SELECT s.line, 'organisation_id', format('no organisation %s', s.organisation_id)
+               FROM stage_member s
+               WHERE NOT EXISTS (SELECT 1 FROM organisation o WHERE o.id = s.organisation_id)
+               UNION ALL
+               SELECT s.line, 'user_id', format('no user %s', s.user_id) FROM stage_member s
+               WHERE NOT EXISTS (SELECT 1 FROM app_user u WHERE u.id = s.user_id)
+               ORDER BY 1""",
+        )
+        cur.execute("""
+            INSERT INTO organisation_member AS m (organisation_id, user_id, role)
+            SELECT organisation_id, user_id, role FROM stage_member
+            ON CONFLICT (organisation_id, user_id) DO UPDATE SET role = EXCLUDED.role
+            WHERE m.role IS DISTINCT FROM EXCLUDED.role""")
+        written = cur.rowcount
+        cur.execute("DROP TABLE stage_member")
+        return written
+
+
+def remove_member(conn: psycopg.Connection, organisation_id: int, user_id: int) -> bool:
+    cur = conn.execute(
+        "DELETE FROM organisation_member WHERE organisation_id = %s AND user_id = %s",
+        (organisation_id, user_id),
+    )
+    return cur.rowcount > 0
+
+
+def _area_geojson(record: ProjectRecord, source: str, line: int) -> str | None:
+    """A drawn area as GeoJSON PostGIS will read, or ImportRejected saying why it is invalid."""
+    if not isinstance(record.scope, AreaScope):
+        return None
+    where = f"{source}:{line}: scope.geometry"
+    try:
+        shape = shapely.from_geojson(json.dumps(record.scope.geometry))
+    except (shapely.errors.GEOSException, ValueError) as exc:
+        raise ImportRejected([f"{where}: not a readable GeoJSON polygon ({exc})"]) from None
+    if shape.is_empty:
+        raise ImportRejected([f"{where}: the area is empty"])
+    if not shape.is_valid:
+        raise ImportRejected([f"{where}: invalid polygon: {shapely.is_valid_reason(shape)}"])
+    minx, miny, maxx, maxy = shape.bounds
+    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise ImportRejected([f"{where}: coordinates must be longitude, latitude in degrees"])
+    return str(shapely.to_geojson(shape))
+
+
+def _project_row(line: int, r: ProjectRecord, source: str) -> tuple[Any, ...]:
+    center = r.scope.center if isinstance(r.scope, RadiusScope) else None
+    radius = r.scope.radius_m if isinstance(r.scope, RadiusScope) else None
+    return (
+        line,
+        r.id,
+        r.organisation_id,
+        r.space,
+        r.tool,
+        r.title,
+        r.description,
+        [t.value for t in r.themes],
+        r.visibility,
+        r.status,
+        r.opens_at,
+        r.closes_at,
+        r.results_at,
+        r.scope.kind,
+        _ewkt(r.location),
+        _ewkt(center),
+        radius,
+        _area_geojson(r, source, line),
+    )
+
+
+PROJECT_COLUMNS = [
+    "organisation_id",
+    "space",
+    "tool",
+    "title",
+    "description",
+    "themes",
+    "visibility",
+    "status",
+    "opens_at",
+    "closes_at",
+    "results_at",
+    "scope_kind",
+    "location",
+    "place",
+]
+
+# Where the map shows a project: its location, else a point inside its scope (a radius's
+# centre, a drawn area's or the first named territory's point on surface); none if national.
+PLACE_PROJECTS = """
+UPDATE stage_project s SET place = coalesce(s.location, s.center,
+    (SELECT ST_PointOnSurface(a.geom) FROM stage_project_area a WHERE a.project_id = s.id),
+    (SELECT ST_PointOnSurface(t.geom) FROM stage_project_territory st
+     JOIN territory t ON t.level = st.level AND t.code = st.code
+     WHERE st.project_id = s.id AND t.geom IS NOT NULL ORDER BY st.position LIMIT 1))
+"""
+
+
+def store_projects(
+    conn: psycopg.Connection, lines: Sequence[Line[ProjectRecord]], source: str = "input"
+) -> int:
+    """Create or replace projects with their scopes; organisation and territories must exist."""
+    rows = [_project_row(n, r, source) for n, r in lines]
+    with conn.cursor() as cur:
+        cur.execute("""
+            CREATE TEMP TABLE stage_project (line integer, id bigint, organisation_id bigint,
+                space text, tool text, title text, description text, themes text[],
+                visibility text, status text, opens_at timestamptz, closes_at timestamptz,
+                results_at timestamptz, scope_kind text, location geometry(Point, 4326),
+                center geometry(Point, 4326), radius_m float8, area text,
+                place geometry(Point, 4326)) ON COMMIT DROP;
+            CREATE TEMP TABLE stage_project_territory (line integer, project_id bigint,
+                position integer, level text, code text) ON COMMIT DROP;
+            CREATE TEMP TABLE stage_project_area (project_id bigint, radius_m float8,
+                geom geometry(MultiPolygon, 4326)) ON COMMIT DROP""")
+        copy_rows(
+            cur,
+            "stage_project",
+            ["line", "id", *PROJECT_COLUMNS[:13], "center", "radius_m", "area"],
+            rows,
+        )
+        copy_rows(
+            cur,
+            "stage_project_territory",
+            ["line", "project_id", "position", "level", "code"],
+            (
+                (n, r.id, i, t.level, t.code)
+                for n, r in lines
+                if isinstance(r.scope, TerritoriesScope)
+                for i, t in enumerate(r.scope.territories)
+            ),
+        )
+        _reject_bad_references(
+            cur,
+            source,
+            """SELECT s.line, 'organisation_id', format('no organisation %s', s.organisation_id)
+               FROM stage_project s
+               WHERE NOT EXISTS (SELECT 1 FROM organisation o WHERE o.id = s.organisation_id)
+               UNION ALL """
+            + UNKNOWN_TERRITORY.format(
+                field="'scope.territories'",
+                stage="stage_project_territory",
+                level="level",
+                code="code",
+            )
+            + " ORDER BY 1",
+        )
+        # Circles are cut on the sphere (geography), so a radius is metres wherever it lies.
+        cur.execute(
+            """
+            INSERT INTO stage_project_area (project_id, radius_m, geom)
+            SELECT id, radius_m, ST_Multi(CASE WHEN scope_kind = 'radius'
+                THEN ST_Buffer(center::geography, radius_m, %s)::geometry
+                ELSE ST_SetSRID(ST_GeomFromGeoJSON(area), 4326) END)
+            FROM stage_project WHERE scope_kind IN ('radius', 'area')""",
+            (CIRCLE_SEGMENTS,),
+        )
+        cur.execute(PLACE_PROJECTS)
+        cur.execute(upsert("project", "id", PROJECT_COLUMNS))
+        written = cur.rowcount
+        cur.execute("""
+            DELETE FROM project_territory WHERE project_id IN (SELECT id FROM stage_project);
+            DELETE FROM project_area WHERE project_id IN (SELECT id FROM stage_project);
+            INSERT INTO project_territory (project_id, level, code)
+                SELECT project_id, level, code FROM stage_project_territory;
+            INSERT INTO project_area (project_id, radius_m, geom)
+                SELECT project_id, radius_m, geom FROM stage_project_area;
+            DROP TABLE stage_project, stage_project_territory, stage_project_area""")
+        return written
+
+
+def store_contributions(
+    conn: psycopg.Connection, lines: Sequence[Line[ContributionRecord]], source: str = "input"
+) -> int:
+    """Add or update contributions; each belongs to a participatory-map project."""
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TEMP TABLE stage_contribution (line integer, id bigint,
+                       project_id bigint, category text, title text, author_id bigint,
+                       geom geometry(Point, 4326)) ON COMMIT DROP""")
+        copy_rows(
+            cur,
+            "stage_contribution",
+            ["line", "id", "project_id", "category", "title", "author_id", "geom"],
+            (
+                (n, r.id, r.project_id, r.category, r.title, r.author_id, _ewkt(r.location))
+                for n, r in lines
+            ),
+        )
+        _reject_bad_references(
+            cur,
+            source,
+            """SELECT s.line, 'project_id', CASE WHEN p.id IS NULL
+                   THEN format('no project %s', s.project_id)
+                   ELSE format('project %s is a %s, not a carte_participative', p.id, p.tool) END
+               FROM stage_contribution s LEFT JOIN project p ON p.id = s.project_id
+               WHERE p.tool IS DISTINCT FROM 'carte_participative'
+               UNION ALL
+               SELECT s.line, 'author_id', format('no user %s', s.author_id)
+               FROM stage_contribution s
+               WHERE s.author_id IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM app_user u WHERE u.id = s.author_id)
+               ORDER BY 1""",
+        )
+        cur.execute(
+            upsert("contribution", "id", ["project_id", "category", "title", "author_id", "geom"])
+        )
+        written = cur.rowcount
+        cur.execute("DROP TABLE stage_contribution")
+        return written

@@ -1,0 +1,104 @@
+-- Map layers as functions of z, x, y returning Mapbox Vector Tiles (ST_AsMVT), the engine's own
+-- base map: the participatory map needs no outside tile server.
+-- STABLE, never IMMUTABLE: they read tables, and an IMMUTABLE tile would be cached stale.
+-- Each filters with && on ST_TileEnvelope in the layer's SRID, so its GiST index is used.
+
+-- Outlines in Web Mercator, simplified once (about one tile pixel at the zooms that show them),
+-- so that a low-zoom tile does not simplify thousands of outlines on every request.
+-- Refreshed by `geo-engine geo load` when the territories change.
+CREATE MATERIALIZED VIEW commune_tile AS
+SELECT c.code, c.name, c.departement_code, c.population,
+       ST_Transform(c.geom, 3857) AS geom,
+       ST_SimplifyPreserveTopology(ST_Transform(c.geom, 3857), 38) AS geom_simple
+FROM commune AS c
+WHERE c.geom IS NOT NULL;
+CREATE UNIQUE INDEX ix_commune_tile_code ON commune_tile (code);
+CREATE INDEX ix_commune_tile_geom ON commune_tile USING gist (geom);
+
+CREATE MATERIALIZED VIEW departement_tile AS
+SELECT d.code, d.name,
+       ST_SimplifyPreserveTopology(ST_Transform(d.geom, 3857), 76) AS geom,
+       ST_SimplifyPreserveTopology(ST_Transform(d.geom, 3857), 1200) AS geom_coarse
+FROM departement AS d
+WHERE d.geom IS NOT NULL;
+CREATE UNIQUE INDEX ix_departement_tile_code ON departement_tile (code);
+CREATE INDEX ix_departement_tile_geom ON departement_tile USING gist (geom);
+
+-- communes_tile(z, x, y) -> bytea
+-- z < 8: layer "departements" (code, name); z >= 8: layer "communes" (code, name, population),
+-- simplified outlines up to z 10, full ones beyond.
+-- Relies on ix_departement_tile_geom and ix_commune_tile_geom.
+CREATE FUNCTION communes_tile(z integer, x integer, y integer) RETURNS bytea
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    env geometry := ST_TileEnvelope(z, x, y);
+    mvt bytea;
+BEGIN
+    IF z < 8 THEN
+        SELECT ST_AsMVT(t, 'departements', 4096, 'geom') INTO mvt FROM (
+            SELECT d.code, d.name,
+                   ST_AsMVTGeom(CASE WHEN z < 6 THEN d.geom_coarse ELSE d.geom END,
+                                env, 4096, 64, true) AS geom
+            FROM departement_tile AS d
+            WHERE d.geom && env
+        ) AS t;
+    ELSE
+        SELECT ST_AsMVT(t, 'communes', 4096, 'geom') INTO mvt FROM (
+            SELECT c.code, c.name, c.population,
+                   ST_AsMVTGeom(CASE WHEN z <= 10 THEN c.geom_simple ELSE c.geom END,
+                                env, 4096, 64, true) AS geom
+            FROM commune_tile AS c
+            WHERE c.geom && env
+        ) AS t;
+    END IF;
+    RETURN mvt;
+END
+$$;
+
+-- projects_tile(z, x, y, viewer) -> bytea, only what `viewer` may see (visible_projects).
+-- z < 9: layer "project_clusters" (count), projects grouped on a 64 x 64 grid per tile;
+-- z >= 9: layer "projects" (id, title, tool, space, status, organisation, opens_at, closes_at);
+-- z >= 12: also layer "contributions" (id, project_id, category, title).
+-- Relies on idx_project_place and idx_contribution_geom (GiST, SRID 4326).
+CREATE FUNCTION projects_tile(z integer, x integer, y integer, viewer bigint) RETURNS bytea
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    env geometry := ST_TileEnvelope(z, x, y);
+    bounds geometry := ST_Transform(ST_TileEnvelope(z, x, y, margin => 64.0 / 4096), 4326);
+    cell float8 := (ST_XMax(env) - ST_XMin(env)) / 64;
+    mvt bytea;
+    extra bytea := '';
+BEGIN
+    IF z < 9 THEN
+        SELECT ST_AsMVT(t, 'project_clusters', 4096, 'geom') INTO mvt FROM (
+            SELECT count(*)::integer AS count,
+                   ST_AsMVTGeom(ST_Centroid(ST_Collect(g.geom)), env, 4096, 64, true) AS geom
+            FROM (
+                SELECT ST_Transform(p.place, 3857) AS geom
+                FROM visible_projects(viewer) AS p
+                WHERE p.place && bounds
+            ) AS g
+            GROUP BY ST_SnapToGrid(g.geom, ST_XMin(env), ST_YMin(env), cell, cell)
+        ) AS t;
+    ELSE
+        SELECT ST_AsMVT(t, 'projects', 4096, 'geom') INTO mvt FROM (
+            SELECT p.id, p.title, p.tool, p.space, p.status, o.name AS organisation,
+                   to_char(p.opens_at AT TIME ZONE 'Europe/Paris', 'YYYY-MM-DD') AS opens_at,
+                   to_char(p.closes_at AT TIME ZONE 'Europe/Paris', 'YYYY-MM-DD') AS closes_at,
+                   ST_AsMVTGeom(ST_Transform(p.place, 3857), env, 4096, 64, true) AS geom
+            FROM visible_projects(viewer) AS p
+            JOIN organisation AS o ON o.id = p.organisation_id
+            WHERE p.place && bounds
+        ) AS t;
+        IF z >= 12 THEN
+            SELECT ST_AsMVT(t, 'contributions', 4096, 'geom') INTO extra FROM (
+                SELECT c.id, c.project_id, c.category, c.title,
+                       ST_AsMVTGeom(ST_Transform(c.geom, 3857), env, 4096, 64, true) AS geom
+                FROM visible_contributions(viewer) AS c
+                WHERE c.geom && bounds
+            ) AS t;
+        END IF;
+    END IF;
+    RETURN coalesce(mvt, '') || coalesce(extra, '');
+END
+$$;
