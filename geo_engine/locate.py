@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from contracts.territories import AreaRef, CommuneRef, EpciRef, Location, parse_coordinates
@@ -14,8 +16,18 @@ def locate(conn: psycopg.Connection, lat: float, lon: float) -> Location | None:
     """The point's commune and its chain, or None when no commune covers it (sea, abroad)."""
     lat, lon = parse_coordinates(lat, lon)
     row = conn.execute(LOCATE_SQL, {"lon": lon, "lat": lat}, prepare=True).fetchone()
-    if row is None:
-        return None
+    return None if row is None else _location(row)
+
+
+async def locate_async(conn: psycopg.AsyncConnection, lat: float, lon: float) -> Location | None:
+    """``locate`` for the API's event loop."""
+    lat, lon = parse_coordinates(lat, lon)
+    cur = await conn.execute(LOCATE_SQL, {"lon": lon, "lat": lat}, prepare=True)
+    row = await cur.fetchone()
+    return None if row is None else _location(row)
+
+
+def _location(row: tuple[Any, ...]) -> Location:
     (
         code,
         name,

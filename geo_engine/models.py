@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -278,6 +279,8 @@ class Project(Base):
             "scope_kind IN ('national', 'territories', 'area', 'radius')", name="scope_kind_known"
         ),
         Index("ix_project_organisation_id", "organisation_id"),
+        # "What concerns commune C" adds every national project: a small partial index.
+        Index("ix_project_national", "id", postgresql_where=text("scope_kind = 'national'")),
     )
 
 

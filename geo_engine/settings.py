@@ -7,8 +7,9 @@ can build their own without touching the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -95,3 +96,37 @@ class UserSettings(_Base):
             "(0 keeps exact points); the exact point is never stored"
         ),
     )
+
+
+DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 (refused outside development)
+
+
+class ApiSettings(_Base):
+    """The HTTP service: where it listens, how it checks tokens, its connection pools."""
+
+    environment: Literal["development", "production"] = Field(
+        default="development", description="`production` refuses the development JWT secret"
+    )
+    host: str = Field(default="127.0.0.1", description="address `geo-engine serve` listens on")
+    port: int = Field(default=8000, ge=1, le=65535, description="port of the API and map page")
+    workers: int = Field(default=2, ge=1, le=64, description="server processes")
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_SECRET),
+        description="HMAC secret of the bearer tokens (HS256); also signs pagination cursors",
+    )
+    pool_min_size: int = Field(default=2, ge=1, description="database connections kept per process")
+    pool_max_size: int = Field(default=16, ge=1, description="connection cap per process")
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> ApiSettings:
+        if self.environment == "production" and (
+            self.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET
+            or len(self.jwt_secret.get_secret_value()) < 32
+        ):
+            raise ValueError(
+                "GEO_ENGINE_JWT_SECRET must be set to a secret of at least 32 characters "
+                "in production"
+            )
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("GEO_ENGINE_POOL_MIN_SIZE is larger than GEO_ENGINE_POOL_MAX_SIZE")
+        return self

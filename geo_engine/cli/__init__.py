@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import typer
 
-from geo_engine.cli import bench, common, db, fixtures, geo, status, users
+from geo_engine.cli import bench, common, db, fixtures, geo, serve, status, users
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db.app, name="db")
@@ -14,6 +14,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(fixtures.app, name="fixtures")
 app.command("bench")(bench.bench)
 app.command("status")(status.status)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

@@ -298,11 +298,14 @@ def upgrade() -> None:
     _run_sql("0002_territory.sql")
     _run_sql("0002_visibility.sql")
     _run_sql("0002_tiles.sql")
+    _run_sql("0002_features.sql")
+    op.execute("CREATE INDEX ix_project_national ON project (id) WHERE scope_kind = 'national'")
 
 
 def downgrade() -> None:
     op.execute(
-        "DROP FUNCTION projects_tile, communes_tile, visible_contributions, visible_projects"
+        "DROP FUNCTION projects_tile, communes_tile, project_feature, contribution_feature, "
+        "visible_contributions, visible_projects"
     )
     op.execute("DROP MATERIALIZED VIEW departement_tile, commune_tile")
     op.execute("DROP VIEW territory")

@@ -1,0 +1,62 @@
+"""The FastAPI application: one connection pool per process, opened in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from api import problems
+from api.deps import ConnDep
+from api.routes import projects, territories, tiles, writes
+from geo_engine.settings import ApiSettings, DatabaseSettings
+
+
+def create_app(
+    database: DatabaseSettings | None = None, api_settings: ApiSettings | None = None
+) -> FastAPI:
+    database = database or DatabaseSettings()
+    api_settings = api_settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Reads run in autocommit: no BEGIN/COMMIT round trips on the hot paths.
+        pool = AsyncConnectionPool(
+            database.database_url,
+            min_size=api_settings.pool_min_size,
+            max_size=api_settings.pool_max_size,
+            kwargs={"autocommit": True},
+            open=False,
+        )
+        write_pool = ConnectionPool(database.database_url, min_size=1, max_size=4, open=False)
+        await pool.open(wait=True)
+        write_pool.open(wait=True)
+        app.state.pool, app.state.write_pool = pool, write_pool
+        try:
+            yield
+        finally:
+            write_pool.close()
+            await pool.close()
+
+    app = FastAPI(
+        title="geo-engine",
+        version="1",
+        summary="Territories, projects and the participatory map of civic participation",
+        lifespan=lifespan,
+    )
+    app.state.api_settings = api_settings
+    problems.install(app)
+    for router in (territories.router, projects.router, tiles.router, writes.router):
+        app.include_router(router)
+
+    @app.get("/health", tags=["health"])
+    async def health(conn: ConnDep) -> JSONResponse:
+        """200 when the database answers."""
+        cur = await conn.execute("SELECT postgis_lib_version()")
+        row = await cur.fetchone()
+        return JSONResponse({"status": "ok", "postgis": row[0] if row else None})
+
+    return app

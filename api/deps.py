@@ -1,0 +1,135 @@
+"""Typed dependencies: each parses one thing, bounds it, and refuses it with a clear message.
+
+The bounds are the API's promise that no request becomes a slow query: over them is 422.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import psycopg
+from fastapi import Depends, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.auth import ANONYMOUS, Viewer, viewer_from_token
+from api.problems import ApiProblem
+from geo_engine.settings import ApiSettings
+
+MAX_RADIUS_M = 50_000
+MAX_NEARBY = 100
+MAX_PAGE = 500
+MAX_BBOX_DEG2 = 4.0  # about 200 km x 200 km in mainland France
+MAX_ZOOM = 20
+
+
+def settings(request: Request) -> ApiSettings:
+    api: ApiSettings = request.app.state.api_settings
+    return api
+
+
+async def connection(request: Request) -> AsyncIterator[psycopg.AsyncConnection]:
+    """A pooled connection (autocommit: reads need no transaction)."""
+    async with request.app.state.pool.connection() as conn:
+        yield conn
+
+
+_bearer = HTTPBearer(auto_error=False, description="JWT (HS256): sub = user id, staff = bool")
+
+
+def viewer(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Viewer:
+    if credentials is None:
+        if request.headers.get("authorization"):
+            raise ApiProblem(
+                401,
+                "invalid bearer token: use the header 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_request"'},
+            )
+        return ANONYMOUS
+    secret = settings(request).jwt_secret.get_secret_value()
+    return viewer_from_token(credentials.credentials, secret)
+
+
+def _finite(name: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise ApiProblem(422, f"{name}: must be a finite number")
+    return value
+
+
+Lat = Annotated[float, Query(ge=-90, le=90, description="latitude, WGS84 degrees")]
+Lon = Annotated[float, Query(ge=-180, le=180, description="longitude, WGS84 degrees")]
+
+
+class LonLat:
+    def __init__(self, lat: Lat, lon: Lon) -> None:
+        self.lat = _finite("lat", lat)
+        self.lon = _finite("lon", lon)
+
+
+def bbox(
+    bbox: Annotated[
+        str,
+        Query(
+            description=(
+                f"minlon,minlat,maxlon,maxlat in WGS84 degrees; at most {MAX_BBOX_DEG2:g} "
+                "square degrees"
+            ),
+            examples=["2.25,48.81,2.42,48.90"],
+            max_length=200,
+        ),
+    ],
+) -> tuple[float, float, float, float]:
+    parts = bbox.split(",")
+    if len(parts) != 4:
+        raise ApiProblem(422, "bbox: give four numbers: minlon,minlat,maxlon,maxlat")
+    try:
+        minlon, minlat, maxlon, maxlat = (float(p) for p in parts)
+    except ValueError:
+        raise ApiProblem(422, f"bbox: {bbox!r} holds something that is not a number") from None
+    for name, value, bound in (
+        ("minlon", minlon, 180),
+        ("minlat", minlat, 90),
+        ("maxlon", maxlon, 180),
+        ("maxlat", maxlat, 90),
+    ):
+        if not math.isfinite(value) or not -bound <= value <= bound:
+            raise ApiProblem(422, f"bbox: {name} {value} is out of range [-{bound}, {bound}]")
+    if minlon >= maxlon or minlat >= maxlat:
+        raise ApiProblem(422, "bbox: min must be below max (minlon < maxlon, minlat < maxlat)")
+    area = (maxlon - minlon) * (maxlat - minlat)
+    if area > MAX_BBOX_DEG2:
+        raise ApiProblem(
+            422, f"bbox: {area:.2f} square degrees is larger than the {MAX_BBOX_DEG2:g} allowed"
+        )
+    return minlon, minlat, maxlon, maxlat
+
+
+def tile(
+    z: Annotated[int, Path(ge=0, le=MAX_ZOOM, description=f"zoom, 0 to {MAX_ZOOM}")],
+    x: Annotated[int, Path(ge=0, description="column, 0 to 2^z - 1")],
+    y: Annotated[int, Path(ge=0, description="row, 0 to 2^z - 1")],
+) -> tuple[int, int, int]:
+    if x >= 2**z or y >= 2**z:
+        raise ApiProblem(422, f"tile {z}/{x}/{y} does not exist: x and y must be below {2**z}")
+    return z, x, y
+
+
+ConnDep = Annotated[psycopg.AsyncConnection, Depends(connection)]
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+SettingsDep = Annotated[ApiSettings, Depends(settings)]
+LonLatDep = Annotated[LonLat, Depends()]
+BBoxDep = Annotated[tuple[float, float, float, float], Depends(bbox)]
+TileDep = Annotated[tuple[int, int, int], Depends(tile)]
+RadiusM = Annotated[
+    float, Query(gt=0, le=MAX_RADIUS_M, description=f"metres, at most {MAX_RADIUS_M}")
+]
+NearbyLimit = Annotated[int, Query(ge=1, le=MAX_NEARBY, description=f"at most {MAX_NEARBY}")]
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"at most {MAX_PAGE}")]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="next_cursor of the previous page")
+]
+Insee = Annotated[str, Path(pattern=r"^(\d{5}|2[AB]\d{3})$", description="INSEE commune code")]

@@ -1,0 +1,102 @@
+"""Projects and contributions: nearby, in a box, one by id."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from api.deps import (
+    BBoxDep,
+    ConnDep,
+    Cursor,
+    LonLatDep,
+    NearbyLimit,
+    PageLimit,
+    RadiusM,
+    SettingsDep,
+    ViewerDep,
+)
+from api.pages import GEOJSON, page_response
+from api.problems import not_found
+from contracts.api import ContributionCollection, ProjectCollection, ProjectDetail
+from geo_engine import project_queries
+
+router = APIRouter(prefix="/v1", tags=["projects"])
+ProjectId = Annotated[int, Path(ge=1, le=2**63 - 1, description="project id")]
+
+
+@router.get(
+    "/projects/nearby",
+    response_model=ProjectCollection,
+    responses={200: {"content": {GEOJSON: {}}}},
+)
+async def nearby(
+    point: LonLatDep,
+    conn: ConnDep,
+    viewer: ViewerDep,
+    radius_m: RadiusM = 5_000,
+    limit: NearbyLimit = 20,
+) -> Response:
+    """The nearest projects within `radius_m` metres, nearest first, with `distance_m`."""
+    text = await project_queries.nearby_projects(
+        conn, point.lon, point.lat, radius_m, limit, viewer.user_id
+    )
+    return Response(text, media_type=GEOJSON)
+
+
+@router.get(
+    "/projects",
+    response_model=ProjectCollection,
+    responses={200: {"content": {GEOJSON: {}}}},
+)
+async def in_bbox(
+    bbox: BBoxDep,
+    conn: ConnDep,
+    viewer: ViewerDep,
+    settings: SettingsDep,
+    limit: PageLimit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    """Projects placed inside a bounding box, in id order, one page at a time."""
+    return await page_response(
+        lambda after: project_queries.projects_in_bbox(conn, bbox, after, limit, viewer.user_id),
+        cursor,
+        viewer,
+        settings,
+    )
+
+
+@router.get(
+    "/projects/{project_id}",
+    response_model=ProjectDetail,
+    responses={200: {"content": {GEOJSON: {}}}, 404: {"description": "no such project"}},
+)
+async def project(project_id: ProjectId, conn: ConnDep, viewer: ViewerDep) -> Response:
+    """One project with its scope. A project you may not see answers exactly like a missing one."""
+    text = await project_queries.project(conn, project_id, viewer.user_id)
+    if text is None:
+        raise not_found(f"project {project_id}")
+    return Response(text, media_type=GEOJSON)
+
+
+@router.get(
+    "/contributions/nearby",
+    response_model=ContributionCollection,
+    responses={200: {"content": {GEOJSON: {}}}},
+)
+async def contributions_nearby(
+    point: LonLatDep,
+    conn: ConnDep,
+    viewer: ViewerDep,
+    radius_m: RadiusM = 1_000,
+    limit: NearbyLimit = 20,
+    project_id: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="only this map's contributions")
+    ] = None,
+) -> Response:
+    """The nearest contributions on participatory maps, nearest first, with `distance_m`."""
+    text = await project_queries.nearby_contributions(
+        conn, point.lon, point.lat, radius_m, limit, viewer.user_id, project_id
+    )
+    return Response(text, media_type=GEOJSON)

@@ -1,0 +1,67 @@
+"""Territories: locate a point, a commune and its chain, what concerns a commune."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import ConnDep, Cursor, Insee, LonLatDep, PageLimit, SettingsDep, ViewerDep
+from api.pages import page_response
+from api.problems import ApiProblem, not_found
+from contracts.api import CommuneDetail, ProjectCollection
+from geo_engine import project_queries
+from geo_engine.locate import locate_async
+
+router = APIRouter(prefix="/v1/territories", tags=["territories"])
+GEOJSON = "application/geo+json"
+
+
+@router.get("/locate", responses={404: {"description": "the point is in no French commune"}})
+async def locate(point: LonLatDep, conn: ConnDep) -> dict[str, Any]:
+    """The commune, EPCI, département and région of a point (as `geo-engine geo locate`)."""
+    location = await locate_async(conn, point.lat, point.lon)
+    if location is None:
+        raise ApiProblem(404, f"no French commune at lat {point.lat}, lon {point.lon}")
+    return location.as_json_dict()
+
+
+@router.get(
+    "/communes/{insee}",
+    response_model=CommuneDetail,
+    responses={404: {"description": "no such commune"}},
+)
+async def commune(
+    insee: Insee,
+    conn: ConnDep,
+    geometry: Annotated[bool, Query(description="include the outline as GeoJSON")] = False,
+) -> Response:
+    """A commune with its EPCI, département and région."""
+    text = await project_queries.commune(conn, insee, geometry)
+    if text is None:
+        raise not_found(f"commune {insee}")
+    return Response(text, media_type="application/json")
+
+
+@router.get(
+    "/communes/{insee}/projects",
+    response_model=ProjectCollection,
+    responses={200: {"content": {GEOJSON: {}}}, 404: {"description": "no such commune"}},
+)
+async def commune_projects(
+    insee: Insee,
+    conn: ConnDep,
+    viewer: ViewerDep,
+    settings: SettingsDep,
+    limit: PageLimit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    """Every project that concerns the commune through the hierarchy, in id order, paginated."""
+    if await project_queries.commune(conn, insee, False) is None:
+        raise not_found(f"commune {insee}")
+    return await page_response(
+        lambda after: project_queries.commune_projects(conn, insee, after, limit, viewer.user_id),
+        cursor,
+        viewer,
+        settings,
+    )

@@ -1,0 +1,23 @@
+-- Nearby contributions on participatory maps: the %(limit)s nearest the viewer may see (their
+-- project is visible to them) within %(radius_m)s metres, nearest first, as a FeatureCollection.
+-- Parameters: %(lon)s, %(lat)s, %(radius_m)s, %(limit)s, %(viewer)s; %(project_id)s or NULL for
+-- every map.
+-- Index: idx_contribution_geog (GiST, geography) for ST_DWithin and the <-> KNN order.
+WITH here AS (
+    SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography AS g
+),
+nearest AS (
+    SELECT c, ST_Distance(c.geog, here.g) AS distance_m
+    FROM visible_contributions(%(viewer)s) AS c, here
+    WHERE ST_DWithin(c.geog, here.g, %(radius_m)s)
+      AND (%(project_id)s::bigint IS NULL OR c.project_id = %(project_id)s)
+    ORDER BY c.geog <-> here.g
+    LIMIT %(limit)s
+)
+SELECT jsonb_build_object(
+    'type', 'FeatureCollection',
+    'features', coalesce(jsonb_agg(
+        contribution_feature(n.c, jsonb_build_object('distance_m', round(n.distance_m::numeric, 1)))
+        ORDER BY n.distance_m, (n.c).id), '[]')
+)::text
+FROM nearest AS n

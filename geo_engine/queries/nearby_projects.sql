@@ -1,0 +1,25 @@
+-- Nearby projects: the %(limit)s nearest projects the viewer may see within %(radius_m)s metres
+-- of a point, nearest first, as an RFC 7946 FeatureCollection built here (the API passes the
+-- text through). Each feature carries distance_m.
+-- Parameters: %(lon)s, %(lat)s (degrees), %(radius_m)s, %(limit)s, %(viewer)s (app_user.id or NULL).
+-- Index: idx_project_place_geog, GiST on the geography column: ST_DWithin prunes with it and
+-- <-> walks it nearest first (KNN), in metres on the sphere. The organisation is joined after
+-- the LIMIT so that the join never reorders the index scan.
+WITH here AS (
+    SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography AS g
+),
+nearest AS (
+    SELECT p, ST_Distance(p.place_geog, here.g) AS distance_m
+    FROM visible_projects(%(viewer)s) AS p, here
+    WHERE ST_DWithin(p.place_geog, here.g, %(radius_m)s)
+    ORDER BY p.place_geog <-> here.g
+    LIMIT %(limit)s
+)
+SELECT jsonb_build_object(
+    'type', 'FeatureCollection',
+    'features', coalesce(jsonb_agg(
+        project_feature(n.p, o.name, jsonb_build_object('distance_m', round(n.distance_m::numeric, 1)))
+        ORDER BY n.distance_m, (n.p).id), '[]')
+)::text
+FROM nearest AS n
+JOIN organisation AS o ON o.id = (n.p).organisation_id
