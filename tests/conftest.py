@@ -7,16 +7,24 @@ each test then works inside a transaction that is rolled back.
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+import uvicorn
+from fastapi.testclient import TestClient
 from psycopg import sql
+from pydantic import SecretStr
 
+from api.app import create_app
+from api.auth import make_token
 from geo_engine import db, geodata
-from geo_engine.settings import DatabaseSettings, GeoSettings
+from geo_engine.settings import ApiSettings, DatabaseSettings, GeoSettings
 from geo_engine.territories_load import load
 
 
@@ -30,18 +38,31 @@ def server_settings() -> DatabaseSettings:
     return DatabaseSettings()
 
 
+def _name(settings: DatabaseSettings) -> str:
+    return settings.database_url.rpartition("/")[2].split("?")[0]
+
+
 @pytest.fixture(scope="session")
-def make_database(server_settings: DatabaseSettings) -> Iterator[Callable[[], DatabaseSettings]]:
-    """Create fresh, migrated databases on the test server; drop them all at the end."""
+def make_database(
+    server_settings: DatabaseSettings,
+) -> Iterator[Callable[..., DatabaseSettings]]:
+    """Create fresh, migrated databases on the test server (or copies of ``template``, a
+    database nobody is connected to); drop them all at the end."""
     created: list[str] = []
 
-    def make() -> DatabaseSettings:
+    def make(template: DatabaseSettings | None = None) -> DatabaseSettings:
         name = f"geo_engine_test_{uuid.uuid4().hex[:10]}"
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(_name(template))
+            )
         with psycopg.connect(server_settings.database_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(statement)
         created.append(name)
         settings = DatabaseSettings(database_url=_with_database(server_settings.database_url, name))
-        db.upgrade(settings)
+        if template is None:
+            db.upgrade(settings)
         return settings
 
     yield make
@@ -92,3 +113,68 @@ def conn(france_db: DatabaseSettings) -> Iterator[psycopg.Connection]:
     with db.connect(france_db) as connection:
         yield connection
         connection.rollback()
+
+
+@pytest.fixture(scope="session")
+def france_template(
+    make_database: Callable[..., DatabaseSettings], france_db: DatabaseSettings
+) -> DatabaseSettings:
+    """A frozen copy of ``france_db`` that nobody connects to, so it can be copied at will."""
+    return make_database(template=france_db)
+
+
+@pytest.fixture(scope="session")
+def clone_france(
+    make_database: Callable[..., DatabaseSettings], france_template: DatabaseSettings
+) -> Callable[[], DatabaseSettings]:
+    """A new database with France loaded, in about a second: for tests whose writes must be
+    committed (the API answers from its own connections), so they cannot be rolled back."""
+    return lambda: make_database(template=france_template)
+
+
+TEST_SECRET = "test-only-secret-of-at-least-32-characters"  # noqa: S105
+
+
+def token_for(user_id: int, *, staff: bool = False) -> dict[str, str]:
+    """Authorization header of a signed-in user, for the API under test."""
+    return {"Authorization": f"Bearer {make_token(user_id, TEST_SECRET, staff=staff)}"}
+
+
+@pytest.fixture(scope="module")
+def api_db(clone_france: Callable[[], DatabaseSettings]) -> DatabaseSettings:
+    """France, and whatever the module's tests commit: one database per test module."""
+    return clone_france()
+
+
+@pytest.fixture(scope="module")
+def api_settings() -> ApiSettings:
+    return ApiSettings(jwt_secret=SecretStr(TEST_SECRET), pool_min_size=1, pool_max_size=4)
+
+
+@pytest.fixture(scope="module")
+def client(api_db: DatabaseSettings, api_settings: ApiSettings) -> Iterator[TestClient]:
+    """The API in-process (lifespan run, real pool on ``api_db``)."""
+    with TestClient(create_app(api_db, api_settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def live_server(api_db: DatabaseSettings, api_settings: ApiSettings) -> Iterator[str]:
+    """The API served by uvicorn on a free port (for the browser and load tests)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(api_db, api_settings), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
