@@ -5,8 +5,9 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 GEO := .venv/bin/geo-engine
 DEMO_USERS ?= 20000
+DEMO_PROJECTS ?= 5000
 
-.PHONY: help install services services-down demo test lint bench clean
+.PHONY: help install services services-down demo test lint browser bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -18,7 +19,13 @@ $(UV):
 	$(UV) sync --frozen --quiet
 	@touch $@
 
-install: .venv/.synced  ## install the engine and its tools in .venv (from uv.lock)
+# The map page's MapLibre GL JS, from the npm registry (web/package-lock.json), served by the engine.
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	@scripts/bootstrap.sh tool npm nodejs npm
+	npm ci --prefix web --no-audit --no-fund
+	@touch $@
+
+install: .venv/.synced web/node_modules/.package-lock.json  ## install the engine in .venv (uv.lock) and the map's JS in web/ (package-lock.json)
 
 services:  ## start PostGIS and Redis (idempotent); writes .env
 	@scripts/services.sh up
@@ -26,25 +33,30 @@ services:  ## start PostGIS and Redis (idempotent); writes .env
 services-down:  ## stop PostGIS and Redis
 	@scripts/services.sh down
 
-demo: install services  ## load France and a synthetic population, then show a locate
+demo: install services  ## load France, users and projects, then serve the API and the map (Ctrl-C stops)
 	$(GEO) db upgrade
 	$(GEO) geo load
-	$(GEO) fixtures load --users $(DEMO_USERS) --seed 42
+	$(GEO) fixtures load --users $(DEMO_USERS) --projects $(DEMO_PROJECTS) --seed 42
 	@echo "Paris, Hôtel de Ville:"
 	$(GEO) geo locate 48.8566 2.3522
-	@echo "The engine is up on demo data. Try: $(GEO) geo locate LAT LON, $(GEO) users show 1"
+	$(GEO) serve
 
 lint: install  ## ruff and mypy
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
-test: install services lint  ## the whole test suite, against real PostGIS and Redis
+browser:  ## Chromium for the map page's browser test (Debian's package)
+	@scripts/bootstrap.sh tool chromium chromium
+
+test: install services lint browser  ## the whole test suite, against real PostGIS, Redis and Chromium
 	.venv/bin/pytest
 
 bench: install services  ## benchmarks (figures go in bench/README.md)
+	@scripts/bootstrap.sh tool wrk wrk
 	$(GEO) bench placement --size 5000000 --json
 	$(GEO) bench locate --size 10000 --json
+	$(GEO) bench http --size 100000 --json
 
 clean:  ## remove the virtualenv and the services' data (stop them first)
 	rm -rf .venv .tools .services

