@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from api import problems
+from api import map_page, problems
 from api.deps import ConnDep
 from api.routes import projects, territories, tiles, writes
 from geo_engine.settings import ApiSettings, DatabaseSettings
@@ -51,6 +51,7 @@ def create_app(
     problems.install(app)
     for router in (territories.router, projects.router, tiles.router, writes.router):
         app.include_router(router)
+    app.include_router(map_page.router)
 
     @app.get("/health", tags=["health"])
     async def health(conn: ConnDep) -> JSONResponse:

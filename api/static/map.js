@@ -1,0 +1,424 @@
+// The participatory map (GET /map): the engine's own vector tiles drawn with MapLibre GL JS, and
+// the "Près de chez moi" search (GET /v1/projects/nearby). Every request goes to this origin:
+// no outside base map, no glyphs, no sprites, so no text layers (those need glyphs).
+(function () {
+  "use strict";
+
+  const ORIGIN = window.location.origin;
+  const TOOL_LABELS = JSON.parse(document.getElementById("tool-labels").textContent);
+  const STATUS_LABELS = {
+    upcoming: "À venir",
+    open: "Ouvert",
+    closed: "Clos",
+    results: "Résultats publiés",
+  };
+  const STATUS_COLORS = {
+    upcoming: "#7c3aed",
+    open: "#0f766e",
+    closed: "#6b7280",
+    results: "#6b7280",
+  };
+  // MapLibre's own words (buttons, titles) in French.
+  const MAPLIBRE_FR = {
+    "AttributionControl.ToggleAttribution": "Afficher ou masquer les sources",
+    "AttributionControl.MapFeedback": "Signaler une erreur sur la carte",
+    "FullscreenControl.Enter": "Plein écran",
+    "FullscreenControl.Exit": "Quitter le plein écran",
+    "GeolocateControl.FindMyLocation": "Me localiser",
+    "GeolocateControl.LocationNotAvailable": "Position indisponible",
+    "LogoControl.Title": "Logo MapLibre",
+    "Map.Title": "Carte",
+    "Marker.Title": "Repère",
+    "NavigationControl.ResetBearing": "Faire glisser pour tourner la carte, cliquer pour revenir au nord",
+    "NavigationControl.ZoomIn": "Zoomer",
+    "NavigationControl.ZoomOut": "Dézoomer",
+    "Popup.Close": "Fermer",
+    "ScaleControl.Meters": "m",
+    "ScaleControl.Kilometers": "km",
+  };
+  // Mainland France and Corsica.
+  const FRANCE = [[-5.3, 41.3], [9.7, 51.15]];
+  const SEARCH_LIMIT = 10;
+
+  const form = document.getElementById("nearby-form");
+  const latInput = document.getElementById("lat");
+  const lonInput = document.getElementById("lon");
+  const radiusSelect = document.getElementById("radius");
+  const statusLine = document.getElementById("nearby-status");
+  const list = document.getElementById("nearby-list");
+  const mapError = document.getElementById("map-error");
+
+  // ------------------------------------------------------------------ text helpers
+
+  function escapeHtml(value) {
+    return String(value === undefined || value === null ? "" : value)
+      .replace(/&/g, "&amp;")
+      .replace(/</g, "&lt;")
+      .replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;")
+      .replace(/'/g, "&#39;");
+  }
+
+  function toolLabel(tool) {
+    return TOOL_LABELS[tool] || tool || "Outil inconnu";
+  }
+
+  const numberFr = new Intl.NumberFormat("fr-FR", { maximumFractionDigits: 1 });
+  const dateFr = new Intl.DateTimeFormat("fr-FR", {
+    timeZone: "Europe/Paris",
+    day: "2-digit",
+    month: "2-digit",
+    year: "numeric",
+  });
+
+  function formatDistance(metres) {
+    const m = Number(metres);
+    if (!Number.isFinite(m)) return "";
+    if (m < 1000) return Math.round(m) + " m";
+    return numberFr.format(m / 1000) + " km";
+  }
+
+  // Tiles give "YYYY-MM-DD" (already the Paris date); the API gives full timestamps.
+  function formatDate(value) {
+    if (!value) return null;
+    const day = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+    if (day) return day[3] + "/" + day[2] + "/" + day[1];
+    const date = new Date(value);
+    return Number.isNaN(date.getTime()) ? null : dateFr.format(date);
+  }
+
+  function formatDates(opensAt, closesAt) {
+    const from = formatDate(opensAt);
+    const to = formatDate(closesAt);
+    if (from && to) return "Du " + from + " au " + to;
+    if (from) return "À partir du " + from;
+    if (to) return "Jusqu’au " + to;
+    return "Dates à venir";
+  }
+
+  function projectHtml(p) {
+    const status = STATUS_LABELS[p.status];
+    return (
+      '<div class="popup">' +
+      '<h3 class="popup-title">' + escapeHtml(p.title) + "</h3>" +
+      '<dl class="popup-facts">' +
+      "<dt>Outil</dt><dd class=\"popup-tool\">" + escapeHtml(toolLabel(p.tool)) + "</dd>" +
+      "<dt>Organisation</dt><dd class=\"popup-organisation\">" +
+      escapeHtml(p.organisation) + "</dd>" +
+      "<dt>Dates</dt><dd class=\"popup-dates\">" +
+      escapeHtml(formatDates(p.opens_at, p.closes_at)) + "</dd>" +
+      (status ? "<dt>Statut</dt><dd>" + escapeHtml(status) + "</dd>" : "") +
+      "</dl></div>"
+    );
+  }
+
+  function contributionHtml(c) {
+    return (
+      '<div class="popup">' +
+      '<h3 class="popup-title">' + escapeHtml(c.title || "Contribution") + "</h3>" +
+      '<dl class="popup-facts"><dt>Catégorie</dt><dd>' + escapeHtml(c.category) + "</dd></dl>" +
+      "</div>"
+    );
+  }
+
+  // ------------------------------------------------------------------ the map
+
+  function mapStyle() {
+    const attribution =
+      "Contours : IGN Admin Express, codes : INSEE COG (Licence Ouverte)";
+    return {
+      version: 8,
+      sources: {
+        territories: {
+          type: "vector",
+          tiles: [ORIGIN + "/v1/tiles/communes/{z}/{x}/{y}.mvt"],
+          minzoom: 0,
+          maxzoom: 14,
+          attribution: attribution,
+        },
+        projects: {
+          type: "vector",
+          tiles: [ORIGIN + "/v1/tiles/projects/{z}/{x}/{y}.mvt"],
+          minzoom: 0,
+          maxzoom: 14,
+        },
+        // The point of the last "Près de chez moi" search, drawn under the projects.
+        "search-point": { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+      },
+      layers: [
+        { id: "background", type: "background", paint: { "background-color": "#dce8f0" } },
+        {
+          id: "departements-fill",
+          type: "fill",
+          source: "territories",
+          "source-layer": "departements",
+          maxzoom: 8,
+          paint: { "fill-color": "#f6f3ea" },
+        },
+        {
+          id: "departements-line",
+          type: "line",
+          source: "territories",
+          "source-layer": "departements",
+          maxzoom: 8,
+          paint: {
+            "line-color": "#8c7f68",
+            "line-width": ["interpolate", ["linear"], ["zoom"], 4, 0.6, 7, 1.4],
+          },
+        },
+        {
+          id: "communes-fill",
+          type: "fill",
+          source: "territories",
+          "source-layer": "communes",
+          minzoom: 8,
+          paint: { "fill-color": "#f6f3ea" },
+        },
+        {
+          id: "communes-line",
+          type: "line",
+          source: "territories",
+          "source-layer": "communes",
+          minzoom: 8,
+          paint: {
+            "line-color": "#a3957c",
+            "line-width": ["interpolate", ["linear"], ["zoom"], 8, 0.4, 12, 1.2, 16, 2],
+          },
+        },
+        {
+          id: "search-point",
+          type: "circle",
+          source: "search-point",
+          paint: {
+            "circle-color": "#ffffff",
+            "circle-radius": 9,
+            "circle-stroke-color": "#c2410c",
+            "circle-stroke-width": 4,
+          },
+        },
+        {
+          id: "project-clusters",
+          type: "circle",
+          source: "projects",
+          "source-layer": "project_clusters",
+          maxzoom: 9,
+          paint: {
+            "circle-color": "#0f766e",
+            "circle-opacity": 0.75,
+            "circle-radius": [
+              "interpolate", ["linear"], ["sqrt", ["get", "count"]],
+              1, 5,
+              10, 16,
+              40, 30,
+            ],
+            "circle-stroke-color": "#ffffff",
+            "circle-stroke-width": 1.5,
+          },
+        },
+        {
+          id: "contributions",
+          type: "circle",
+          source: "projects",
+          "source-layer": "contributions",
+          minzoom: 12,
+          paint: {
+            "circle-color": "#d97706",
+            "circle-radius": 4,
+            "circle-stroke-color": "#ffffff",
+            "circle-stroke-width": 1,
+          },
+        },
+        {
+          id: "projects",
+          type: "circle",
+          source: "projects",
+          "source-layer": "projects",
+          minzoom: 9,
+          paint: {
+            "circle-color": [
+              "match", ["get", "status"],
+              "upcoming", STATUS_COLORS.upcoming,
+              "open", STATUS_COLORS.open,
+              STATUS_COLORS.closed,
+            ],
+            "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 6, 14, 9],
+            "circle-stroke-color": "#ffffff",
+            "circle-stroke-width": 2,
+          },
+        },
+      ],
+    };
+  }
+
+  let map = null;
+  try {
+    map = new maplibregl.Map({
+      container: "map",
+      style: mapStyle(),
+      bounds: FRANCE,
+      fitBoundsOptions: { padding: 16 },
+      maxZoom: 18,
+      attributionControl: { compact: true },
+      locale: MAPLIBRE_FR,
+    });
+  } catch (error) {
+    mapError.textContent =
+      "La carte ne peut pas s’afficher dans ce navigateur (WebGL indisponible). " +
+      "La recherche « Près de chez moi » reste utilisable.";
+    mapError.hidden = false;
+  }
+
+  let popup = null;
+
+  function openPopup(lngLat, html) {
+    if (!map) return;
+    if (popup) popup.remove();
+    popup = new maplibregl.Popup({ maxWidth: "300px", focusAfterOpen: false })
+      .setLngLat(lngLat)
+      .setHTML(html)
+      .addTo(map);
+  }
+
+  function showSearchPoint(lon, lat) {
+    const data = {
+      type: "FeatureCollection",
+      features: [{ type: "Feature", properties: {}, geometry: { type: "Point", coordinates: [lon, lat] } }],
+    };
+    const source = map.getSource("search-point");
+    if (source) source.setData(data);
+    else map.once("load", function () { map.getSource("search-point").setData(data); });
+  }
+
+  function featuresNear(point, layers) {
+    const box = [[point.x - 6, point.y - 6], [point.x + 6, point.y + 6]];
+    const present = layers.filter(function (id) { return map.getLayer(id); });
+    return map.queryRenderedFeatures(box, { layers: present });
+  }
+
+  if (map) {
+    window.geoEngineMap = map;
+    map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
+    map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+
+    map.on("click", function (event) {
+      const hits = featuresNear(event.point, ["projects", "contributions", "project-clusters"]);
+      const project = hits.find(function (f) { return f.layer.id === "projects"; });
+      if (project) {
+        openPopup(project.geometry.coordinates, projectHtml(project.properties));
+        return;
+      }
+      const contribution = hits.find(function (f) { return f.layer.id === "contributions"; });
+      if (contribution) {
+        openPopup(contribution.geometry.coordinates, contributionHtml(contribution.properties));
+        return;
+      }
+      const cluster = hits.find(function (f) { return f.layer.id === "project-clusters"; });
+      if (cluster) {
+        map.easeTo({ center: cluster.geometry.coordinates, zoom: Math.min(map.getZoom() + 2, 9) });
+        return;
+      }
+      latInput.value = event.lngLat.lat.toFixed(5);
+      lonInput.value = event.lngLat.lng.toFixed(5);
+      searchNearby(event.lngLat.lat, event.lngLat.lng, false);
+    });
+
+    ["projects", "contributions", "project-clusters"].forEach(function (layer) {
+      map.on("mouseenter", layer, function () { map.getCanvas().style.cursor = "pointer"; });
+      map.on("mouseleave", layer, function () { map.getCanvas().style.cursor = ""; });
+    });
+  }
+
+  // ------------------------------------------------------------------ "Près de chez moi"
+
+  function parseCoordinate(text) {
+    const cleaned = String(text).trim().replace(",", ".");
+    if (!/^[-+]?\d+(\.\d+)?$/.test(cleaned)) return NaN;
+    return Number(cleaned);
+  }
+
+  function setStatus(text, isError) {
+    statusLine.textContent = text;
+    statusLine.classList.toggle("status-error", Boolean(isError));
+  }
+
+  function renderResults(features, radius) {
+    list.replaceChildren();
+    const within = formatDistance(radius);
+    if (features.length === 0) {
+      setStatus("Aucun projet à moins de " + within + ".", false);
+      return;
+    }
+    setStatus(
+      (features.length === 1 ? "1 projet" : features.length + " projets") +
+        " à moins de " + within + ", du plus proche au plus lointain.",
+      false,
+    );
+    features.forEach(function (feature) {
+      const p = feature.properties;
+      const item = document.createElement("li");
+      item.innerHTML =
+        '<button type="button" class="result">' +
+        '<span class="result-title">' + escapeHtml(p.title) + "</span>" +
+        '<span class="result-meta">' + escapeHtml(toolLabel(p.tool)) + " · " +
+        escapeHtml(p.organisation) + "</span>" +
+        '<span class="result-distance">' + escapeHtml(formatDistance(p.distance_m)) + "</span>" +
+        "</button>";
+      item.dataset.projectId = String(p.id);
+      item.querySelector("button").addEventListener("click", function () {
+        if (!map || !feature.geometry) return;
+        const coordinates = feature.geometry.coordinates;
+        map.flyTo({ center: coordinates, zoom: Math.max(map.getZoom(), 14) });
+        openPopup(coordinates, projectHtml(p));
+      });
+      list.appendChild(item);
+    });
+  }
+
+  async function searchNearby(lat, lon, moveMap) {
+    const radius = Number(radiusSelect.value);
+    if (map) {
+      showSearchPoint(lon, lat);
+      // A typed point: go there, unless it is already in view close enough.
+      const inView = map.getBounds().contains([lon, lat]) && map.getZoom() >= 12;
+      if (moveMap && !inView) map.flyTo({ center: [lon, lat], zoom: 12 });
+    }
+    setStatus("Recherche en cours…", false);
+    const url = new URL("/v1/projects/nearby", ORIGIN);
+    url.search = new URLSearchParams({
+      lat: String(lat),
+      lon: String(lon),
+      radius_m: String(radius),
+      limit: String(SEARCH_LIMIT),
+    }).toString();
+    let answer;
+    try {
+      answer = await fetch(url, { headers: { Accept: "application/geo+json" } });
+    } catch (error) {
+      setStatus("Le serveur ne répond pas : réessayez dans un instant.", true);
+      return;
+    }
+    if (!answer.ok) {
+      setStatus("La recherche a été refusée par le serveur (erreur " + answer.status + ").", true);
+      return;
+    }
+    const collection = await answer.json();
+    renderResults(collection.features || [], radius);
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const lat = parseCoordinate(latInput.value);
+    const lon = parseCoordinate(lonInput.value);
+    if (!Number.isFinite(lat) || lat < -90 || lat > 90) {
+      setStatus("Latitude invalide : un nombre entre -90 et 90, par exemple 48,8566.", true);
+      latInput.focus();
+      return;
+    }
+    if (!Number.isFinite(lon) || lon < -180 || lon > 180) {
+      setStatus("Longitude invalide : un nombre entre -180 et 180, par exemple 2,3522.", true);
+      lonInput.focus();
+      return;
+    }
+    searchNearby(lat, lon, true);
+  });
+})();
