@@ -30,8 +30,8 @@ reasons AS (
     SELECT project_id, min(rank) AS rank FROM concerned WHERE project_id > %(after)s
     GROUP BY project_id
 )
-SELECT p.id, project_feature(p, o.name, jsonb_build_object('concerns_via',
-           (ARRAY['commune', 'epci', 'area', 'departement', 'region', 'national'])[r.rank]))::text
+SELECT p.id, project_feature(p, o.name, NULL,
+           (ARRAY['commune', 'epci', 'area', 'departement', 'region', 'national'])[r.rank])::text
 FROM reasons AS r
 JOIN visible_projects(%(viewer)s) AS p ON p.id = r.project_id
 JOIN organisation AS o ON o.id = p.organisation_id

@@ -23,11 +23,10 @@ nearest AS (
      ORDER BY 2
      LIMIT %(limit)s)
 )
-SELECT jsonb_build_object(
+SELECT json_build_object(
     'type', 'FeatureCollection',
-    'features', coalesce(jsonb_agg(
-        contribution_feature(n.c, jsonb_build_object('distance_m', round(n.distance_m::numeric, 1)))
-        ORDER BY n.distance_m, (n.c).id), '[]')
+    'features', coalesce(json_agg(contribution_feature(n.c, n.distance_m)
+                                  ORDER BY n.distance_m, (n.c).id), '[]')
 )::text
 FROM nearest AS n
 WHERE n.distance_m <= %(radius_m)s

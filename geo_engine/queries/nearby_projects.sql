@@ -16,11 +16,10 @@ nearest AS (
     ORDER BY p.place_geog <-> here.g
     LIMIT %(limit)s
 )
-SELECT jsonb_build_object(
+SELECT json_build_object(
     'type', 'FeatureCollection',
-    'features', coalesce(jsonb_agg(
-        project_feature(n.p, o.name, jsonb_build_object('distance_m', round(n.distance_m::numeric, 1)))
-        ORDER BY n.distance_m, (n.p).id), '[]')
+    'features', coalesce(json_agg(project_feature(n.p, o.name, n.distance_m)
+                                  ORDER BY n.distance_m, (n.p).id), '[]')
 )::text
 FROM nearest AS n
 JOIN organisation AS o ON o.id = (n.p).organisation_id

