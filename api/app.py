@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -12,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from api import map_page, problems
 from api.deps import ConnDep
 from api.routes import projects, territories, tiles, writes
+from contracts.api import Problem
 from geo_engine.settings import ApiSettings, DatabaseSettings
 
 
@@ -60,4 +62,22 @@ def create_app(
         row = await cur.fetchone()
         return JSONResponse({"status": "ok", "postgis": row[0] if row else None})
 
+    _with_problem_schema(app)
     return app
+
+
+def _with_problem_schema(app: FastAPI) -> None:
+    """Put the RFC 9457 problem document in the OpenAPI components the routes refer to."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["Problem"] = Problem.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import Response
+from fastapi.responses import JSONResponse
 
 from api import cursors
 from api.auth import Viewer
@@ -12,6 +14,16 @@ from geo_engine.project_queries import Page
 from geo_engine.settings import ApiSettings
 
 GEOJSON = "application/geo+json"
+
+
+class GeoJSONResponse(JSONResponse):
+    """JSON already encoded by PostgreSQL, served as application/geo+json; as a JSONResponse
+    it gets the route's response_model documented under that media type."""
+
+    media_type = GEOJSON
+
+    def render(self, content: Any) -> bytes:
+        return content.encode() if isinstance(content, str) else bytes(content)
 
 
 async def page_response(
@@ -28,4 +40,4 @@ async def page_response(
         else f',"next_cursor":"{cursors.encode(page.last_id, viewer.user_id, secret)}"'
     )
     body = '{"type":"FeatureCollection","features":[' + ",".join(page.features) + "]"
-    return Response(body + next_cursor + "}", media_type=GEOJSON)
+    return GeoJSONResponse(body + next_cursor + "}")

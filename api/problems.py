@@ -60,6 +60,17 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the refusals a route may answer, each a problem document."""
+    return {
+        status: {
+            "description": TITLES[status],
+            "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
 def not_found(what: str) -> ApiProblem:
     """The one answer for missing and hidden alike, so a private id cannot be told apart."""
     return ApiProblem(404, f"no {what}")
@@ -100,4 +111,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
-        return problem(exc.status_code, detail.lower() if exc.status_code == 404 else detail)
+        return problem(
+            exc.status_code,
+            detail.lower() if exc.status_code == 404 else detail,
+            headers=getattr(exc, "headers", None),
+        )

@@ -143,7 +143,7 @@ def _area_geojson(record: ProjectRecord, source: str, line: int) -> str | None:
     minx, miny, maxx, maxy = shape.bounds
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         raise ImportRejected([f"{where}: coordinates must be longitude, latitude in degrees"])
-    return str(shapely.to_geojson(shape))
+    return str(shapely.to_geojson(shapely.force_2d(shape)))  # heights are not kept
 
 
 def _project_row(line: int, r: ProjectRecord, source: str) -> tuple[Any, ...]:
@@ -196,6 +196,33 @@ UPDATE stage_project s SET place = coalesce(s.location, s.center,
     (SELECT ST_PointOnSurface(t.geom) FROM stage_project_territory st
      JOIN territory t ON t.level = st.level AND t.code = st.code
      WHERE st.project_id = s.id AND t.geom IS NOT NULL ORDER BY st.position LIMIT 1))
+"""
+
+
+_COLS = ", ".join(PROJECT_COLUMNS)
+# A project is written when it is new, or when its row or its scope (territories, area)
+# differs: a scope-only change counts and touches updated_at like any other.
+CHANGED_PROJECTS = f"""
+CREATE TEMP TABLE changed_project ON COMMIT DROP AS
+SELECT s.id FROM stage_project AS s
+LEFT JOIN project AS p ON p.id = s.id
+WHERE p.id IS NULL
+   OR (SELECT ({_COLS}) FROM stage_project AS x WHERE x.id = s.id)
+      IS DISTINCT FROM (SELECT ({_COLS}) FROM project AS x WHERE x.id = s.id)
+   OR ARRAY(SELECT t.level || ':' || t.code FROM stage_project_territory AS t
+            WHERE t.project_id = s.id ORDER BY 1)
+      IS DISTINCT FROM ARRAY(SELECT t.level || ':' || t.code FROM project_territory AS t
+                             WHERE t.project_id = s.id ORDER BY 1)
+   OR (SELECT (a.radius_m, ST_AsEWKB(a.geom)) FROM stage_project_area AS a
+       WHERE a.project_id = s.id)
+      IS DISTINCT FROM (SELECT (a.radius_m, ST_AsEWKB(a.geom)) FROM project_area AS a
+                        WHERE a.project_id = s.id)
+"""
+UPSERT_CHANGED_PROJECTS = f"""
+INSERT INTO project AS t (id, {_COLS})
+SELECT id, {_COLS} FROM stage_project WHERE id IN (SELECT id FROM changed_project)
+ON CONFLICT (id) DO UPDATE SET updated_at = now(),
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in PROJECT_COLUMNS)}
 """
 
 
@@ -259,16 +286,20 @@ def store_projects(
             (CIRCLE_SEGMENTS,),
         )
         cur.execute(PLACE_PROJECTS)
-        cur.execute(upsert("project", "id", PROJECT_COLUMNS))
+        cur.execute(CHANGED_PROJECTS)
+        cur.execute(UPSERT_CHANGED_PROJECTS)
         written = cur.rowcount
         cur.execute("""
-            DELETE FROM project_territory WHERE project_id IN (SELECT id FROM stage_project);
-            DELETE FROM project_area WHERE project_id IN (SELECT id FROM stage_project);
+            DELETE FROM project_territory WHERE project_id IN (SELECT id FROM changed_project);
+            DELETE FROM project_area WHERE project_id IN (SELECT id FROM changed_project);
             INSERT INTO project_territory (project_id, level, code)
-                SELECT project_id, level, code FROM stage_project_territory;
+                SELECT project_id, level, code FROM stage_project_territory
+                WHERE project_id IN (SELECT id FROM changed_project);
             INSERT INTO project_area (project_id, radius_m, geom)
-                SELECT project_id, radius_m, geom FROM stage_project_area;
-            DROP TABLE stage_project, stage_project_territory, stage_project_area""")
+                SELECT project_id, radius_m, geom FROM stage_project_area
+                WHERE project_id IN (SELECT id FROM changed_project);
+            DROP TABLE stage_project, stage_project_territory, stage_project_area,
+                changed_project""")
         return written
 
 

@@ -244,7 +244,8 @@ class Project(Base):
 
     ``place`` is where the map shows it: its ``location`` when given, else a point inside its
     scope; national projects have none. ``place_geog`` is the same point as geography, so that
-    nearby queries measure metres with an index (``<->`` and ``ST_DWithin``).
+    nearby queries walk an index in metres (``<->``); ``place_3857`` is it in Web Mercator, so
+    that tiles neither transform nor miss an index.
     """
 
     __tablename__ = "project"
@@ -266,6 +267,11 @@ class Project(Base):
     place_geog = mapped_column(
         Geography("POINT", srid=4326, spatial_index=True),
         Computed("place::geography", persisted=True),
+        nullable=True,
+    )
+    place_3857 = mapped_column(
+        Geometry("POINT", srid=3857, spatial_index=True),
+        Computed("ST_Transform(place, 3857)", persisted=True),
         nullable=True,
     )
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -326,6 +332,11 @@ class Contribution(Base):
     geog = mapped_column(
         Geography("POINT", srid=4326, spatial_index=True),
         Computed("geom::geography", persisted=True),
+        nullable=False,
+    )
+    geom_3857 = mapped_column(
+        Geometry("POINT", srid=3857, spatial_index=True),
+        Computed("ST_Transform(geom, 3857)", persisted=True),
         nullable=False,
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -190,15 +190,6 @@ DOCUMENT = _document()
 GET_OPERATIONS = {path: item["get"] for path, item in DOCUMENT["paths"].items() if "get" in item}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: every refusal is application/problem+json (api/problems.py) but the document "
-        "declares 422 as application/json with FastAPI's HTTPValidationError, and 404 with no "
-        "content; contracts.api.Problem is not in the document (schemathesis: ST105 "
-        "Undocumented Content-Type on every 422)"
-    ),
-)
 @pytest.mark.parametrize("path", [p for p in GET_OPERATIONS if p != "/health"])
 def test_errors_are_documented_as_problem_documents(path: str) -> None:
     responses = GET_OPERATIONS[path]["responses"]
@@ -207,28 +198,11 @@ def test_errors_are_documented_as_problem_documents(path: str) -> None:
             assert "application/problem+json" in responses[status].get("content", {}), status
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: operations that read the bearer token (security: HTTPBearer) answer a bad "
-        "Authorization header with 401, but no operation declares 401 (schemathesis: ST103 "
-        "Undocumented status code when it sends made-up credentials)"
-    ),
-)
 @pytest.mark.parametrize("path", [p for p, op in GET_OPERATIONS.items() if op.get("security")])
 def test_401_is_documented_where_a_token_is_read(path: str) -> None:
     assert "401" in GET_OPERATIONS[path]["responses"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: answers served as application/geo+json have an empty schema ({}) in the "
-        "document: the routes pass response_model=..., which FastAPI puts under "
-        "application/json, a media type they are never served as; so schemathesis's "
-        "response_schema_conformance checks nothing on them"
-    ),
-)
 @pytest.mark.parametrize(
     "path",
     [

@@ -311,15 +311,6 @@ def test_an_invalid_area_is_a_422_with_the_reason(
     assert _row(world, "SELECT 1 FROM project WHERE id = 206") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: geo_engine/catalog_load.py _area_geojson keeps a third coordinate: a Polygon "
-        "with [lon, lat, z] positions passes every check, then the INSERT into the 2D column "
-        "project_area.geom fails ('Geometry has Z dimension but column does not') and the "
-        "API answers 500 instead of storing it flattened or refusing it with 422"
-    ),
-)
 def test_an_area_with_a_third_coordinate_is_not_a_server_error(api: TestClient) -> None:
     ring = [[4.8, 45.7, 170.0], [4.9, 45.7, 170.0], [4.9, 45.8, 170.0], [4.8, 45.7, 170.0]]
     body = _project_body(
@@ -375,14 +366,6 @@ def test_staff_writing_for_an_unknown_organisation_is_a_422(api: TestClient) -> 
     assert "organisation_id" in problem["detail"] and "424242" in problem["detail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: geo_engine/catalog_load.py store_projects counts only the `project` row "
-        "(db.upsert compares PROJECT_COLUMNS): a new scope (project_territory / project_area) "
-        "with the same place is rewritten but answers written=0, and updated_at stays old"
-    ),
-)
 def test_changing_only_the_scope_is_a_write(api: TestClient, world: DatabaseSettings) -> None:
     location = {"lon": LYON[0], "lat": LYON[1]}
     body = _project_body(210, location=location)

@@ -17,19 +17,19 @@ from api.deps import (
     SettingsDep,
     ViewerDep,
 )
-from api.pages import GEOJSON, page_response
-from api.problems import not_found
+from api.pages import GeoJSONResponse, page_response
+from api.problems import documented, not_found
 from contracts.api import ContributionCollection, ProjectCollection, ProjectDetail
 from geo_engine import project_queries
 
-router = APIRouter(prefix="/v1", tags=["projects"])
+router = APIRouter(prefix="/v1", tags=["projects"], responses=documented(401, 422))
 ProjectId = Annotated[int, Path(ge=1, le=2**63 - 1, description="project id")]
 
 
 @router.get(
     "/projects/nearby",
     response_model=ProjectCollection,
-    responses={200: {"content": {GEOJSON: {}}}},
+    response_class=GeoJSONResponse,
 )
 async def nearby(
     point: LonLatDep,
@@ -42,13 +42,13 @@ async def nearby(
     text = await project_queries.nearby_projects(
         conn, point.lon, point.lat, radius_m, limit, viewer.user_id
     )
-    return Response(text, media_type=GEOJSON)
+    return GeoJSONResponse(text)
 
 
 @router.get(
     "/projects",
     response_model=ProjectCollection,
-    responses={200: {"content": {GEOJSON: {}}}},
+    response_class=GeoJSONResponse,
 )
 async def in_bbox(
     bbox: BBoxDep,
@@ -70,20 +70,21 @@ async def in_bbox(
 @router.get(
     "/projects/{project_id}",
     response_model=ProjectDetail,
-    responses={200: {"content": {GEOJSON: {}}}, 404: {"description": "no such project"}},
+    response_class=GeoJSONResponse,
+    responses=documented(404),
 )
 async def project(project_id: ProjectId, conn: ConnDep, viewer: ViewerDep) -> Response:
     """One project with its scope. A project you may not see answers exactly like a missing one."""
     text = await project_queries.project(conn, project_id, viewer.user_id)
     if text is None:
         raise not_found(f"project {project_id}")
-    return Response(text, media_type=GEOJSON)
+    return GeoJSONResponse(text)
 
 
 @router.get(
     "/contributions/nearby",
     response_model=ContributionCollection,
-    responses={200: {"content": {GEOJSON: {}}}},
+    response_class=GeoJSONResponse,
 )
 async def contributions_nearby(
     point: LonLatDep,
@@ -99,4 +100,4 @@ async def contributions_nearby(
     text = await project_queries.nearby_contributions(
         conn, point.lon, point.lat, radius_m, limit, viewer.user_id, project_id
     )
-    return Response(text, media_type=GEOJSON)
+    return GeoJSONResponse(text)

@@ -7,17 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from api.deps import ConnDep, Cursor, Insee, LonLatDep, PageLimit, SettingsDep, ViewerDep
-from api.pages import page_response
-from api.problems import ApiProblem, not_found
+from api.pages import GeoJSONResponse, page_response
+from api.problems import ApiProblem, documented, not_found
 from contracts.api import CommuneDetail, ProjectCollection
+from contracts.territories import Location
 from geo_engine import project_queries
 from geo_engine.locate import locate_async
 
-router = APIRouter(prefix="/v1/territories", tags=["territories"])
-GEOJSON = "application/geo+json"
+router = APIRouter(prefix="/v1/territories", tags=["territories"], responses=documented(422))
 
 
-@router.get("/locate", responses={404: {"description": "the point is in no French commune"}})
+@router.get("/locate", responses={200: {"model": Location}, **documented(404)})
 async def locate(point: LonLatDep, conn: ConnDep) -> dict[str, Any]:
     """The commune, EPCI, département and région of a point (as `geo-engine geo locate`)."""
     location = await locate_async(conn, point.lat, point.lon)
@@ -29,7 +29,7 @@ async def locate(point: LonLatDep, conn: ConnDep) -> dict[str, Any]:
 @router.get(
     "/communes/{insee}",
     response_model=CommuneDetail,
-    responses={404: {"description": "no such commune"}},
+    responses=documented(404),
 )
 async def commune(
     insee: Insee,
@@ -46,7 +46,8 @@ async def commune(
 @router.get(
     "/communes/{insee}/projects",
     response_model=ProjectCollection,
-    responses={200: {"content": {GEOJSON: {}}}, 404: {"description": "no such commune"}},
+    response_class=GeoJSONResponse,
+    responses=documented(401, 404),
 )
 async def commune_projects(
     insee: Insee,

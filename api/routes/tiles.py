@@ -7,6 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 
 from api.deps import ConnDep, TileDep, ViewerDep
+from api.problems import documented
 from geo_engine import project_queries
 
 router = APIRouter(prefix="/v1/tiles", tags=["tiles"])
@@ -16,7 +17,13 @@ MVT = "application/vnd.mapbox-vector-tile"
 @router.get(
     "/{layer}/{z}/{x}/{y}.mvt",
     response_class=Response,
-    responses={200: {"content": {MVT: {}}, "description": "a Mapbox Vector Tile"}},
+    responses={
+        200: {
+            "content": {MVT: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "a Mapbox Vector Tile",
+        },
+        **documented(401, 422),
+    },
 )
 async def tile(
     layer: Literal["projects", "communes"], coords: TileDep, conn: ConnDep, viewer: ViewerDep

@@ -14,13 +14,13 @@ from pydantic import BaseModel
 
 from api.auth import Viewer
 from api.deps import ViewerDep
-from api.problems import ApiProblem, not_found
+from api.problems import ApiProblem, documented, not_found
 from contracts.api import Written
 from contracts.catalog import ContributionRecord, MemberRecord, OrganisationRecord, ProjectRecord
 from geo_engine import catalog_load
 from geo_engine.jsonl import Line
 
-router = APIRouter(prefix="/v1", tags=["writes"])
+router = APIRouter(prefix="/v1", tags=["writes"], responses=documented(401, 403, 404, 409, 422))
 R = TypeVar("R", bound=BaseModel)
 
 

@@ -140,7 +140,8 @@
           type: "vector",
           tiles: [ORIGIN + "/v1/tiles/projects/{z}/{x}/{y}.mvt"],
           minzoom: 0,
-          maxzoom: 14,
+          // Below 16 the engine groups projects sharing a 1/64-tile cell into a cluster.
+          maxzoom: 16,
         },
         // The point of the last "Près de chez moi" search, drawn under the projects.
         "search-point": { type: "geojson", data: { type: "FeatureCollection", features: [] } },
@@ -201,7 +202,6 @@
           type: "circle",
           source: "projects",
           "source-layer": "project_clusters",
-          maxzoom: 9,
           paint: {
             "circle-color": "#0f766e",
             "circle-opacity": 0.75,
@@ -220,7 +220,7 @@
           type: "circle",
           source: "projects",
           "source-layer": "contributions",
-          minzoom: 12,
+          minzoom: 14,
           paint: {
             "circle-color": "#d97706",
             "circle-radius": 4,
@@ -233,7 +233,6 @@
           type: "circle",
           source: "projects",
           "source-layer": "projects",
-          minzoom: 9,
           paint: {
             "circle-color": [
               "match", ["get", "status"],
@@ -241,7 +240,7 @@
               "open", STATUS_COLORS.open,
               STATUS_COLORS.closed,
             ],
-            "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 6, 14, 9],
+            "circle-radius": ["interpolate", ["linear"], ["zoom"], 5, 4, 9, 6, 14, 9],
             "circle-stroke-color": "#ffffff",
             "circle-stroke-width": 2,
           },
@@ -314,7 +313,7 @@
       }
       const cluster = hits.find(function (f) { return f.layer.id === "project-clusters"; });
       if (cluster) {
-        map.easeTo({ center: cluster.geometry.coordinates, zoom: Math.min(map.getZoom() + 2, 9) });
+        map.easeTo({ center: cluster.geometry.coordinates, zoom: Math.min(map.getZoom() + 2, 16) });
         return;
       }
       latInput.value = event.lngLat.lat.toFixed(5);

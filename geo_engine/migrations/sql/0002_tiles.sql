@@ -56,50 +56,67 @@ END
 $$;
 
 -- projects_tile(z, x, y, viewer) -> bytea, only what `viewer` may see (visible_projects).
--- z < 9: layer "project_clusters" (count), projects grouped on a 64 x 64 grid per tile;
--- z >= 9: layer "projects" (id, title, tool, space, status, organisation, opens_at, closes_at);
--- z >= 12: also layer "contributions" (id, project_id, category, title).
--- Relies on idx_project_place and idx_contribution_geom (GiST, SRID 4326).
+-- The tile is cut into a 64 x 64 grid (below zoom 16): a cell holding one project gives that
+-- project, a cell holding several gives one cluster with their count, so no tile carries more
+-- than 4,096 features however dense the city or low the zoom. Layers:
+--   "projects" (id, title, tool, space, status, organisation, opens_at, closes_at),
+--   "project_clusters" (count),
+--   from zoom 14 "contributions" (id, project_id, category, title, count: one per cell, count
+--   being how many share the cell).
+-- Points are taken inside the tile only (no margin), so none is drawn or counted twice.
+-- Relies on idx_project_place_3857 and idx_contribution_geom_3857 (GiST, Web Mercator, the
+-- tiles' own SRID: nothing is transformed per row).
 CREATE FUNCTION projects_tile(z integer, x integer, y integer, viewer bigint) RETURNS bytea
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 DECLARE
     env geometry := ST_TileEnvelope(z, x, y);
-    -- Points are taken inside the tile only (no margin), so none is drawn or counted twice.
-    bounds geometry := ST_Transform(ST_TileEnvelope(z, x, y), 4326);
+    x0 float8 := ST_XMin(env);
+    y0 float8 := ST_YMin(env);
     cell float8 := (ST_XMax(env) - ST_XMin(env)) / 64;
+    grouped boolean := z < 16;
     mvt bytea;
-    extra bytea := '';
+    extra bytea;
 BEGIN
-    IF z < 9 THEN
-        SELECT ST_AsMVT(t, 'project_clusters', 4096, 'geom') INTO mvt FROM (
-            SELECT count(*)::integer AS count,
-                   ST_AsMVTGeom(ST_Centroid(ST_Collect(g.geom)), env, 4096, 64, true) AS geom
-            FROM (
-                SELECT ST_Transform(p.place, 3857) AS geom
-                FROM visible_projects(viewer) AS p
-                WHERE p.place && bounds
-            ) AS g
-            GROUP BY ST_SnapToGrid(g.geom, ST_XMin(env), ST_YMin(env), cell, cell)
-        ) AS t;
-    ELSE
-        SELECT ST_AsMVT(t, 'projects', 4096, 'geom') INTO mvt FROM (
+    WITH cells AS (
+        SELECT count(*) AS n, min(p.id) AS id,
+               avg(ST_X(p.place_3857)) AS mx, avg(ST_Y(p.place_3857)) AS my
+        FROM visible_projects(viewer) AS p
+        WHERE p.place_3857 && env
+        GROUP BY CASE WHEN grouped THEN floor((ST_X(p.place_3857) - x0) / cell) ELSE p.id END,
+                 CASE WHEN grouped THEN floor((ST_Y(p.place_3857) - y0) / cell) END
+    )
+    SELECT coalesce((
+        SELECT ST_AsMVT(t, 'project_clusters', 4096, 'geom') FROM (
+            SELECT c.n::integer AS count,
+                   ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(c.mx, c.my), 3857), env, 4096, 64, true)
+                       AS geom
+            FROM cells AS c WHERE c.n > 1
+        ) AS t), '') || coalesce((
+        SELECT ST_AsMVT(t, 'projects', 4096, 'geom') FROM (
             SELECT p.id, p.title, p.tool, p.space, p.status, o.name AS organisation,
                    to_char(p.opens_at AT TIME ZONE 'Europe/Paris', 'YYYY-MM-DD') AS opens_at,
                    to_char(p.closes_at AT TIME ZONE 'Europe/Paris', 'YYYY-MM-DD') AS closes_at,
-                   ST_AsMVTGeom(ST_Transform(p.place, 3857), env, 4096, 64, true) AS geom
-            FROM visible_projects(viewer) AS p
+                   ST_AsMVTGeom(p.place_3857, env, 4096, 64, true) AS geom
+            FROM cells AS c
+            JOIN visible_projects(viewer) AS p ON p.id = c.id
             JOIN organisation AS o ON o.id = p.organisation_id
-            WHERE p.place && bounds
+            WHERE c.n = 1
+        ) AS t), '')
+    INTO mvt;
+    IF z >= 14 THEN
+        WITH cells AS (
+            SELECT count(*) AS n, min(c.id) AS id
+            FROM visible_contributions(viewer) AS c
+            WHERE c.geom_3857 && env
+            GROUP BY CASE WHEN grouped THEN floor((ST_X(c.geom_3857) - x0) / cell) ELSE c.id END,
+                     CASE WHEN grouped THEN floor((ST_Y(c.geom_3857) - y0) / cell) END
+        )
+        SELECT ST_AsMVT(t, 'contributions', 4096, 'geom') INTO extra FROM (
+            SELECT c.id, c.project_id, c.category, c.title, cells.n::integer AS count,
+                   ST_AsMVTGeom(c.geom_3857, env, 4096, 64, true) AS geom
+            FROM cells JOIN contribution AS c ON c.id = cells.id
         ) AS t;
-        IF z >= 12 THEN
-            SELECT ST_AsMVT(t, 'contributions', 4096, 'geom') INTO extra FROM (
-                SELECT c.id, c.project_id, c.category, c.title,
-                       ST_AsMVTGeom(ST_Transform(c.geom, 3857), env, 4096, 64, true) AS geom
-                FROM visible_contributions(viewer) AS c
-                WHERE c.geom && bounds
-            ) AS t;
-        END IF;
     END IF;
-    RETURN coalesce(mvt, '') || coalesce(extra, '');
+    RETURN mvt || coalesce(extra, '');
 END
 $$;

@@ -124,6 +124,19 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column(
+            "place_3857",
+            Geometry(
+                geometry_type="POINT",
+                srid=3857,
+                dimension=2,
+                spatial_index=False,
+                from_text="ST_GeomFromEWKT",
+                name="geometry",
+            ),
+            sa.Computed("ST_Transform(place, 3857)", persisted=True),
+            nullable=True,
+        ),
+        sa.Column(
             "updated_at",
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),
@@ -170,6 +183,14 @@ def upgrade() -> None:
         postgresql_using="gist",
         postgresql_ops={},
     )
+    op.create_geospatial_index(
+        "idx_project_place_3857",
+        "project",
+        ["place_3857"],
+        unique=False,
+        postgresql_using="gist",
+        postgresql_ops={},
+    )
     op.create_index("ix_project_organisation_id", "project", ["organisation_id"], unique=False)
     op.create_geospatial_table(
         "contribution",
@@ -206,6 +227,20 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column(
+            "geom_3857",
+            Geometry(
+                geometry_type="POINT",
+                srid=3857,
+                dimension=2,
+                spatial_index=False,
+                from_text="ST_GeomFromEWKT",
+                name="geometry",
+                nullable=False,
+            ),
+            sa.Computed("ST_Transform(geom, 3857)", persisted=True),
+            nullable=False,
+        ),
+        sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),
@@ -237,6 +272,14 @@ def upgrade() -> None:
         "idx_contribution_geom",
         "contribution",
         ["geom"],
+        unique=False,
+        postgresql_using="gist",
+        postgresql_ops={},
+    )
+    op.create_geospatial_index(
+        "idx_contribution_geom_3857",
+        "contribution",
+        ["geom_3857"],
         unique=False,
         postgresql_using="gist",
         postgresql_ops={},
