@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,10 +31,12 @@ from geo_engine.users import place, store_places
 Figures = dict[str, Any]
 
 
-def bench_database(settings: DatabaseSettings, geo: GeoSettings) -> DatabaseSettings:
-    """``<database>_bench`` beside the configured one, with France loaded."""
+def bench_database(
+    settings: DatabaseSettings, geo: GeoSettings, suffix: str = "_bench"
+) -> DatabaseSettings:
+    """``<database><suffix>`` beside the configured one, with France loaded."""
     head, _, name = settings.database_url.rpartition("/")
-    bench_name = name.split("?")[0] + "_bench"
+    bench_name = name.split("?")[0] + suffix
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (bench_name,)
@@ -95,15 +100,60 @@ BENCHMARKS: dict[str, Callable[[psycopg.Connection, int, int], Figures]] = {
     "placement": placement,
     "locate": locate_points,
 }
+NAMES = [*BENCHMARKS, "http"]
+
+
+HTTP_USERS = 20_000
+
+
+def http_database(
+    settings: DatabaseSettings, geo: GeoSettings, projects: int, seed: int
+) -> DatabaseSettings:
+    """``<database>_bench_http``: France, users and ``projects`` projects (about ten
+    contributions each), committed, since the served API reads them from its own connections.
+    Loaded through `geo-engine fixtures load` once per size."""
+    database = bench_database(settings, geo, suffix="_bench_http")
+    with db.connect(database) as conn:
+        row = conn.execute("SELECT count(*) FROM project").fetchone()
+        if row is not None and row[0] == projects:
+            return database
+        conn.execute(
+            "TRUNCATE contribution, project_territory, project_area, project, "
+            "organisation_member, organisation"
+        )
+        conn.commit()
+    subprocess.run(  # noqa: S603 (our own entry point, fixed arguments)
+        [
+            str(Path(sys.executable).with_name("geo-engine")),
+            "fixtures",
+            "load",
+            "--users",
+            str(HTTP_USERS),
+            "--projects",
+            str(projects),
+            "--seed",
+            str(seed),
+        ],
+        env={**os.environ, "GEO_ENGINE_DATABASE_URL": database.database_url},
+        check=True,
+    )
+    with db.connect(database, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return database
 
 
 def run(name: str, size: int, seed: int, settings: DatabaseSettings, geo: GeoSettings) -> Figures:
-    bench = bench_database(settings, geo)
-    with db.connect(bench) as conn:
-        try:
-            figures = BENCHMARKS[name](conn, size, seed)
-        finally:
-            conn.rollback()
+    if name == "http":
+        from bench.http_load import http_load
+
+        figures = http_load(http_database(settings, geo, size, seed), seed=seed)
+    else:
+        bench = bench_database(settings, geo)
+        with db.connect(bench) as conn:
+            try:
+                figures = BENCHMARKS[name](conn, size, seed)
+            finally:
+                conn.rollback()
     return {
         "name": name,
         "size": size,

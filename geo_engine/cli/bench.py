@@ -11,16 +11,17 @@ from geo_engine.settings import DatabaseSettings, GeoSettings
 
 
 def bench(
-    name: str = typer.Argument(..., help="placement or locate"),
-    size: int = typer.Option(10_000, min=100, help="how many users or points"),
+    name: str = typer.Argument(..., help="placement, locate or http"),
+    size: int = typer.Option(10_000, min=100, help="how many users, points or projects"),
     seed: int = typer.Option(42),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """Run benchmark NAME on a database of its own (<database>_bench)."""
-    from bench.runner import BENCHMARKS, run  # heavy imports, only for this command
+    """Run benchmark NAME on a database of its own (<database>_bench; http: <database>_bench_http,
+    served by `geo-engine serve` under wrk, 32 connections; see bench/README.md)."""
+    from bench.runner import NAMES, run  # heavy imports, only for this command
 
-    if name not in BENCHMARKS:
-        fail(f"unknown benchmark {name!r}; choose one of: {', '.join(BENCHMARKS)}", code=2)
+    if name not in NAMES:
+        fail(f"unknown benchmark {name!r}; choose one of: {', '.join(NAMES)}", code=2)
     err.print(f"running {name} with size {size}…")
     figures = run(name, size, seed, DatabaseSettings(), GeoSettings())
     if as_json:
