@@ -5,12 +5,16 @@ from __future__ import annotations
 import psycopg
 import typer
 
-from geo_engine.cli import bench, common, db, fixtures, geo, serve, status, users
+from geo_engine.cli import bench, catalog, common, db, fixtures, geo, serve, status, users
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db.app, name="db")
 app.add_typer(geo.app, name="geo")
 app.add_typer(users.app, name="users")
+app.add_typer(catalog.orgs, name="orgs")
+app.add_typer(catalog.members, name="members")
+app.add_typer(catalog.projects, name="projects")
+app.add_typer(catalog.contributions, name="contributions")
 app.add_typer(fixtures.app, name="fixtures")
 app.command("bench")(bench.bench)
 app.command("status")(status.status)

@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
+import psycopg
 import typer
+from pydantic import BaseModel
+from rich.progress import Progress
 
+from fixtures.catalog import CONTRIBUTIONS_PER_PROJECT, Catalog, generate_catalog, write_catalog
 from fixtures.population import generate_users, to_jsonl
-from geo_engine.cli.common import fail, progress_bar
+from geo_engine.catalog_load import (
+    store_contributions,
+    store_members,
+    store_organisations,
+    store_projects,
+)
+from geo_engine.cli.catalog import BATCH, Store, store_batched
+from geo_engine.cli.common import err, fail, progress_bar
 from geo_engine.cli.users import load_batch
 from geo_engine.db import connect
+from geo_engine.jsonl import ImportRejected, Line
 from geo_engine.settings import DatabaseSettings
 from geo_engine.users import UserBatch
+
+M = TypeVar("M", bound=BaseModel)
 
 app = typer.Typer(no_args_is_help=True, help="Deterministic synthetic data (seeded).")
 
 USERS = typer.Option(10_000, "--users", min=1, max=5_000_000, help="how many users")
 SEED = typer.Option(42, "--seed", help="same seed, same data")
+CONTRIBUTIONS = typer.Option(
+    None,
+    "--contributions",
+    min=0,
+    max=50_000_000,
+    help="contributions on participatory maps (default: 10 per project)",
+)
 
 
 def _generate(users: int, seed: int) -> UserBatch:
@@ -26,6 +49,58 @@ def _generate(users: int, seed: int) -> UserBatch:
             return generate_users(conn, users, seed, progress=lambda n: bar.advance(task, n))
         except RuntimeError as exc:
             fail(str(exc))
+
+
+def _generate_catalog(projects: int, contributions: int | None, seed: int) -> Catalog:
+    """Organisations, members, projects and contributions over the territories and users in
+    the database (read only)."""
+    count = CONTRIBUTIONS_PER_PROJECT * projects if contributions is None else contributions
+    with connect(DatabaseSettings()) as conn, progress_bar() as bar:
+        task = bar.add_task(
+            f"generating {projects:,} projects and {count:,} contributions",
+            total=projects + count,
+        )
+        try:
+            return generate_catalog(
+                conn, projects, seed, count, progress=lambda n: bar.advance(task, n)
+            )
+        except RuntimeError as exc:
+            fail(str(exc))
+
+
+def _store_part(
+    conn: psycopg.Connection,
+    bar: Progress,
+    name: str,
+    lines: Sequence[Line[M]],
+    store: Store[M],
+) -> int:
+    task = bar.add_task(f"storing {len(lines):,} {name}", total=len(lines))
+    return store_batched(
+        conn, store, lines, "fixtures", BATCH[name], progress=lambda n: bar.advance(task, n)
+    )
+
+
+def _store_catalog(catalog: Catalog) -> None:
+    """Store the catalogue in one transaction (through ``catalog_load``), with progress."""
+    with connect(DatabaseSettings()) as conn, progress_bar() as bar:
+        try:
+            written = [
+                _store_part(conn, bar, "organisations", catalog.organisations, store_organisations),
+                _store_part(conn, bar, "members", catalog.members, store_members),
+                _store_part(conn, bar, "projects", catalog.projects, store_projects),
+                _store_part(conn, bar, "contributions", catalog.contributions, store_contributions),
+            ]
+        except ImportRejected as exc:  # the generator's bug, not the user's input
+            fail(f"nothing stored, the generated catalogue was rejected:\n{exc}")
+        task = bar.add_task("committing", total=None)
+        conn.commit()
+        bar.update(task, total=1, completed=1)
+    err.print(
+        f"{len(catalog.organisations):,} organisations, {len(catalog.members):,} members, "
+        f"{len(catalog.projects):,} projects, {len(catalog.contributions):,} contributions "
+        f"({sum(written):,} rows written)"
+    )
 
 
 @app.command()
@@ -42,6 +117,45 @@ def users(
 
 
 @app.command()
-def load(count: int = USERS, seed: int = SEED) -> None:
-    """Generate a synthetic population and load it in one go."""
+def catalog(
+    out: Path = typer.Option(..., "--out", file_okay=False, help="directory to write into"),
+    projects: int = typer.Option(1_000, "--projects", min=1, max=2_000_000, help="how many"),
+    contributions: int | None = CONTRIBUTIONS,
+    seed: int = SEED,
+) -> None:
+    """Write organisations, members, projects and contributions as the JSON Lines files the
+    `orgs`, `members`, `projects` and `contributions` imports read (members are drawn among
+    the users already in the database)."""
+    generated = _generate_catalog(projects, contributions, seed)
+    with progress_bar() as bar:
+        task = bar.add_task(f"writing {out}", total=None)
+        paths = write_catalog(generated, out)
+        bar.update(task, total=1, completed=1)
+    counts = {
+        "organisations": len(generated.organisations),
+        "members": len(generated.members),
+        "projects": len(generated.projects),
+        "contributions": len(generated.contributions),
+    }
+    for name, path in paths.items():
+        typer.echo(f"{counts[name]:,} {name} written to {path}")
+
+
+@app.command()
+def load(
+    count: int = USERS,
+    projects: int = typer.Option(
+        0,
+        "--projects",
+        min=0,
+        max=2_000_000,
+        help="projects, with organisations, members and contributions (0: users only)",
+    ),
+    contributions: int | None = CONTRIBUTIONS,
+    seed: int = SEED,
+) -> None:
+    """Generate a synthetic population and load it in one go; then, with --projects, a
+    catalogue of organisations, members, projects and contributions."""
     load_batch(_generate(count, seed))
+    if projects:
+        _store_catalog(_generate_catalog(projects, contributions, seed))

@@ -1,6 +1,18 @@
-"""Serve the HTTP API and the map page."""
+"""Serve the HTTP API and the map page.
+
+Each worker process binds its own socket with SO_REUSEPORT, so the kernel spreads connections
+evenly across workers. (uvicorn's own ``--workers`` share one socket: with keep-alive clients
+one worker took most connections and the API used about one core of two.)
+"""
 
 from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import signal
+import socket
+import sys
+from types import FrameType
 
 import typer
 import uvicorn
@@ -8,23 +20,54 @@ import uvicorn
 from geo_engine.cli.common import err
 from geo_engine.settings import ApiSettings
 
+APP = "api.app:create_app"
+
+
+def _config() -> uvicorn.Config:
+    return uvicorn.Config(APP, factory=True, log_level="warning", access_log=False)
+
+
+def _worker(host: str, port: int) -> None:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    uvicorn.Server(_config()).run(sockets=[sock])
+
 
 def serve(
     port: int | None = typer.Option(None, "--port", help="default: GEO_ENGINE_PORT or 8000"),
     host: str | None = typer.Option(None, "--host", help="default: GEO_ENGINE_HOST or 127.0.0.1"),
-    workers: int | None = typer.Option(None, "--workers", help="default: GEO_ENGINE_WORKERS"),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, max=64, help="default: GEO_ENGINE_WORKERS"
+    ),
 ) -> None:
     """Run the API (/v1, OpenAPI at /openapi.json) and the map page (/map)."""
     settings = ApiSettings()
     host = host or settings.host
     port = port or settings.port
+    workers = workers or settings.workers
     err.print(f"API and map on http://{host}:{port} (map: http://{host}:{port}/map)")
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers or settings.workers,
-        log_level="warning",
-        access_log=False,
-    )
+    if workers == 1:
+        uvicorn.run(APP, factory=True, host=host, port=port, log_level="warning", access_log=False)
+        return
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_worker, args=(host, port)) for _ in range(workers)]
+    for process in processes:
+        process.start()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # One worker ending (crash or signal) stops them all: a half-served API is not served.
+    multiprocessing.connection.wait([p.sentinel for p in processes])
+    stop(signal.SIGTERM, None)
+    for process in processes:
+        process.join(timeout=10)
+    codes = [p.exitcode or 0 for p in processes]
+    sys.exit(max((c for c in codes if c > 0), default=0))
