@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import map_page, problems
-from api.deps import ConnDep
+from api.deps import PoolDep
 from api.routes import projects, territories, tiles, writes
 from contracts.api import Problem
 from geo_engine.settings import ApiSettings, DatabaseSettings
@@ -56,10 +56,11 @@ def create_app(
     app.include_router(map_page.router)
 
     @app.get("/health", tags=["health"])
-    async def health(conn: ConnDep) -> JSONResponse:
+    async def health(db: PoolDep) -> JSONResponse:
         """200 when the database answers."""
-        cur = await conn.execute("SELECT postgis_lib_version()")
-        row = await cur.fetchone()
+        async with db.connection() as connection:
+            cur = await connection.execute("SELECT postgis_lib_version()")
+            row = await cur.fetchone()
         return JSONResponse({"status": "ok", "postgis": row[0] if row else None})
 
     _with_problem_schema(app)

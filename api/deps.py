@@ -8,13 +8,12 @@ dependencies in a thread pool, which cost more than the whole nearby query.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-import psycopg
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg_pool import AsyncConnectionPool
 
 from api.auth import ANONYMOUS, Viewer, viewer_from_token
 from api.problems import ApiProblem
@@ -32,10 +31,11 @@ async def settings(request: Request) -> ApiSettings:
     return api
 
 
-async def connection(request: Request) -> AsyncIterator[psycopg.AsyncConnection]:
-    """A pooled connection (autocommit: reads need no transaction)."""
-    async with request.app.state.pool.connection() as conn:
-        yield conn
+async def pool(request: Request) -> AsyncConnectionPool:
+    """The process's pool (autocommit connections: reads need no transaction). Queries take a
+    connection for one statement; a generator dependency holding one per request costs more."""
+    database: AsyncConnectionPool = request.app.state.pool
+    return database
 
 
 _bearer = HTTPBearer(auto_error=False, description="JWT (HS256): sub = user id, staff = bool")
@@ -126,7 +126,7 @@ async def tile(
     return z, x, y
 
 
-ConnDep = Annotated[psycopg.AsyncConnection, Depends(connection)]
+PoolDep = Annotated[AsyncConnectionPool, Depends(pool)]
 ViewerDep = Annotated[Viewer, Depends(viewer)]
 SettingsDep = Annotated[ApiSettings, Depends(settings)]
 LonLatDep = Annotated[LonLat, Depends(lon_lat)]

@@ -55,7 +55,8 @@ def store_organisations(
 ) -> int:
     """Create or update organisations; their home territory must exist. Returns rows written."""
     with conn.cursor() as cur:
-        cur.execute("""CREATE TEMP TABLE stage_organisation (line integer, id bigint, kind text,
+        cur.execute("""DROP TABLE IF EXISTS stage_organisation;
+                       CREATE TEMP TABLE stage_organisation (line integer, id bigint, kind text,
                        name text, territory_level text, territory_code text) ON COMMIT DROP""")
         copy_rows(
             cur,
@@ -90,7 +91,8 @@ def store_members(
 ) -> int:
     """Add members or change their role; the organisation and the user must exist."""
     with conn.cursor() as cur:
-        cur.execute("""CREATE TEMP TABLE stage_member (line integer, organisation_id bigint,
+        cur.execute("""DROP TABLE IF EXISTS stage_member;
+                       CREATE TEMP TABLE stage_member (line integer, organisation_id bigint,
                        user_id bigint, role text) ON COMMIT DROP""")
         copy_rows(
             cur,
@@ -190,12 +192,32 @@ PROJECT_COLUMNS = [
 
 # Where the map shows a project: its location, else a point inside its scope (a radius's
 # centre, a drawn area's or the first named territory's point on surface); none if national.
+# stage_project = the input plus each project's place, written as a new table in one pass.
+# Set-wise: each territory's point on surface is computed once however many projects name it
+# (a région's outline is large), then everything is joined by hash.
 PLACE_PROJECTS = """
-UPDATE stage_project s SET place = coalesce(s.location, s.center,
-    (SELECT ST_PointOnSurface(a.geom) FROM stage_project_area a WHERE a.project_id = s.id),
-    (SELECT ST_PointOnSurface(t.geom) FROM stage_project_territory st
-     JOIN territory t ON t.level = st.level AND t.code = st.code
-     WHERE st.project_id = s.id AND t.geom IS NOT NULL ORDER BY st.position LIMIT 1))
+CREATE INDEX ON stage_project_territory (project_id);
+CREATE INDEX ON stage_project_area (project_id);
+ANALYZE stage_project_territory;
+CREATE TEMP TABLE stage_first_territory ON COMMIT DROP AS
+    SELECT DISTINCT ON (project_id) project_id, level, code
+    FROM stage_project_territory ORDER BY project_id, position;
+CREATE TEMP TABLE stage_territory_point ON COMMIT DROP AS
+    SELECT t.level, t.code, ST_PointOnSurface(t.geom) AS point
+    FROM (SELECT DISTINCT level, code FROM stage_first_territory) AS named
+    JOIN territory AS t ON t.level = named.level AND t.code = named.code
+    WHERE t.geom IS NOT NULL;
+ANALYZE stage_project_input;
+ANALYZE stage_project_area;
+ANALYZE stage_first_territory;
+CREATE TEMP TABLE stage_project ON COMMIT DROP AS
+    SELECT s.*, coalesce(s.location, s.center, ST_PointOnSurface(a.geom), tp.point) AS place
+    FROM stage_project_input AS s
+    LEFT JOIN stage_project_area AS a ON a.project_id = s.id
+    LEFT JOIN stage_first_territory AS ft ON ft.project_id = s.id
+    LEFT JOIN stage_territory_point AS tp ON tp.level = ft.level AND tp.code = ft.code;
+ANALYZE stage_project;
+DROP TABLE stage_first_territory, stage_territory_point
 """
 
 
@@ -207,8 +229,8 @@ CREATE TEMP TABLE changed_project ON COMMIT DROP AS
 SELECT s.id FROM stage_project AS s
 LEFT JOIN project AS p ON p.id = s.id
 WHERE p.id IS NULL
-   OR (SELECT ({_COLS}) FROM stage_project AS x WHERE x.id = s.id)
-      IS DISTINCT FROM (SELECT ({_COLS}) FROM project AS x WHERE x.id = s.id)
+   OR ({", ".join(f"s.{c}" for c in PROJECT_COLUMNS)})
+      IS DISTINCT FROM ({", ".join(f"p.{c}" for c in PROJECT_COLUMNS)})
    OR ARRAY(SELECT t.level || ':' || t.code FROM stage_project_territory AS t
             WHERE t.project_id = s.id ORDER BY 1)
       IS DISTINCT FROM ARRAY(SELECT t.level || ':' || t.code FROM project_territory AS t
@@ -233,19 +255,21 @@ def store_projects(
     rows = [_project_row(n, r, source) for n, r in lines]
     with conn.cursor() as cur:
         cur.execute("""
-            CREATE TEMP TABLE stage_project (line integer, id bigint, organisation_id bigint,
-                space text, tool text, title text, description text, themes text[],
-                visibility text, status text, opens_at timestamptz, closes_at timestamptz,
-                results_at timestamptz, scope_kind text, location geometry(Point, 4326),
-                center geometry(Point, 4326), radius_m float8, area text,
-                place geometry(Point, 4326)) ON COMMIT DROP;
+            DROP TABLE IF EXISTS stage_project_input, stage_project, stage_project_territory,
+                stage_project_area, changed_project;
+            CREATE TEMP TABLE stage_project_input (line integer, id bigint,
+                organisation_id bigint, space text, tool text, title text, description text,
+                themes text[], visibility text, status text, opens_at timestamptz,
+                closes_at timestamptz, results_at timestamptz, scope_kind text,
+                location geometry(Point, 4326), center geometry(Point, 4326), radius_m float8,
+                area text) ON COMMIT DROP;
             CREATE TEMP TABLE stage_project_territory (line integer, project_id bigint,
                 position integer, level text, code text) ON COMMIT DROP;
             CREATE TEMP TABLE stage_project_area (project_id bigint, radius_m float8,
                 geom geometry(MultiPolygon, 4326)) ON COMMIT DROP""")
         copy_rows(
             cur,
-            "stage_project",
+            "stage_project_input",
             ["line", "id", *PROJECT_COLUMNS[:13], "center", "radius_m", "area"],
             rows,
         )
@@ -264,7 +288,7 @@ def store_projects(
             cur,
             source,
             """SELECT s.line, 'organisation_id', format('no organisation %s', s.organisation_id)
-               FROM stage_project s
+               FROM stage_project_input s
                WHERE NOT EXISTS (SELECT 1 FROM organisation o WHERE o.id = s.organisation_id)
                UNION ALL """
             + UNKNOWN_TERRITORY.format(
@@ -282,7 +306,7 @@ def store_projects(
             SELECT id, radius_m, ST_Multi(CASE WHEN scope_kind = 'radius'
                 THEN ST_Buffer(center::geography, radius_m, %s)::geometry
                 ELSE ST_SetSRID(ST_GeomFromGeoJSON(area), 4326) END)
-            FROM stage_project WHERE scope_kind IN ('radius', 'area')""",
+            FROM stage_project_input WHERE scope_kind IN ('radius', 'area')""",
             (CIRCLE_SEGMENTS,),
         )
         cur.execute(PLACE_PROJECTS)
@@ -298,8 +322,8 @@ def store_projects(
             INSERT INTO project_area (project_id, radius_m, geom)
                 SELECT project_id, radius_m, geom FROM stage_project_area
                 WHERE project_id IN (SELECT id FROM changed_project);
-            DROP TABLE stage_project, stage_project_territory, stage_project_area,
-                changed_project""")
+            DROP TABLE stage_project_input, stage_project, stage_project_territory,
+                stage_project_area, changed_project""")
         return written
 
 
@@ -308,7 +332,8 @@ def store_contributions(
 ) -> int:
     """Add or update contributions; each belongs to a participatory-map project."""
     with conn.cursor() as cur:
-        cur.execute("""CREATE TEMP TABLE stage_contribution (line integer, id bigint,
+        cur.execute("""DROP TABLE IF EXISTS stage_contribution;
+                       CREATE TEMP TABLE stage_contribution (line integer, id bigint,
                        project_id bigint, category text, title text, author_id bigint,
                        geom geometry(Point, 4326)) ON COMMIT DROP""")
         copy_rows(

@@ -2,15 +2,17 @@
 
 Every query reads projects through ``visible_projects(viewer)`` (migrations/sql), the one place
 that decides who sees a private project. Answers are JSON built by PostgreSQL, returned as text
-so the API does not parse and re-encode them.
+so the API does not parse and re-encode them. Each function takes the pool and holds a
+connection for its one statement only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 from geo_engine.db import load_sql
 
@@ -30,26 +32,30 @@ class Page:
     last_id: int | None
 
 
-async def _text(
-    conn: psycopg.AsyncConnection, query: str, params: Mapping[str, object]
-) -> str | None:
-    cur = await conn.execute(query, params, prepare=True)
-    row = await cur.fetchone()
-    return None if row is None else str(row[0])
+async def _rows(
+    pool: AsyncConnectionPool, query: str, params: Mapping[str, object] | tuple[object, ...]
+) -> list[tuple[Any, ...]]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(query, params, prepare=True)
+        return await cur.fetchall()
+
+
+async def _text(pool: AsyncConnectionPool, query: str, params: Mapping[str, object]) -> str | None:
+    rows = await _rows(pool, query, params)
+    return str(rows[0][0]) if rows else None
 
 
 async def _page(
-    conn: psycopg.AsyncConnection, query: str, params: Mapping[str, object], limit: int
+    pool: AsyncConnectionPool, query: str, params: Mapping[str, object], limit: int
 ) -> Page:
-    cur = await conn.execute(query, params, prepare=True)
-    rows = await cur.fetchall()
+    rows = await _rows(pool, query, params)
     more = len(rows) > limit
     rows = rows[:limit]
     return Page([r[1] for r in rows], rows[-1][0] if more else None)
 
 
 async def nearby_projects(
-    conn: psycopg.AsyncConnection,
+    pool: AsyncConnectionPool,
     lon: float,
     lat: float,
     radius_m: float,
@@ -58,11 +64,11 @@ async def nearby_projects(
 ) -> str:
     """A FeatureCollection of the nearest visible projects, nearest first."""
     params = {"lon": lon, "lat": lat, "radius_m": radius_m, "limit": limit, "viewer": viewer}
-    return await _text(conn, NEARBY_PROJECTS, params) or ""
+    return await _text(pool, NEARBY_PROJECTS, params) or ""
 
 
 async def nearby_contributions(
-    conn: psycopg.AsyncConnection,
+    pool: AsyncConnectionPool,
     lon: float,
     lat: float,
     radius_m: float,
@@ -79,11 +85,11 @@ async def nearby_contributions(
         "viewer": viewer,
         "project_id": project_id,
     }
-    return await _text(conn, NEARBY_CONTRIBUTIONS, params) or ""
+    return await _text(pool, NEARBY_CONTRIBUTIONS, params) or ""
 
 
 async def projects_in_bbox(
-    conn: psycopg.AsyncConnection,
+    pool: AsyncConnectionPool,
     bbox: tuple[float, float, float, float],
     after: int,
     limit: int,
@@ -99,34 +105,31 @@ async def projects_in_bbox(
         "limit": limit,
         "viewer": viewer,
     }
-    return await _page(conn, PROJECTS_IN_BBOX, params, limit)
+    return await _page(pool, PROJECTS_IN_BBOX, params, limit)
 
 
 async def commune_projects(
-    conn: psycopg.AsyncConnection, code: str, after: int, limit: int, viewer: int | None
+    pool: AsyncConnectionPool, code: str, after: int, limit: int, viewer: int | None
 ) -> Page:
     params = {"code": code, "after": after, "limit": limit, "viewer": viewer}
-    return await _page(conn, COMMUNE_PROJECTS, params, limit)
+    return await _page(pool, COMMUNE_PROJECTS, params, limit)
 
 
-async def project(conn: psycopg.AsyncConnection, project_id: int, viewer: int | None) -> str | None:
+async def project(pool: AsyncConnectionPool, project_id: int, viewer: int | None) -> str | None:
     """The project as a Feature, or None when it is missing or hidden from the viewer."""
-    return await _text(conn, PROJECT, {"id": project_id, "viewer": viewer})
+    return await _text(pool, PROJECT, {"id": project_id, "viewer": viewer})
 
 
-async def commune(conn: psycopg.AsyncConnection, code: str, geometry: bool) -> str | None:
-    return await _text(conn, COMMUNE, {"code": code, "geometry": geometry})
+async def commune(pool: AsyncConnectionPool, code: str, geometry: bool) -> str | None:
+    return await _text(pool, COMMUNE, {"code": code, "geometry": geometry})
 
 
 async def tile(
-    conn: psycopg.AsyncConnection, layer: str, z: int, x: int, y: int, viewer: int | None
+    pool: AsyncConnectionPool, layer: str, z: int, x: int, y: int, viewer: int | None
 ) -> bytes:
     """A Mapbox Vector Tile from the layer's SQL function (migrations/sql/0002_tiles.sql)."""
     if layer == "projects":
-        cur = await conn.execute(
-            "SELECT projects_tile(%s, %s, %s, %s)", (z, x, y, viewer), prepare=True
-        )
+        rows = await _rows(pool, "SELECT projects_tile(%s, %s, %s, %s)", (z, x, y, viewer))
     else:
-        cur = await conn.execute("SELECT communes_tile(%s, %s, %s)", (z, x, y), prepare=True)
-    row = await cur.fetchone()
-    return bytes(row[0]) if row and row[0] is not None else b""
+        rows = await _rows(pool, "SELECT communes_tile(%s, %s, %s)", (z, x, y))
+    return bytes(rows[0][0]) if rows and rows[0][0] is not None else b""

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import (
     BBoxDep,
-    ConnDep,
     Cursor,
     LonLatDep,
     NearbyLimit,
     PageLimit,
+    PoolDep,
     RadiusM,
     SettingsDep,
     ViewerDep,
@@ -33,14 +33,14 @@ ProjectId = Annotated[int, Path(ge=1, le=2**63 - 1, description="project id")]
 )
 async def nearby(
     point: LonLatDep,
-    conn: ConnDep,
+    db: PoolDep,
     viewer: ViewerDep,
     radius_m: RadiusM = 5_000,
     limit: NearbyLimit = 20,
 ) -> Response:
     """The nearest projects within `radius_m` metres, nearest first, with `distance_m`."""
     text = await project_queries.nearby_projects(
-        conn, point.lon, point.lat, radius_m, limit, viewer.user_id
+        db, point.lon, point.lat, radius_m, limit, viewer.user_id
     )
     return GeoJSONResponse(text)
 
@@ -52,7 +52,7 @@ async def nearby(
 )
 async def in_bbox(
     bbox: BBoxDep,
-    conn: ConnDep,
+    db: PoolDep,
     viewer: ViewerDep,
     settings: SettingsDep,
     limit: PageLimit = 100,
@@ -60,7 +60,7 @@ async def in_bbox(
 ) -> Response:
     """Projects placed inside a bounding box, in id order, one page at a time."""
     return await page_response(
-        lambda after: project_queries.projects_in_bbox(conn, bbox, after, limit, viewer.user_id),
+        lambda after: project_queries.projects_in_bbox(db, bbox, after, limit, viewer.user_id),
         cursor,
         viewer,
         settings,
@@ -73,9 +73,9 @@ async def in_bbox(
     response_class=GeoJSONResponse,
     responses=documented(404),
 )
-async def project(project_id: ProjectId, conn: ConnDep, viewer: ViewerDep) -> Response:
+async def project(project_id: ProjectId, db: PoolDep, viewer: ViewerDep) -> Response:
     """One project with its scope. A project you may not see answers exactly like a missing one."""
-    text = await project_queries.project(conn, project_id, viewer.user_id)
+    text = await project_queries.project(db, project_id, viewer.user_id)
     if text is None:
         raise not_found(f"project {project_id}")
     return GeoJSONResponse(text)
@@ -88,7 +88,7 @@ async def project(project_id: ProjectId, conn: ConnDep, viewer: ViewerDep) -> Re
 )
 async def contributions_nearby(
     point: LonLatDep,
-    conn: ConnDep,
+    db: PoolDep,
     viewer: ViewerDep,
     radius_m: RadiusM = 1_000,
     limit: NearbyLimit = 20,
@@ -98,6 +98,6 @@ async def contributions_nearby(
 ) -> Response:
     """The nearest contributions on participatory maps, nearest first, with `distance_m`."""
     text = await project_queries.nearby_contributions(
-        conn, point.lon, point.lat, radius_m, limit, viewer.user_id, project_id
+        db, point.lon, point.lat, radius_m, limit, viewer.user_id, project_id
     )
     return GeoJSONResponse(text)

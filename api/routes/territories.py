@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import ConnDep, Cursor, Insee, LonLatDep, PageLimit, SettingsDep, ViewerDep
+from api.deps import Cursor, Insee, LonLatDep, PageLimit, PoolDep, SettingsDep, ViewerDep
 from api.pages import GeoJSONResponse, page_response
 from api.problems import ApiProblem, documented, not_found
 from contracts.api import CommuneDetail, ProjectCollection
@@ -18,9 +18,10 @@ router = APIRouter(prefix="/v1/territories", tags=["territories"], responses=doc
 
 
 @router.get("/locate", responses={200: {"model": Location}, **documented(404)})
-async def locate(point: LonLatDep, conn: ConnDep) -> dict[str, Any]:
+async def locate(point: LonLatDep, db: PoolDep) -> dict[str, Any]:
     """The commune, EPCI, département and région of a point (as `geo-engine geo locate`)."""
-    location = await locate_async(conn, point.lat, point.lon)
+    async with db.connection() as connection:
+        location = await locate_async(connection, point.lat, point.lon)
     if location is None:
         raise ApiProblem(404, f"no French commune at lat {point.lat}, lon {point.lon}")
     return location.as_json_dict()
@@ -33,11 +34,11 @@ async def locate(point: LonLatDep, conn: ConnDep) -> dict[str, Any]:
 )
 async def commune(
     insee: Insee,
-    conn: ConnDep,
+    db: PoolDep,
     geometry: Annotated[bool, Query(description="include the outline as GeoJSON")] = False,
 ) -> Response:
     """A commune with its EPCI, département and région."""
-    text = await project_queries.commune(conn, insee, geometry)
+    text = await project_queries.commune(db, insee, geometry)
     if text is None:
         raise not_found(f"commune {insee}")
     return Response(text, media_type="application/json")
@@ -51,17 +52,17 @@ async def commune(
 )
 async def commune_projects(
     insee: Insee,
-    conn: ConnDep,
+    db: PoolDep,
     viewer: ViewerDep,
     settings: SettingsDep,
     limit: PageLimit = 100,
     cursor: Cursor = None,
 ) -> Response:
     """Every project that concerns the commune through the hierarchy, in id order, paginated."""
-    if await project_queries.commune(conn, insee, False) is None:
+    if await project_queries.commune(db, insee, False) is None:
         raise not_found(f"commune {insee}")
     return await page_response(
-        lambda after: project_queries.commune_projects(conn, insee, after, limit, viewer.user_id),
+        lambda after: project_queries.commune_projects(db, insee, after, limit, viewer.user_id),
         cursor,
         viewer,
         settings,

@@ -6,7 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Response
 
-from api.deps import ConnDep, TileDep, ViewerDep
+from api.deps import PoolDep, TileDep, ViewerDep
 from api.problems import documented
 from geo_engine import project_queries
 
@@ -26,13 +26,13 @@ MVT = "application/vnd.mapbox-vector-tile"
     },
 )
 async def tile(
-    layer: Literal["projects", "communes"], coords: TileDep, conn: ConnDep, viewer: ViewerDep
+    layer: Literal["projects", "communes"], coords: TileDep, db: PoolDep, viewer: ViewerDep
 ) -> Response:
     """`communes`: département outlines below zoom 8, commune outlines from 8.
     `projects`: clusters with a count below zoom 9, projects from 9, contributions from 12;
     only what the caller may see."""
     z, x, y = coords
-    data = await project_queries.tile(conn, layer, z, x, y, viewer.user_id)
+    data = await project_queries.tile(db, layer, z, x, y, viewer.user_id)
     # Public tiles may be cached by anyone; a member's tile only by their own browser.
     cache = "public, max-age=60" if viewer.anonymous else "private, max-age=60"
     return Response(data, media_type=MVT, headers={"Cache-Control": cache, "Vary": "Authorization"})
