@@ -1,0 +1,73 @@
+"""``geo-engine serve`` as deployed: several workers on one port, all answering, all stopping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+
+from geo_engine.settings import DatabaseSettings
+from tests.cli import CLI, REPO
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, dict[str, object]]:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (our local server)
+        return response.status, json.loads(response.read())
+
+
+def test_two_workers_share_the_port_and_stop_together(
+    make_database: Callable[[], DatabaseSettings],
+) -> None:
+    database = make_database()
+    port = _free_port()
+    server = subprocess.Popen(  # noqa: S603 (our own CLI)
+        [str(CLI), "serve", "--port", str(port), "--workers", "2"],
+        cwd=REPO,
+        env={**os.environ, "GEO_ENGINE_DATABASE_URL": database.database_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    workers: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, body = _get(f"http://127.0.0.1:{port}/health")
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(f"the API did not start: {server.communicate()[1]}")
+                time.sleep(0.2)
+        assert status == 200 and body["status"] == "ok"
+        # Both workers listen: new connections keep being answered while we count them.
+        answers = [_get(f"http://127.0.0.1:{port}/health")[0] for _ in range(40)]
+        assert answers == [200] * 40
+        workers = subprocess.run(  # noqa: S603
+            ["pgrep", "-P", str(server.pid), "-f", "spawn_main"],  # noqa: S607 (procps)
+            capture_output=True,
+            text=True,
+            check=False,  # noqa: S607
+        ).stdout.split()
+        assert len(workers) == 2, workers
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert f"http://127.0.0.1:{port}" in err
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)
