@@ -58,7 +58,7 @@ def placement(conn: psycopg.Connection, size: int, seed: int) -> Figures:
     batch = generate_users(conn, size, seed)
     # Profiles exist before placement, as after an import's first step.
     with conn.cursor() as cur:
-        cur.execute("TRUNCATE user_place, app_user")
+        cur.execute("TRUNCATE user_place, app_user CASCADE")
         with cur.copy("COPY app_user (id) FROM STDIN") as copy:
             copy.write("\n".join(map(str, batch.ids.tolist())) + "\n")
     t1 = time.perf_counter()

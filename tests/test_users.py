@@ -400,7 +400,7 @@ def test_move_user(conn: psycopg.Connection, postal_map: dict[str, list[str]]) -
 def test_bulk_import_into_an_empty_table(
     conn: psycopg.Connection, postal_map: dict[str, list[str]], former_codes: dict[str, str]
 ) -> None:
-    conn.execute("TRUNCATE user_place, app_user")
+    conn.execute("TRUNCATE user_place, app_user CASCADE")
     keys_before = _keys(conn)
     batch = generate_users(conn, 12_000, seed=5)
     assert len(batch) >= users.BULK_ROWS
