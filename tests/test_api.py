@@ -648,6 +648,13 @@ def test_communes_tiles(client: TestClient) -> None:
     assert {"75", "92", "93", "94"} <= {
         f.properties["code"] for f in departements["departements"].features
     }
+    # Départements up to zoom 8, communes from zoom 9.
+    assert set(decode_mvt(_tile(client, "communes", 8, *tile_of(*HOTEL_DE_VILLE, 8)))) == {
+        "departements"
+    }
+    assert set(decode_mvt(_tile(client, "communes", 9, *tile_of(*HOTEL_DE_VILLE, 9)))) == {
+        "communes"
+    }
 
 
 @pytest.mark.parametrize("viewer", [None, MEMBER_PARIS])

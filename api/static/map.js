@@ -153,7 +153,7 @@
           type: "fill",
           source: "territories",
           "source-layer": "departements",
-          maxzoom: 8,
+          maxzoom: 9,
           paint: { "fill-color": "#f6f3ea" },
         },
         {
@@ -161,7 +161,7 @@
           type: "line",
           source: "territories",
           "source-layer": "departements",
-          maxzoom: 8,
+          maxzoom: 9,
           paint: {
             "line-color": "#8c7f68",
             "line-width": ["interpolate", ["linear"], ["zoom"], 4, 0.6, 7, 1.4],
@@ -172,7 +172,7 @@
           type: "fill",
           source: "territories",
           "source-layer": "communes",
-          minzoom: 8,
+          minzoom: 9,
           paint: { "fill-color": "#f6f3ea" },
         },
         {
@@ -180,10 +180,10 @@
           type: "line",
           source: "territories",
           "source-layer": "communes",
-          minzoom: 8,
+          minzoom: 9,
           paint: {
             "line-color": "#a3957c",
-            "line-width": ["interpolate", ["linear"], ["zoom"], 8, 0.4, 12, 1.2, 16, 2],
+            "line-width": ["interpolate", ["linear"], ["zoom"], 9, 0.4, 12, 1.2, 16, 2],
           },
         },
         {
