@@ -58,14 +58,12 @@ async def viewer(
     return viewer_from_token(credentials.credentials, secret)
 
 
-def _finite(name: str, value: float) -> float:
-    if not math.isfinite(value):
-        raise ApiProblem(422, f"{name}: must be a finite number")
-    return value
-
-
-Lat = Annotated[float, Query(ge=-90, le=90, description="latitude, WGS84 degrees")]
-Lon = Annotated[float, Query(ge=-180, le=180, description="longitude, WGS84 degrees")]
+Lat = Annotated[
+    float, Query(ge=-90, le=90, allow_inf_nan=False, description="latitude, WGS84 degrees")
+]
+Lon = Annotated[
+    float, Query(ge=-180, le=180, allow_inf_nan=False, description="longitude, WGS84 degrees")
+]
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ class LonLat:
 
 
 async def lon_lat(lat: Lat, lon: Lon) -> LonLat:
-    return LonLat(lon=_finite("lon", lon), lat=_finite("lat", lat))
+    return LonLat(lon=lon, lat=lat)
 
 
 async def bbox(
