@@ -50,7 +50,9 @@ from tests.api_data import (
 from tests.cli import run_cli
 from tests.conftest import TEST_SECRET, token_for
 
-pytestmark = pytest.mark.geodata
+# Every test here reads the world below, even those that name only the client: without
+# usefixtures, a test run alone (-k) would see an empty database.
+pytestmark = [pytest.mark.geodata, pytest.mark.usefixtures("world")]
 
 HOTEL_DE_VILLE = (2.3522, 48.8566)  # Paris (lon, lat)
 LYON_HOTEL_DE_VILLE = (4.8357, 45.7676)
