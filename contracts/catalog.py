@@ -12,9 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from contracts.territories import parse_coordinates
 from contracts.themes import Theme
-from contracts.users import INSEE_CODE
+from contracts.users import INSEE_CODE, Home
 
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 Text = Annotated[str, Field(min_length=1, max_length=300)]
@@ -111,15 +110,8 @@ class TerritoryRef(BaseModel):
         return self
 
 
-class Point(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    lon: float
-    lat: float
-
-    @model_validator(mode="after")
-    def _in_range(self) -> Point:
-        parse_coordinates(self.lat, self.lon)
-        return self
+# A point as every record gives it: {"lon": …, "lat": …}, checked in range.
+Point = Home
 
 
 class NationalScope(BaseModel):

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from geo_engine import db, geodata
 from geo_engine.settings import DatabaseSettings, GeoSettings
 from geo_engine.territories_load import load
 from tests import minidata
-from tests.cli import Run, run_cli
+from tests.cli import Run, run_cli, run_parallel, write_jsonl
 
 pytestmark = pytest.mark.geodata
 
@@ -53,19 +51,6 @@ def mini_db(
 
 def _cli(settings: DatabaseSettings, *args: str) -> Run:
     return run_cli(*args, env={"GEO_ENGINE_DATABASE_URL": settings.database_url})
-
-
-def _parallel(settings: DatabaseSettings, runs: dict[str, list[str]]) -> dict[str, Run]:
-    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        futures = {name: pool.submit(_cli, settings, *args) for name, args in runs.items()}
-        return {name: future.result() for name, future in futures.items()}
-
-
-def _jsonl(path: Path, lines: list[Any]) -> Path:
-    path.write_bytes(
-        b"".join((x.encode() if isinstance(x, str) else orjson.dumps(x)) + b"\n" for x in lines)
-    )
-    return path
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -143,24 +128,24 @@ def test_catalog_commands(mini_db: DatabaseSettings, tmp_path: Path) -> None:
     many[4]["organisation_id"] = 777  # line 5, first batch
     many[1149]["organisation_id"] = 778  # line 1150, second batch
     files = {
-        "orgs-json": _jsonl(tmp_path / "orgs-json.jsonl", [new_org, "{not json", {"id": 901}]),
-        "orgs-ref": _jsonl(
+        "orgs-json": write_jsonl(tmp_path / "orgs-json.jsonl", [new_org, "{not json", {"id": 901}]),
+        "orgs-ref": write_jsonl(
             tmp_path / "orgs-ref.jsonl",
             [
                 new_org,
                 {**new_org, "id": 901, "territory": {"level": "commune", "code": PARIS}},
             ],
         ),
-        "members": _jsonl(
+        "members": write_jsonl(
             tmp_path / "members.jsonl",
             [{"organisation_id": 1, "user_id": 2}, {"organisation_id": 1, "user_id": 99999}],
         ),
-        "projects": _jsonl(
+        "projects": write_jsonl(
             tmp_path / "projects.jsonl",
             [{**first_project, "id": 900}, {**first_project, "id": 901, "organisation_id": 555}],
         ),
-        "many": _jsonl(tmp_path / "many.jsonl", many),
-        "contributions": _jsonl(
+        "many": write_jsonl(tmp_path / "many.jsonl", many),
+        "contributions": write_jsonl(
             tmp_path / "contributions.jsonl",
             [
                 {"id": 90001, "project_id": carte, "category": "Voirie", "location": point},
@@ -169,8 +154,8 @@ def test_catalog_commands(mini_db: DatabaseSettings, tmp_path: Path) -> None:
         ),
     }
     command = {"orgs-json": "orgs", "orgs-ref": "orgs", "many": "projects"}
-    runs = _parallel(
-        settings,
+    runs = run_parallel(
+        lambda *args: _cli(settings, *args),
         {name: [command.get(name, name), "import", str(path)] for name, path in files.items()},
     )
     for name, run in runs.items():

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from geo_engine import db, geodata
 from geo_engine.settings import DatabaseSettings, GeoSettings
 from geo_engine.territories_load import load
 from tests import minidata
-from tests.cli import Run, run_cli
+from tests.cli import Run, run_cli, run_parallel, write_jsonl
 
 pytestmark = pytest.mark.geodata
 
@@ -62,19 +60,6 @@ def _cli(settings: DatabaseSettings, *args: str) -> Run:
     )
 
 
-def _parallel(settings: DatabaseSettings, runs: dict[str, list[str]]) -> dict[str, Run]:
-    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        futures = {name: pool.submit(_cli, settings, *args) for name, args in runs.items()}
-        return {name: future.result() for name, future in futures.items()}
-
-
-def _jsonl(path: Path, lines: list[Any]) -> Path:
-    path.write_bytes(
-        b"".join((x.encode() if isinstance(x, str) else orjson.dumps(x)) + b"\n" for x in lines)
-    )
-    return path
-
-
 def _snapshot(settings: DatabaseSettings) -> list[tuple[Any, ...]]:
     with db.connect(settings) as conn:
         return conn.execute(
@@ -108,7 +93,7 @@ def test_users_commands(
 ) -> None:
     settings, mini = mini_db
     inside_tinqueux = mini.outline(TINQUEUX).representative_point()
-    good = _jsonl(
+    good = write_jsonl(
         tmp_path / "good.jsonl",
         [
             {"id": 1, "home": REIMS_HOTEL_DE_VILLE, "interests": ["mobilite", "culture"]},
@@ -132,7 +117,7 @@ def test_users_commands(
     ]
 
     # Round 2: show, two imports that must fail and write nothing, a wrong choice.
-    bad = _jsonl(
+    bad = write_jsonl(
         tmp_path / "bad.jsonl",
         [
             {"id": 10, "commune": REIMS},
@@ -141,7 +126,7 @@ def test_users_commands(
             {"id": 12, "postal_code": "51100"},
         ],
     )
-    elsewhere = _jsonl(
+    elsewhere = write_jsonl(
         tmp_path / "elsewhere.jsonl",
         [
             {"id": 20, "commune": CHALONS},
@@ -149,8 +134,8 @@ def test_users_commands(
             {"id": 3, "commune": REIMS},
         ],
     )
-    runs = _parallel(
-        settings,
+    runs = run_parallel(
+        lambda *args: _cli(settings, *args),
         {
             "show 1": ["show", "1"],
             "show 3": ["show", "3"],
@@ -183,8 +168,8 @@ def test_users_commands(
     assert _snapshot(settings) == after_import  # nothing written by any of them
 
     # Round 3: the right choice, and a move to the shared postal code.
-    runs = _parallel(
-        settings,
+    runs = run_parallel(
+        lambda *args: _cli(settings, *args),
         {
             "choose": ["choose", "3", TINQUEUX],
             "move": ["move", "1", "--postal-code", SHARED_POSTAL_CODE],
