@@ -628,3 +628,39 @@ def test_vanished_arrondissement_is_forgotten_not_a_broken_load(
     assert _rows(
         fresh, "SELECT commune_code, arrondissement_code FROM user_place WHERE user_id = 1"
     ) == [("75056", None)]
+
+
+def test_newer_millesime_moves_projects_and_organisations_to_the_commune_nouvelle(
+    fresh: psycopg.Connection, geodata_dir: Path, geo_settings: GeoSettings, tmp_path: Path
+) -> None:
+    mini_2026 = minidata.cut(geodata_dir, MARNE)
+    mini_2027 = minidata.merged(mini_2026, absorbed=TINQUEUX, into=REIMS, millesime=2027)
+    _load(fresh, mini_2026.write(tmp_path / "2026"), geo_settings)
+    assert _one(fresh, "SELECT count(*) FROM commune_tile WHERE code = %s", (TINQUEUX,)) == 1
+    fresh.execute(
+        """INSERT INTO organisation (id, kind, name, territory_level, territory_code)
+           VALUES (1, 'commune', 'Ville de Tinqueux', 'commune', %s)""",
+        (TINQUEUX,),
+    )
+    fresh.execute(
+        """INSERT INTO project (id, organisation_id, space, tool, title, visibility, status,
+                                scope_kind)
+           SELECT id, 1, 'territoires', 'consultation', 'Projet', 'public', 'open',
+                  'territories' FROM generate_series(1, 2) AS id"""
+    )
+    fresh.execute(
+        """INSERT INTO project_territory (project_id, level, code)
+           VALUES (1, 'commune', %(t)s), (1, 'commune', %(r)s), (2, 'commune', %(t)s)""",
+        {"t": TINQUEUX, "r": REIMS},
+    )
+    fresh.commit()
+
+    _load(fresh, mini_2027.write(tmp_path / "2027"), geo_settings)
+    # A project naming both keeps Reims once; one naming Tinqueux alone now names Reims.
+    assert _rows(fresh, "SELECT project_id, code FROM project_territory ORDER BY 1, 2") == [
+        (1, REIMS),
+        (2, REIMS),
+    ]
+    assert _one(fresh, "SELECT territory_code FROM organisation WHERE id = 1") == REIMS
+    # The map's outlines follow the new millésime too.
+    assert _one(fresh, "SELECT count(*) FROM commune_tile WHERE code = %s", (TINQUEUX,)) == 0
