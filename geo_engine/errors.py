@@ -98,7 +98,7 @@ POLICIES: dict[type[EngineError], Policy] = {
 def policy_of(error: EngineError) -> Policy:
     """The policy of the narrowest kind in :data:`POLICIES` that ``error`` is an instance of."""
     for kind in type(error).__mro__:
-        found = POLICIES.get(kind)  # type: ignore[arg-type]
+        found = POLICIES.get(kind)
         if found is not None:
             return found
     raise AssertionError("EngineError is in POLICIES")  # pragma: no cover
