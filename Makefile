@@ -7,7 +7,7 @@ GEO := .venv/bin/geo-engine
 DEMO_USERS ?= 20000
 DEMO_PROJECTS ?= 5000
 
-.PHONY: help install services services-down demo test lint browser bench clean
+.PHONY: help install services services-down demo test test-fast lint browser bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,16 +41,20 @@ demo: install services  ## load France, users and projects, then serve the API a
 	$(GEO) geo locate 48.8566 2.3522
 	$(GEO) serve
 
-lint: install  ## ruff and mypy
+lint: install  ## ruff, mypy and the import rules (import-linter)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports --no-cache
 
 browser:  ## Chromium for the map page's browser test (Debian's package)
 	@scripts/bootstrap.sh tool chromium chromium
 
 test: install services lint browser  ## the whole test suite, against real PostGIS, Redis and Chromium
 	.venv/bin/pytest
+
+test-fast: install services  ## the daily lane: every test but the slow and browser ones (no lint)
+	.venv/bin/pytest -m "not slow and not browser"
 
 bench: install services  ## benchmarks (figures go in bench/README.md)
 	@scripts/bootstrap.sh tool wrk wrk

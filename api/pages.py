@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from api import cursors
 from api.auth import Viewer
-from geo_engine.project_queries import Page
+from geo_engine.catalog.queries import Page
 from geo_engine.settings import ApiSettings
 
 GEOJSON = "application/geo+json"

@@ -21,12 +21,13 @@ import psycopg
 from psycopg import sql
 
 from fixtures.population import generate_users
-from geo_engine import db, geodata
-from geo_engine.locate import locate
-from geo_engine.placement import CommuneIndex
+from geo_engine import db
 from geo_engine.settings import DatabaseSettings, GeoSettings, UserSettings
-from geo_engine.territories_load import current_millesime, load
-from geo_engine.users import place, store_places
+from geo_engine.territories import geodata
+from geo_engine.territories.load import current_millesime, load
+from geo_engine.territories.locate import locate
+from geo_engine.users.placement import CommuneIndex
+from geo_engine.users.places import place, store_places
 
 Figures = dict[str, Any]
 

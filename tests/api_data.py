@@ -2,7 +2,7 @@
 
 The API reads through its own pool, so what a test writes must be committed; each API test module
 works on its own cloned database (``api_db``) and writes its data once, through the same
-``geo_engine.catalog_load`` functions the imports and the API use.
+``geo_engine.catalog.load`` functions the imports and the API use.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from contracts.catalog import (
     OrganisationRecord,
     ProjectRecord,
 )
-from geo_engine import catalog_load, db
+from geo_engine import db
+from geo_engine.catalog import load as catalog_load
 from geo_engine.jsonl import Line
 from geo_engine.settings import DatabaseSettings
 

@@ -23,9 +23,10 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.auth import make_token
-from geo_engine import db, geodata
+from geo_engine import db
 from geo_engine.settings import ApiSettings, DatabaseSettings, GeoSettings
-from geo_engine.territories_load import load
+from geo_engine.territories import geodata
+from geo_engine.territories.load import load
 
 
 def _with_database(url: str, name: str) -> str:

@@ -2,8 +2,9 @@
 
 ``cut`` keeps a handful of real communes (their outlines from a per-département file, their
 membership entries, their EPCI restricted to the kept members, their département and région);
-``MiniData.write`` lays them out the way ``geo_engine.geodata.read`` expects them. Tests may edit
-the records in between (break a geometry, merge two communes into a commune nouvelle, ...).
+``MiniData.write`` lays them out the way ``geo_engine.territories.geodata.read`` expects
+them. Tests may edit the records in between (break a geometry, merge two communes into a
+commune nouvelle, ...).
 """
 
 from __future__ import annotations

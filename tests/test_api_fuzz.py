@@ -47,7 +47,7 @@ from tests.api_data import (
 )
 from tests.conftest import TEST_SECRET, token_for
 
-pytestmark = pytest.mark.geodata
+pytestmark = [pytest.mark.geodata, pytest.mark.slow]
 
 MEMBER = 7
 FUZZ = settings(

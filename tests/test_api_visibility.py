@@ -394,6 +394,7 @@ def _views(client: TestClient, ex: Example, registry: Registry, viewer: int | No
     assert total == expected_total, (viewer, total, expected_total)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=20,
     deadline=None,

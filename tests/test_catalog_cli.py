@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from geo_engine import db, geodata
+from geo_engine import db
 from geo_engine.settings import DatabaseSettings, GeoSettings
-from geo_engine.territories_load import load
+from geo_engine.territories import geodata
+from geo_engine.territories.load import load
 from tests import minidata
 from tests.cli import Run, run_cli, run_parallel, write_jsonl
 

@@ -31,7 +31,8 @@ from contracts.catalog import (
     Visibility,
 )
 from fixtures.catalog import REFERENCE_DATE, Catalog, generate_catalog, write_catalog
-from geo_engine import catalog_load, db
+from geo_engine import db
+from geo_engine.catalog import load as catalog_load
 from geo_engine.jsonl import Line, read_records
 from geo_engine.settings import DatabaseSettings
 

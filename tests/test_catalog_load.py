@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from contracts.catalog import ContributionRecord, MemberRecord, OrganisationRecord, ProjectRecord
-from geo_engine.catalog_load import (
+from geo_engine.catalog.load import (
     store_contributions,
     store_members,
     store_organisations,

@@ -21,8 +21,8 @@ from scipy import stats
 from contracts.themes import Theme
 from contracts.users import Notifications
 from fixtures.population import generate_users, to_jsonl
-from geo_engine.locate import locate
-from geo_engine.users import UserBatch, read_jsonl
+from geo_engine.territories.locate import locate
+from geo_engine.users.places import UserBatch, read_jsonl
 
 pytestmark = pytest.mark.geodata
 

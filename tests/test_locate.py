@@ -27,8 +27,8 @@ from shapely.geometry import Point, shape
 
 from contracts.territories import InvalidCoordinates
 from geo_engine import db
-from geo_engine.locate import locate
 from geo_engine.settings import DatabaseSettings
+from geo_engine.territories.locate import locate
 
 pytestmark = pytest.mark.geodata
 
@@ -322,6 +322,7 @@ def test_coordinates_as_strings_are_accepted(conn: psycopg.Connection) -> None:
 COMMUNES_WITH_OUTLINE = 34_868  # features of communes-2026-france (README 2.1)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=50,
     deadline=None,

@@ -23,9 +23,11 @@ from playwright.sync_api import Browser, Page, Request, sync_playwright
 from api import map_page
 from contracts.catalog import ContributionRecord, OrganisationRecord, ProjectRecord
 from geo_engine import db
-from geo_engine.catalog_load import store_contributions, store_organisations, store_projects
+from geo_engine.catalog.load import store_contributions, store_organisations, store_projects
 from geo_engine.jsonl import Line
 from geo_engine.settings import DatabaseSettings
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

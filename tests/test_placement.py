@@ -1,7 +1,7 @@
 """``CommuneIndex``: bulk placement in memory answers exactly what ``locate`` answers.
 
-The oracle is ``geo_engine.locate.locate`` (one PostGIS query per point). Points are drawn
-inside random communes, on vertices shared by several communes, within 1e-9…1e-6° of an
+The oracle is ``geo_engine.territories.locate.locate`` (one PostGIS query per point). Points are
+drawn inside random communes, on vertices shared by several communes, within 1e-9…1e-6° of an
 outline's edge, at sea and abroad, in the five DROM, and in Paris (where the arrondissement
 must agree too). The index is built once for the module.
 """
@@ -21,11 +21,12 @@ from hypothesis import strategies as st
 
 from contracts.users import UserRecord
 from fixtures.population import generate_users
-from geo_engine import db, users
-from geo_engine.locate import locate
-from geo_engine.placement import NO_COMMUNE, CommuneIndex
+from geo_engine import db
 from geo_engine.settings import DatabaseSettings
-from geo_engine.users import UserBatch
+from geo_engine.territories.locate import locate
+from geo_engine.users import places as users
+from geo_engine.users.placement import NO_COMMUNE, CommuneIndex
+from geo_engine.users.places import UserBatch
 
 pytestmark = pytest.mark.geodata
 
@@ -327,6 +328,7 @@ def test_points_exactly_on_an_edge_differ_from_locate_only_by_rounding(
 KINDS = ["commune", "vertex", "edge", "sea", "drom", "paris", "arr-vertex", "arr-edge"]
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(
     kind=st.sampled_from(KINDS),
@@ -409,7 +411,7 @@ def test_empty_input(index: CommuneIndex) -> None:
 def test_users_are_placed_alike_with_and_without_the_index(
     index: CommuneIndex, index_conn: psycopg.Connection
 ) -> None:
-    """``geo_engine.users.place`` in memory (large imports) and through locate (small ones)."""
+    """``places.place`` in memory (large imports) and through locate (small ones)."""
     batch = generate_users(index_conn, 3000, seed=21)
     fast = users.place(index_conn, batch, index)
     slow = users.place(index_conn, batch)

@@ -16,6 +16,8 @@ import pytest
 from geo_engine.settings import DatabaseSettings
 from tests.cli import CLI, REPO
 
+pytestmark = pytest.mark.slow
+
 
 def _free_port() -> int:
     with socket.socket() as probe:

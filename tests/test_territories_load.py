@@ -25,10 +25,11 @@ import pytest
 import shapely
 from shapely.geometry import Point
 
-from geo_engine import db, geodata
-from geo_engine.locate import locate
+from geo_engine import db
 from geo_engine.settings import DatabaseSettings, GeoSettings
-from geo_engine.territories_load import LoadReport, MillesimeError, load
+from geo_engine.territories import geodata
+from geo_engine.territories.load import LoadReport, MillesimeError, load
+from geo_engine.territories.locate import locate
 from tests import minidata
 
 pytestmark = pytest.mark.geodata

@@ -21,10 +21,10 @@ import pytest
 
 from contracts.users import UserRecord
 from fixtures.population import generate_users
-from geo_engine import users
-from geo_engine.locate import locate
 from geo_engine.settings import UserSettings
-from geo_engine.users import (
+from geo_engine.territories.locate import locate
+from geo_engine.users import places as users
+from geo_engine.users.places import (
     PlacementError,
     UserBatch,
     UserImportError,

@@ -20,7 +20,7 @@ from api.deps import (
 from api.pages import GeoJSONResponse, page_response
 from api.problems import documented, not_found
 from contracts.api import ContributionCollection, ProjectCollection, ProjectDetail
-from geo_engine import project_queries
+from geo_engine.catalog import queries as project_queries
 
 router = APIRouter(prefix="/v1", tags=["projects"], responses=documented(401, 422))
 ProjectId = Annotated[int, Path(ge=1, le=2**63 - 1, description="project id")]

@@ -11,8 +11,8 @@ from api.pages import GeoJSONResponse, page_response
 from api.problems import ApiProblem, documented, not_found
 from contracts.api import CommuneDetail, ProjectCollection
 from contracts.territories import Location
-from geo_engine import project_queries
-from geo_engine.locate import locate_async
+from geo_engine.catalog import queries as project_queries
+from geo_engine.territories.locate import locate_async
 
 router = APIRouter(prefix="/v1/territories", tags=["territories"], responses=documented(422))
 

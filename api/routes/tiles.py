@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from api.deps import PoolDep, TileDep, ViewerDep
 from api.problems import documented
-from geo_engine import project_queries
+from geo_engine.catalog import queries as project_queries
 
 router = APIRouter(prefix="/v1/tiles", tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"

@@ -1,6 +1,6 @@
 """Writes, the same as the JSON Lines imports: organisations (staff), members (staff or the
 organisation's admins), projects (staff, admins, agents), contributions (any signed-in user on
-a map they may see). Each is one transaction through geo_engine.catalog_load."""
+a map they may see). Each is one transaction through geo_engine.catalog.load."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from api.deps import ViewerDep
 from api.problems import ApiProblem, documented, not_found
 from contracts.api import Written
 from contracts.catalog import ContributionRecord, MemberRecord, OrganisationRecord, ProjectRecord
-from geo_engine import catalog_load
+from geo_engine.catalog import load as catalog_load
 from geo_engine.jsonl import Line
 
 router = APIRouter(prefix="/v1", tags=["writes"], responses=documented(401, 403, 404, 409, 422))

@@ -11,21 +11,21 @@ import typer
 from pydantic import BaseModel
 from rich.progress import Progress
 
+from cli.catalog import BATCH, Store, store_batched
+from cli.common import err, fail, progress_bar
+from cli.users import load_batch
 from fixtures.catalog import CONTRIBUTIONS_PER_PROJECT, Catalog, generate_catalog, write_catalog
 from fixtures.population import generate_users, to_jsonl
-from geo_engine.catalog_load import (
+from geo_engine.catalog.load import (
     store_contributions,
     store_members,
     store_organisations,
     store_projects,
 )
-from geo_engine.cli.catalog import BATCH, Store, store_batched
-from geo_engine.cli.common import err, fail, progress_bar
-from geo_engine.cli.users import load_batch
 from geo_engine.db import connect
 from geo_engine.jsonl import ImportRejected, Line
 from geo_engine.settings import DatabaseSettings
-from geo_engine.users import UserBatch
+from geo_engine.users.places import UserBatch
 
 M = TypeVar("M", bound=BaseModel)
 

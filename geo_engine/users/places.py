@@ -23,9 +23,9 @@ from pydantic import ValidationError
 from contracts.users import Notifications, UserRecord
 from geo_engine import pgcopy
 from geo_engine.jsonl import ImportRejected, validation_messages
-from geo_engine.locate import locate
-from geo_engine.placement import NO_COMMUNE, CommuneIndex
 from geo_engine.settings import UserSettings
+from geo_engine.territories.locate import locate
+from geo_engine.users.placement import NO_COMMUNE, CommuneIndex
 
 METRES_PER_DEGREE = 111_320.0
 CHUNK_RECORDS = 100_000

@@ -7,14 +7,14 @@ import json
 import typer
 from rich.markup import escape
 
+from cli.common import err, fail, progress_bar
 from contracts.territories import InvalidCoordinates, parse_coordinates
-from geo_engine import geodata
-from geo_engine.cli.common import err, fail, progress_bar
 from geo_engine.db import connect
-from geo_engine.locate import locate as locate_point
 from geo_engine.settings import DatabaseSettings, GeoSettings
-from geo_engine.territories_load import MillesimeError
-from geo_engine.territories_load import load as load_territories
+from geo_engine.territories import geodata
+from geo_engine.territories.load import MillesimeError
+from geo_engine.territories.load import load as load_territories
+from geo_engine.territories.locate import locate as locate_point
 
 app = typer.Typer(no_args_is_help=True, help="Territories of France.")
 

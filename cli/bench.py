@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from geo_engine.cli.common import err, fail
+from cli.common import err, fail
 from geo_engine.settings import DatabaseSettings, GeoSettings
 
 

@@ -8,7 +8,7 @@ import psycopg
 import redis
 import typer
 
-from geo_engine.cli.common import fail
+from cli.common import fail
 from geo_engine.db import connect
 from geo_engine.health import database_status, redis_status
 from geo_engine.settings import DatabaseSettings, RedisSettings

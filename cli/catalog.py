@@ -10,9 +10,9 @@ import psycopg
 import typer
 from pydantic import BaseModel
 
+from cli.common import fail, progress_bar
 from contracts.catalog import ContributionRecord, MemberRecord, OrganisationRecord, ProjectRecord
-from geo_engine import catalog_load
-from geo_engine.cli.common import fail, progress_bar
+from geo_engine.catalog import load as catalog_load
 from geo_engine.db import connect
 from geo_engine.jsonl import ImportRejected, Line, read_records
 from geo_engine.settings import DatabaseSettings

@@ -9,12 +9,12 @@ import numpy as np
 import typer
 from pydantic import ValidationError
 
+from cli.common import err, fail, progress_bar
 from contracts.users import UserRecord
-from geo_engine.cli.common import err, fail, progress_bar
 from geo_engine.db import connect
-from geo_engine.placement import CommuneIndex
 from geo_engine.settings import DatabaseSettings, UserSettings
-from geo_engine.users import (
+from geo_engine.users.placement import CommuneIndex
+from geo_engine.users.places import (
     PlacementError,
     UserBatch,
     UserImportError,

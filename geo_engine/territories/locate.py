@@ -9,7 +9,7 @@ import psycopg
 from contracts.territories import AreaRef, CommuneRef, EpciRef, Location, parse_coordinates
 from geo_engine.db import load_sql
 
-LOCATE_SQL = load_sql("geo_engine", "locate.sql")
+LOCATE_SQL = load_sql("geo_engine.territories", "locate.sql")
 
 
 def locate(conn: psycopg.Connection, lat: float, lon: float) -> Location | None:

@@ -17,7 +17,7 @@ from types import FrameType
 import typer
 import uvicorn
 
-from geo_engine.cli.common import err
+from cli.common import err
 from geo_engine.settings import ApiSettings
 
 APP = "api.app:create_app"

@@ -15,8 +15,8 @@ import psycopg
 from psycopg import sql
 
 from geo_engine.db import copy_rows, upsert
-from geo_engine.geodata import GeoDataSet
 from geo_engine.settings import GeoSettings
+from geo_engine.territories.geodata import GeoDataSet
 
 Progress = Callable[[str], None]
 

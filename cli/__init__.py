@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import typer
 
-from geo_engine.cli import bench, catalog, common, db, fixtures, geo, serve, status, users
+from cli import bench, catalog, common, db, fixtures, geo, serve, status, users
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db.app, name="db")

@@ -16,12 +16,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from geo_engine.db import load_sql
 
-NEARBY_PROJECTS = load_sql("geo_engine.queries", "nearby_projects.sql")
-NEARBY_CONTRIBUTIONS = load_sql("geo_engine.queries", "nearby_contributions.sql")
-PROJECTS_IN_BBOX = load_sql("geo_engine.queries", "projects_in_bbox.sql")
-COMMUNE_PROJECTS = load_sql("geo_engine.queries", "commune_projects.sql")
-PROJECT = load_sql("geo_engine.queries", "project.sql")
-COMMUNE = load_sql("geo_engine.queries", "commune.sql")
+NEARBY_PROJECTS = load_sql("geo_engine.catalog.sql", "nearby_projects.sql")
+NEARBY_CONTRIBUTIONS = load_sql("geo_engine.catalog.sql", "nearby_contributions.sql")
+PROJECTS_IN_BBOX = load_sql("geo_engine.catalog.sql", "projects_in_bbox.sql")
+COMMUNE_PROJECTS = load_sql("geo_engine.catalog.sql", "commune_projects.sql")
+PROJECT = load_sql("geo_engine.catalog.sql", "project.sql")
+COMMUNE = load_sql("geo_engine.catalog.sql", "commune.sql")
 
 
 @dataclass(frozen=True)

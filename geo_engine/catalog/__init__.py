@@ -1,0 +1,2 @@
+"""The catalogue: organisations, members, projects and contributions, their imports and the
+queries of the participatory map, all through the one visibility rule."""

@@ -1,0 +1,1 @@
+"""Users: where citizens live (placement in communes, imports, moves) and their profiles."""
