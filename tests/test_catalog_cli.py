@@ -22,7 +22,7 @@ from geo_engine.territories.load import load
 from tests import minidata
 from tests.cli import Run, run_cli, run_parallel, write_jsonl
 
-pytestmark = pytest.mark.geodata
+pytestmark = [pytest.mark.geodata, pytest.mark.slow]
 
 REIMS, TINQUEUX, BEZANNES, CHALONS = "51454", "51573", "51058", "51108"
 PARIS = "75056"  # a real commune, but not in this database

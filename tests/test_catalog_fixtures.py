@@ -95,6 +95,7 @@ def _dumped(catalog: Catalog) -> list[list[Any]]:
     ]
 
 
+@pytest.mark.slow
 def test_same_seed_same_catalog(with_users: psycopg.Connection, catalog: Catalog) -> None:
     again = generate_catalog(with_users, PROJECTS, seed=5)
     assert _dumped(again) == _dumped(catalog)

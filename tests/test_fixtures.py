@@ -69,6 +69,7 @@ def test_same_seed_same_users(conn: psycopg.Connection) -> None:
     assert shifted.ids.tolist() == list(range(1_000_001, 1_000_011))
 
 
+@pytest.mark.slow
 def test_users_follow_the_population(
     conn: psycopg.Connection, communes_csv: dict[str, dict[str, Any]]
 ) -> None:

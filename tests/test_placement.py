@@ -237,6 +237,7 @@ def test_well_known_places(
     assert _indexed(index, np.array([lon]), np.array([lat])) == [(commune, arrondissement)]
 
 
+@pytest.mark.slow
 def test_20000_points_agree_with_locate(
     index: CommuneIndex, index_conn: psycopg.Connection, batch: dict[str, FloatArray]
 ) -> None:

@@ -397,6 +397,7 @@ def test_move_user(conn: psycopg.Connection, postal_map: dict[str, list[str]]) -
 # -- many users at once -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bulk_import_into_an_empty_table(
     conn: psycopg.Connection, postal_map: dict[str, list[str]], former_codes: dict[str, str]
 ) -> None:
