@@ -51,13 +51,13 @@ def check_text(value: str, *, multiline: bool = False) -> str:
     """``value`` unchanged, or ValueError naming the first forbidden character and where."""
     for position, char in enumerate(value):
         if _control(char, multiline):
-            kind = (
-                "a lone surrogate" if unicodedata.category(char) == "Cs" else "a control character"
-            )
-            raise ValueError(
-                f"holds {kind} (U+{ord(char):04X}) at position {position}; "
-                + ("only tab and line breaks are allowed" if multiline else "give plain text")
-            )
+            if char in "\t\n\r":
+                kind, hint = "a line break or tab", "give one line"
+            elif unicodedata.category(char) == "Cs":
+                kind, hint = "a lone surrogate", "give valid Unicode text"
+            else:
+                kind, hint = "a control character", "give plain text"
+            raise ValueError(f"holds {kind} (U+{ord(char):04X}) at position {position}; {hint}")
     return value
 
 
