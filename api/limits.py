@@ -185,17 +185,22 @@ def bounded_httptools(settings: ApiSettings) -> type[Any]:
         _in_head = True
         _head_bytes = 0
         _header_bytes = 0
+        _line_done = False  # the request line (method, target, version) has been received
 
         def data_received(self, data: bytes) -> None:
+            # One read (at most 64 KiB) is parsed; a head still incomplete after more than the
+            # bounds allow is refused then, so the parser never holds more than that.
             if self._in_head:
                 self._head_bytes += len(data)
-                if self._head_bytes > max_head:
-                    self._refusal = self._refusal or _headers_too_large(
-                        self._head_bytes, max_headers
-                    )
-                    self.send_400_response("")
-                    return
+                self._line_done = self._line_done or b"\n" in data
             super().data_received(data)
+            if self._in_head and self._head_bytes > max_head and not self.transport.is_closing():
+                self._refusal = (
+                    _headers_too_large(self._head_bytes, max_headers)
+                    if self._line_done
+                    else _uri_too_long(self._head_bytes, max_url)
+                )
+                self.send_400_response("")
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -222,7 +227,7 @@ def bounded_httptools(settings: ApiSettings) -> type[Any]:
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
-            self._in_head = True
+            self._in_head, self._line_done = True, False
 
         def send_400_response(self, msg: str) -> None:
             error = self._refusal or EngineError(
