@@ -311,3 +311,17 @@ def test_every_claim_is_checked_for_its_type(claims: dict[str, Any], reason: str
 def test_a_good_token_is_its_viewer() -> None:
     viewer = viewer_from_token(make_token(42, SECRET, staff=True), SECRET)
     assert viewer.user_id == 42 and viewer.staff
+
+
+def test_a_setting_that_does_not_hold_is_one_line_and_exit_2() -> None:
+    done = run_cli(
+        "geo", "locate", "48.85", "2.35", env={"GEO_ENGINE_DATABASE_URL": "mysql://x@127.0.0.1/x"}
+    )
+    assert done.returncode == POLICIES[InvalidInput].exit_code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "GEO_ENGINE_DATABASE_URL must be a postgresql:// URL" in lines[0]
+
+
+def test_a_user_id_in_other_digits_is_a_usage_error() -> None:
+    done = run_cli("users", "show", "١٢", env={})
+    assert done.returncode == 2 and "not an integer" in done.stderr, done.stderr

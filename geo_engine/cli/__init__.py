@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import psycopg
 import typer
+from pydantic import ValidationError
 
 from geo_engine.cli import bench, catalog, common, db, fixtures, geo, serve, status, users
-from geo_engine.errors import EngineError, Unavailable
+from geo_engine.errors import EngineError, InvalidInput, Unavailable
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db.app, name="db")
@@ -30,6 +31,13 @@ def main() -> None:
         app()
     except EngineError as exc:
         common.fail(exc)
+    except ValidationError as exc:  # a setting from the environment or .env that does not hold
+        reasons = (
+            f"{'.'.join(str(p) for p in e['loc']) or exc.title}: "
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors(include_url=False)
+        )
+        common.fail(InvalidInput(f"invalid {exc.title}: " + "; ".join(reasons)))
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         common.fail(
