@@ -117,5 +117,8 @@ def install(app: FastAPI) -> None:
         headers = getattr(exc, "headers", None)
         if exc.status_code == 404:
             return problem_for(NotFound("not found", headers=headers))
+        if exc.status_code == 400:
+            # FastAPI's only 400: a body it cannot decode (not UTF-8), as bad as invalid JSON.
+            return problem_for(InvalidInput("body: not a JSON document in UTF-8"))
         detail = exc.detail if isinstance(exc.detail, str) else title_of(exc.status_code)
         return problem(exc.status_code, detail, headers=headers)

@@ -112,6 +112,15 @@ def test_a_lone_surrogate_in_a_body_is_a_422(client: TestClient) -> None:
     assert_problem(response, 422)
 
 
+def test_a_body_that_is_not_utf_8_is_a_422(client: TestClient) -> None:
+    response = client.post(
+        "/v1/contributions",
+        content=b"\x1e\xff",
+        headers={**STAFF, "content-type": "application/json"},
+    )
+    assert "body" in assert_problem(response, 422)["detail"]
+
+
 def _token(sub: Any, **more: Any) -> dict[str, str]:
     now = int(time.time())
     claims = {"sub": sub, "iat": now, "exp": now + 600, **more}

@@ -299,6 +299,7 @@ def _token(**claims: Any) -> str:
         ({"sub": "7", "staff": 1}, "staff must be true or false"),
         ({"sub": "7", "exp": "soon"}, "must be an integer"),
         ({"sub": "7", "nbf": "now"}, "must be an integer"),
+        ({"sub": "7", "iat": "then"}, "must be an integer"),
     ],
 )
 def test_every_claim_is_checked_for_its_type(claims: dict[str, Any], reason: str) -> None:
