@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import map_page, problems
 from api.deps import PoolDep
+from api.limits import RequestLimits, openapi_description
 from api.routes import projects, territories, tiles, writes
 from contracts.api import Problem
 from geo_engine.settings import ApiSettings, DatabaseSettings
@@ -47,10 +48,18 @@ def create_app(
         title="geo-engine",
         version="1",
         summary="Territories, projects and the participatory map of civic participation",
+        description=openapi_description(api_settings),
         lifespan=lifespan,
+        responses=problems.documented(413, 414, 431),
     )
     app.state.api_settings = api_settings
     problems.install(app)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=api_settings.max_body_bytes,
+        max_url_bytes=api_settings.max_url_bytes,
+        max_header_bytes=api_settings.max_header_bytes,
+    )
     for router in (territories.router, projects.router, tiles.router, writes.router):
         app.include_router(router)
     app.include_router(map_page.router)

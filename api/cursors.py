@@ -7,10 +7,16 @@ the viewer's id, so a cursor is worth nothing to anyone else, and a forged one i
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import re
 
-from api.problems import ApiProblem
+from geo_engine.errors import InvalidInput
+
+# What encode() writes, and nothing else: base64url of "<id>.<24 hex digits>", ASCII only.
+TEXT = re.compile(r"[A-Za-z0-9_-]{1,200}", re.ASCII)
+RAW = re.compile(rb"(0|[1-9][0-9]{0,18})\.([0-9a-f]{24})")
 
 
 def _mac(after: int, viewer: int | None, secret: str) -> str:
@@ -27,12 +33,18 @@ def decode(cursor: str | None, viewer: int | None, secret: str) -> int:
     """The id to start after (0 without a cursor); 422 for a cursor that is not ours."""
     if cursor is None:
         return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        after_text, mac = raw.split(".", 1)
-        after = int(after_text)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiProblem(422, "cursor: not a cursor this API gave") from None
-    if after < 0 or not hmac.compare_digest(mac, _mac(after, viewer, secret)):
-        raise ApiProblem(422, "cursor: not a cursor this API gave to this caller")
+    found = None
+    if TEXT.fullmatch(cursor):
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        found = RAW.fullmatch(raw)
+    if found is None:
+        raise InvalidInput("cursor: not a cursor this API gave")
+    after = int(found.group(1))
+    if after >= 2**63 or not hmac.compare_digest(
+        found.group(2), _mac(after, viewer, secret).encode()
+    ):
+        raise InvalidInput("cursor: not a cursor this API gave to this caller")
     return after

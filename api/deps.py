@@ -1,6 +1,8 @@
 """Typed dependencies: each parses one thing, bounds it, and refuses it with a clear message.
 
 The bounds are the API's promise that no request becomes a slow query: over them is 422.
+Every number of a query string or a path goes through one strict parser
+(:func:`contracts.values.parse_number`, ASCII digits only), ``bbox`` as much as ``lat``.
 Every dependency is ``async def``, even with nothing to await: FastAPI runs plain ``def``
 dependencies in a thread pool, which cost more than the whole nearby query.
 """
@@ -14,9 +16,12 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
+from pydantic import BeforeValidator
 
 from api.auth import ANONYMOUS, Viewer, viewer_from_token
-from api.problems import ApiProblem
+from contracts.users import INSEE_CODE
+from contracts.values import parse_int, parse_number
+from geo_engine.errors import InvalidInput, Unauthenticated
 from geo_engine.settings import ApiSettings
 
 MAX_RADIUS_M = 50_000
@@ -47,8 +52,7 @@ async def viewer(
 ) -> Viewer:
     if credentials is None:
         if request.headers.get("authorization"):
-            raise ApiProblem(
-                401,
+            raise Unauthenticated(
                 "invalid bearer token: use the header 'Authorization: Bearer <token>'",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_request"'},
             )
@@ -58,11 +62,27 @@ async def viewer(
     return viewer_from_token(credentials.credentials, secret)
 
 
+def _number(value: object) -> object:
+    """Query and path text through the one strict parser; pydantic then applies the bounds."""
+    return parse_number(value) if isinstance(value, str) else value
+
+
+def _integer(value: object) -> object:
+    return parse_int(value) if isinstance(value, str) else value
+
+
+Number = BeforeValidator(_number)
+Integer = BeforeValidator(_integer)
+
 Lat = Annotated[
-    float, Query(ge=-90, le=90, allow_inf_nan=False, description="latitude, WGS84 degrees")
+    float,
+    Query(ge=-90, le=90, allow_inf_nan=False, description="latitude, WGS84 degrees"),
+    Number,
 ]
 Lon = Annotated[
-    float, Query(ge=-180, le=180, allow_inf_nan=False, description="longitude, WGS84 degrees")
+    float,
+    Query(ge=-180, le=180, allow_inf_nan=False, description="longitude, WGS84 degrees"),
+    Number,
 ]
 
 
@@ -91,11 +111,11 @@ async def bbox(
 ) -> tuple[float, float, float, float]:
     parts = bbox.split(",")
     if len(parts) != 4:
-        raise ApiProblem(422, "bbox: give four numbers: minlon,minlat,maxlon,maxlat")
+        raise InvalidInput("bbox: give four numbers: minlon,minlat,maxlon,maxlat")
     try:
-        minlon, minlat, maxlon, maxlat = (float(p) for p in parts)
-    except ValueError:
-        raise ApiProblem(422, f"bbox: {bbox!r} holds something that is not a number") from None
+        minlon, minlat, maxlon, maxlat = (parse_number(p) for p in parts)
+    except ValueError as exc:
+        raise InvalidInput(f"bbox: {exc}") from None
     for name, value, bound in (
         ("minlon", minlon, 180),
         ("minlat", minlat, 90),
@@ -103,24 +123,24 @@ async def bbox(
         ("maxlat", maxlat, 90),
     ):
         if not math.isfinite(value) or not -bound <= value <= bound:
-            raise ApiProblem(422, f"bbox: {name} {value} is out of range [-{bound}, {bound}]")
+            raise InvalidInput(f"bbox: {name} {value} is out of range [-{bound}, {bound}]")
     if minlon >= maxlon or minlat >= maxlat:
-        raise ApiProblem(422, "bbox: min must be below max (minlon < maxlon, minlat < maxlat)")
+        raise InvalidInput("bbox: min must be below max (minlon < maxlon, minlat < maxlat)")
     area = (maxlon - minlon) * (maxlat - minlat)
     if area > MAX_BBOX_DEG2:
-        raise ApiProblem(
-            422, f"bbox: {area:.2f} square degrees is larger than the {MAX_BBOX_DEG2:g} allowed"
+        raise InvalidInput(
+            f"bbox: {area:.2f} square degrees is larger than the {MAX_BBOX_DEG2:g} allowed"
         )
     return minlon, minlat, maxlon, maxlat
 
 
 async def tile(
-    z: Annotated[int, Path(ge=0, le=MAX_ZOOM, description=f"zoom, 0 to {MAX_ZOOM}")],
-    x: Annotated[int, Path(ge=0, description="column, 0 to 2^z - 1")],
-    y: Annotated[int, Path(ge=0, description="row, 0 to 2^z - 1")],
+    z: Annotated[int, Path(ge=0, le=MAX_ZOOM, description=f"zoom, 0 to {MAX_ZOOM}"), Integer],
+    x: Annotated[int, Path(ge=0, le=2**MAX_ZOOM - 1, description="column, 0 to 2^z - 1"), Integer],
+    y: Annotated[int, Path(ge=0, le=2**MAX_ZOOM - 1, description="row, 0 to 2^z - 1"), Integer],
 ) -> tuple[int, int, int]:
     if x >= 2**z or y >= 2**z:
-        raise ApiProblem(422, f"tile {z}/{x}/{y} does not exist: x and y must be below {2**z}")
+        raise InvalidInput(f"tile {z}/{x}/{y} does not exist: x and y must be below {2**z}")
     return z, x, y
 
 
@@ -131,11 +151,22 @@ LonLatDep = Annotated[LonLat, Depends(lon_lat)]
 BBoxDep = Annotated[tuple[float, float, float, float], Depends(bbox)]
 TileDep = Annotated[tuple[int, int, int], Depends(tile)]
 RadiusM = Annotated[
-    float, Query(gt=0, le=MAX_RADIUS_M, description=f"metres, at most {MAX_RADIUS_M}")
+    float,
+    Query(
+        gt=0, le=MAX_RADIUS_M, allow_inf_nan=False, description=f"metres, at most {MAX_RADIUS_M}"
+    ),
+    Number,
 ]
-NearbyLimit = Annotated[int, Query(ge=1, le=MAX_NEARBY, description=f"at most {MAX_NEARBY}")]
-PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"at most {MAX_PAGE}")]
+NearbyLimit = Annotated[
+    int, Query(ge=1, le=MAX_NEARBY, description=f"at most {MAX_NEARBY}"), Integer
+]
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"at most {MAX_PAGE}"), Integer]
 Cursor = Annotated[
     str | None, Query(max_length=200, description="next_cursor of the previous page")
 ]
-Insee = Annotated[str, Path(pattern=r"^(\d{5}|2[AB]\d{3})$", description="INSEE commune code")]
+Insee = Annotated[str, Path(pattern=INSEE_CODE, description="INSEE commune code")]
+MAX_ID = 2**63 - 1
+ProjectIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="project id"), Integer]
+ProjectIdQuery = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="only this map's contributions"), Integer
+]

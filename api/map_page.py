@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 
 from fastapi import APIRouter, Response
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
-from api.problems import problem
+from api.problems import SECURITY_HEADERS
 from contracts.catalog import TOOL_LABELS
+from geo_engine.errors import NotFound, Unavailable
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAPLIBRE_DIST = (
@@ -37,7 +38,7 @@ CSP = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
-PAGE_HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache"}
+PAGE_HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache", **SECURITY_HEADERS}
 
 # Path in the URL -> (folder, file, media type). Nothing outside this table is served.
 ASSETS: dict[str, tuple[Path, str, str]] = {
@@ -51,9 +52,8 @@ ASSETS: dict[str, tuple[Path, str, str]] = {
 router = APIRouter(include_in_schema=False)
 
 
-def _missing_maplibre() -> JSONResponse:
-    return problem(
-        503,
+def _missing_maplibre() -> Unavailable:
+    return Unavailable(
         "the map page needs MapLibre GL JS, which is not installed "
         f"({MAPLIBRE_DIST / 'maplibre-gl.js'} is missing): run `make install`",
     )
@@ -76,7 +76,7 @@ def _asset_url(name: str) -> str:
 def map_page() -> Response:
     """The map: territories, projects and contributions, and the nearest projects to a point."""
     if not (MAPLIBRE_DIST / "maplibre-gl.js").is_file():
-        return _missing_maplibre()
+        raise _missing_maplibre()
     html = (STATIC / "map.html").read_text(encoding="utf-8")
     for name in ("map.js", "map.css", "maplibre-gl.js", "maplibre-gl.css"):
         html = html.replace("{{" + name + "}}", _asset_url(name))
@@ -88,11 +88,11 @@ def map_page() -> Response:
 def map_asset(name: str) -> Response:
     """One file of the page, or of MapLibre GL JS; 404 for anything else."""
     if name not in ASSETS:
-        return problem(404, f"no file {name!r} for the map page")
+        raise NotFound(f"no file {name!r} for the map page")
     folder, filename, media_type = ASSETS[name]
     path = folder / filename
     if not path.is_file():
-        return _missing_maplibre()
+        raise _missing_maplibre()
     # The page names each file with a token of its version: a new version is a new URL.
     cache = "public, max-age=86400" if name != "maplibre-gl.js.map" else "no-cache"
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": cache})

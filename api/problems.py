@@ -1,4 +1,9 @@
-"""Every error answers an RFC 9457 ``application/problem+json`` document saying what is wrong."""
+"""Every error answers an RFC 9457 ``application/problem+json`` document saying what is wrong.
+
+Routes and dependencies raise the engine's error kinds (:mod:`geo_engine.errors`); the one
+handler here reads their status, title and problem type from ``POLICIES``. The framework's own
+refusals (an unknown route, a wrong method, a malformed body) are answered the same way.
+"""
 
 from __future__ import annotations
 
@@ -10,37 +15,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from contracts.territories import InvalidCoordinates
-from geo_engine.jsonl import ImportRejected
+from geo_engine.errors import POLICIES, EngineError, InvalidInput, NotFound, policy_of
 
 log = logging.getLogger("api")
 PROBLEM = "application/problem+json"
-TITLES = {
-    400: "Bad request",
-    401: "Not authenticated",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    422: "Invalid request",
-    500: "Internal error",
-    503: "Unavailable",
-}
+
+# Headers on every answer: no MIME sniffing of JSON or tiles, no Referer leaking a page's URL
+# (with its query: a user's coordinates) to anyone. ``api.limits`` adds them to the others.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+# Statuses that no engine error kind has: the framework's own.
+_OTHER_TITLES = {405: "Method not allowed", 500: "Internal error"}
 
 
-class ApiProblem(Exception):
-    """Raised by routes; ``headers`` go on the answer (WWW-Authenticate for a 401)."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        headers: dict[str, str] | None = None,
-        errors: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.headers, self.errors = status, detail, headers, errors
+def title_of(status: int) -> str:
+    for policy in POLICIES.values():
+        if policy.status == status:
+            return policy.title
+    return _OTHER_TITLES.get(status, "Error")
 
 
 def problem(
@@ -48,32 +40,53 @@ def problem(
     detail: str,
     headers: dict[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
+    *,
+    title: str | None = None,
+    problem_type: str = "about:blank",
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": TITLES.get(status, "Error"),
+        "type": problem_type,
+        "title": title or title_of(status),
         "status": status,
         "detail": detail,
     }
     if errors is not None:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    return JSONResponse(
+        body,
+        status_code=status,
+        media_type=PROBLEM,
+        headers={**SECURITY_HEADERS, **(headers or {})},
+    )
+
+
+def problem_for(error: EngineError) -> JSONResponse:
+    """The answer to an engine error: status, title and type from its kind's policy."""
+    policy = policy_of(error)
+    return problem(
+        policy.status,
+        error.detail,
+        error.headers,
+        error.where_reason(),
+        title=policy.title,
+        problem_type=policy.problem_type,
+    )
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the refusals a route may answer, each a problem document."""
     return {
         status: {
-            "description": TITLES[status],
+            "description": title_of(status),
             "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
         for status in statuses
     }
 
 
-def not_found(what: str) -> ApiProblem:
+def not_found(what: str) -> NotFound:
     """The one answer for missing and hidden alike, so a private id cannot be told apart."""
-    return ApiProblem(404, f"no {what}")
+    return NotFound(f"no {what}")
 
 
 def _where(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -81,9 +94,9 @@ def _where(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiProblem)
-    async def _api_problem(_request: Request, exc: ApiProblem) -> JSONResponse:
-        return problem(exc.status, exc.detail, exc.headers, exc.errors)
+    @app.exception_handler(EngineError)
+    async def _engine_error(_request: Request, exc: EngineError) -> JSONResponse:
+        return problem_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -92,16 +105,7 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['where']}: {e['reason']}" for e in errors)
-        return problem(422, detail, errors=errors)
-
-    @app.exception_handler(InvalidCoordinates)
-    async def _coordinates(_request: Request, exc: InvalidCoordinates) -> JSONResponse:
-        return problem(422, str(exc))
-
-    @app.exception_handler(ImportRejected)
-    async def _rejected(_request: Request, exc: ImportRejected) -> JSONResponse:
-        errors = [{"where": "body", "reason": e.removeprefix("request:1: ")} for e in exc.errors]
-        return problem(422, "; ".join(e["reason"] for e in errors), errors=errors)
+        return problem_for(InvalidInput(detail, errors=errors))
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -110,9 +114,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
-        return problem(
-            exc.status_code,
-            detail.lower() if exc.status_code == 404 else detail,
-            headers=getattr(exc, "headers", None),
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 404:
+            return problem_for(NotFound("not found", headers=headers))
+        if exc.status_code == 400:
+            # FastAPI's only 400: a body it cannot decode (not UTF-8), as bad as invalid JSON.
+            return problem_for(InvalidInput("body: not a JSON document in UTF-8"))
+        detail = exc.detail if isinstance(exc.detail, str) else title_of(exc.status_code)
+        return problem(exc.status_code, detail, headers=headers)

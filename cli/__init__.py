@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import psycopg
 import typer
+from pydantic import ValidationError
 
 from cli import bench, catalog, common, db, fixtures, geo, serve, status, users
+from geo_engine.errors import EngineError, InvalidInput, Unavailable
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db.app, name="db")
@@ -22,15 +24,25 @@ app.command("serve")(serve.serve)
 
 
 def main() -> None:
-    """Entry point: a database that cannot be reached is one clear line, not a traceback."""
+    """Entry point, and the command line's one error mapping: an engine error is its message
+    and its kind's exit code (``geo_engine.errors.POLICIES``); a database that cannot be
+    reached is one clear line, not a traceback."""
     try:
         app()
+    except EngineError as exc:
+        common.fail(exc)
+    except ValidationError as exc:  # a setting from the environment or .env that does not hold
+        reasons = (
+            f"{'.'.join(str(p) for p in e['loc']) or exc.title}: "
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors(include_url=False)
+        )
+        common.fail(InvalidInput(f"invalid {exc.title}: " + "; ".join(reasons)))
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        common.err.print(
-            f"[red]error:[/red] cannot reach the database ({first}); "
-            "run `make services` or check GEO_ENGINE_DATABASE_URL",
-            highlight=False,
-            soft_wrap=True,
+        common.fail(
+            Unavailable(
+                f"cannot reach the database ({first}); "
+                "run `make services` or check GEO_ENGINE_DATABASE_URL"
+            )
         )
-        raise SystemExit(1) from None

@@ -6,7 +6,8 @@ import json
 
 import typer
 
-from cli.common import err, fail
+from cli.common import err
+from geo_engine.errors import InvalidInput
 from geo_engine.settings import DatabaseSettings, GeoSettings
 
 
@@ -21,7 +22,7 @@ def bench(
     from bench.runner import NAMES, run  # heavy imports, only for this command
 
     if name not in NAMES:
-        fail(f"unknown benchmark {name!r}; choose one of: {', '.join(NAMES)}", code=2)
+        raise InvalidInput(f"unknown benchmark {name!r}; choose one of: {', '.join(NAMES)}")
     err.print(f"running {name} with size {size}…")
     figures = run(name, size, seed, DatabaseSettings(), GeoSettings())
     if as_json:

@@ -10,7 +10,7 @@ import psycopg
 import typer
 from pydantic import BaseModel
 
-from cli.common import fail, progress_bar
+from cli.common import progress_bar
 from contracts.catalog import ContributionRecord, MemberRecord, OrganisationRecord, ProjectRecord
 from geo_engine.catalog import load as catalog_load
 from geo_engine.db import connect
@@ -82,7 +82,7 @@ def _import(
         try:
             lines = read_records(file, model, key, progress=lambda n: bar.advance(task, n))
         except ImportRejected as exc:
-            fail(f"nothing imported, invalid lines:\n{exc}", code=2)
+            raise exc.within("nothing imported, invalid lines") from None
         bar.update(task, completed=total)
         task = bar.add_task(f"storing {len(lines):,} {what}", total=len(lines))
         with connect(DatabaseSettings()) as conn:
@@ -97,7 +97,7 @@ def _import(
                 )
             except ImportRejected as exc:
                 conn.rollback()
-                fail(f"nothing imported:\n{exc}", code=2)
+                raise exc.within("nothing imported") from None
             conn.commit()
     typer.echo(f"{len(lines):,} {what} imported, {written:,} rows written")
 

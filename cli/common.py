@@ -1,4 +1,9 @@
-"""What the subcommands share: console, progress bars, clean exits."""
+"""What the subcommands share: console, progress bars, clean exits.
+
+Commands raise the engine's error kinds (:mod:`geo_engine.errors`) and never choose an exit
+code: :func:`fail`, called once by the entry point, prints the message and exits with the code
+``POLICIES`` gives the kind.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
-import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,13 +22,27 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from contracts.values import parse_int, parse_number
+from geo_engine.errors import EngineError, policy_of
+
 err = Console(stderr=True)
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one line on stderr and exit with ``code``."""
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+def fail(error: EngineError) -> NoReturn:
+    """Print the error's message on stderr and exit with its kind's exit code."""
+    # The message may quote what the user typed: it must not be read as rich markup.
+    err.print(f"[red]error:[/red] {escape(error.detail)}", highlight=False, soft_wrap=True)
+    raise SystemExit(policy_of(error).exit_code)
+
+
+def strict_float(text: str) -> float:
+    """Typer parser of a float option: the engine's one strict number parser (ASCII digits)."""
+    return parse_number(text)
+
+
+def strict_int(text: str) -> int:
+    """Typer parser of an integer argument or option (ASCII digits)."""
+    return parse_int(text)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from rich.progress import Progress
 
 from cli.catalog import BATCH, Store, store_batched
-from cli.common import err, fail, progress_bar
+from cli.common import err, progress_bar
 from cli.users import load_batch
 from fixtures.catalog import CONTRIBUTIONS_PER_PROJECT, Catalog, generate_catalog, write_catalog
 from fixtures.population import generate_users, to_jsonl
@@ -23,6 +23,7 @@ from geo_engine.catalog.load import (
     store_projects,
 )
 from geo_engine.db import connect
+from geo_engine.errors import EngineError
 from geo_engine.jsonl import ImportRejected, Line
 from geo_engine.settings import DatabaseSettings
 from geo_engine.users.places import UserBatch
@@ -47,8 +48,8 @@ def _generate(users: int, seed: int) -> UserBatch:
         task = bar.add_task(f"generating {users:,} users", total=users)
         try:
             return generate_users(conn, users, seed, progress=lambda n: bar.advance(task, n))
-        except RuntimeError as exc:
-            fail(str(exc))
+        except RuntimeError as exc:  # nothing to generate on (no territories loaded)
+            raise EngineError(str(exc)) from exc
 
 
 def _generate_catalog(projects: int, contributions: int | None, seed: int) -> Catalog:
@@ -65,7 +66,7 @@ def _generate_catalog(projects: int, contributions: int | None, seed: int) -> Ca
                 conn, projects, seed, count, progress=lambda n: bar.advance(task, n)
             )
         except RuntimeError as exc:
-            fail(str(exc))
+            raise EngineError(str(exc)) from exc
 
 
 def _store_part(
@@ -91,8 +92,10 @@ def _store_catalog(catalog: Catalog) -> None:
                 _store_part(conn, bar, "projects", catalog.projects, store_projects),
                 _store_part(conn, bar, "contributions", catalog.contributions, store_contributions),
             ]
-        except ImportRejected as exc:  # the generator's bug, not the user's input
-            fail(f"nothing stored, the generated catalogue was rejected:\n{exc}")
+        except ImportRejected as exc:  # the generator's bug, not the user's input: exit 1
+            raise EngineError(
+                f"nothing stored, the generated catalogue was rejected:\n{exc.detail}"
+            ) from exc
         task = bar.add_task("committing", total=None)
         conn.commit()
         bar.update(task, total=1, completed=1)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.markup import escape
 
-from cli.common import err, fail, progress_bar
-from contracts.territories import InvalidCoordinates, parse_coordinates
+from cli.common import err, progress_bar
+from contracts.territories import parse_coordinates
 from geo_engine.db import connect
+from geo_engine.errors import EngineError, OutsideFrance
 from geo_engine.settings import DatabaseSettings, GeoSettings
 from geo_engine.territories import geodata
-from geo_engine.territories.load import MillesimeError
 from geo_engine.territories.load import load as load_territories
 from geo_engine.territories.locate import locate as locate_point
 
@@ -37,21 +36,18 @@ def load() -> None:
     try:
         root = settings.require_geodata_dir()
     except FileNotFoundError as exc:
-        fail(escape(str(exc)))
+        raise EngineError(str(exc)) from None
     with progress_bar() as bar:
         task = bar.add_task("reading files", total=len(LOAD_STEPS))
 
         def step(name: str) -> None:
             bar.update(task, description=name, advance=1)
 
-        try:
-            data = geodata.read(root)
-            with connect(DatabaseSettings()) as conn:
-                report = load_territories(conn, data, settings, progress=step)
-                step("committing")
-                conn.commit()
-        except (geodata.GeoDataError, MillesimeError) as exc:
-            fail(escape(str(exc)))
+        data = geodata.read(root)
+        with connect(DatabaseSettings()) as conn:
+            report = load_territories(conn, data, settings, progress=step)
+            step("committing")
+            conn.commit()
         bar.update(task, completed=len(LOAD_STEPS), description="done")
     for name, counts in report.changes.items():
         err.print(f"{name}: " + ", ".join(f"{n} {k}" for k, n in counts.items()), highlight=False)
@@ -71,13 +67,9 @@ def locate(lat: str, lon: str) -> None:
 
     Exit 3 when no commune covers the point (sea, abroad), 2 on invalid coordinates.
     """
-    try:
-        flat, flon = parse_coordinates(lat, lon)
-    except InvalidCoordinates as exc:
-        # The message quotes what the user typed: it must not be read as rich markup.
-        fail(escape(str(exc)), code=2)
+    flat, flon = parse_coordinates(lat, lon)
     with connect(DatabaseSettings()) as conn:
         location = locate_point(conn, flat, flon)
     if location is None:
-        fail(f"no French commune at lat={flat} lon={flon} (sea or abroad)", code=3)
+        raise OutsideFrance(f"no French commune at lat={flat} lon={flon} (sea or abroad)")
     typer.echo(json.dumps(location.as_json_dict(), ensure_ascii=False))

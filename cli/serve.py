@@ -17,6 +17,7 @@ from types import FrameType
 import typer
 import uvicorn
 
+from api.limits import uvicorn_options
 from cli.common import err
 from geo_engine.settings import ApiSettings
 
@@ -24,7 +25,9 @@ APP = "api.app:create_app"
 
 
 def _config() -> uvicorn.Config:
-    return uvicorn.Config(APP, factory=True, log_level="warning", access_log=False)
+    return uvicorn.Config(
+        APP, factory=True, log_level="warning", access_log=False, **uvicorn_options(ApiSettings())
+    )
 
 
 def _worker(host: str, port: int) -> None:
@@ -50,7 +53,15 @@ def serve(
     workers = workers or settings.workers
     err.print(f"API and map on http://{host}:{port} (map: http://{host}:{port}/map)")
     if workers == 1:
-        uvicorn.run(APP, factory=True, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(
+            APP,
+            factory=True,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            **uvicorn_options(settings),
+        )
         return
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_worker, args=(host, port)) for _ in range(workers)]

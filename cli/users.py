@@ -9,13 +9,13 @@ import numpy as np
 import typer
 from pydantic import ValidationError
 
-from cli.common import err, fail, progress_bar
+from cli.common import err, progress_bar, strict_float, strict_int
 from contracts.users import UserRecord
 from geo_engine.db import connect
+from geo_engine.errors import InvalidInput, NotFound
 from geo_engine.settings import DatabaseSettings, UserSettings
 from geo_engine.users.placement import CommuneIndex
 from geo_engine.users.places import (
-    PlacementError,
     UserBatch,
     UserImportError,
     choose_commune,
@@ -27,6 +27,7 @@ from geo_engine.users.places import (
 app = typer.Typer(no_args_is_help=True, help="Citizens and where they live.")
 
 BULK_USERS = 20_000  # from this many home points, place them in memory rather than one by one
+USER_ID = typer.Argument(..., help="the user's id", parser=strict_int, show_default=False)
 
 
 def load_batch(batch: UserBatch) -> None:
@@ -42,7 +43,7 @@ def load_batch(batch: UserBatch) -> None:
         try:
             placement = import_users(conn, batch, UserSettings(), index)
         except UserImportError as exc:
-            fail(f"nothing imported, invalid input:\n{exc}", code=2)
+            raise exc.within("nothing imported, invalid input") from None
         conn.commit()
         bar.update(task, total=1, completed=1)
     err.print(
@@ -60,16 +61,16 @@ def import_(file: Path = typer.Argument(..., exists=True, dir_okay=False, readab
         try:
             batch = read_jsonl(file, progress=lambda n: bar.advance(task, n))
         except UserImportError as exc:
-            fail(f"nothing imported, invalid lines:\n{exc}", code=2)
+            raise exc.within("nothing imported, invalid lines") from None
         bar.update(task, completed=total)
     load_batch(batch)
 
 
 @app.command()
 def move(
-    user_id: int,
-    lat: float | None = typer.Option(None, help="new home latitude"),
-    lon: float | None = typer.Option(None, help="new home longitude"),
+    user_id: int = USER_ID,
+    lat: float | None = typer.Option(None, help="new home latitude", parser=strict_float),
+    lon: float | None = typer.Option(None, help="new home longitude", parser=strict_float),
     commune: str | None = typer.Option(None, help="new commune INSEE code"),
     postal_code: str | None = typer.Option(None, help="new postal code"),
 ) -> None:
@@ -78,12 +79,10 @@ def move(
     try:
         record = UserRecord(id=user_id, home=home, commune=commune, postal_code=postal_code)
     except ValidationError as exc:
-        fail("; ".join(e["msg"] for e in exc.errors(include_url=False)), code=2)
+        reasons = (e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False))
+        raise InvalidInput("; ".join(reasons)) from None
     with connect(DatabaseSettings()) as conn:
-        try:
-            placement = move_user(conn, record, UserSettings())
-        except PlacementError as exc:
-            fail(str(exc), code=2)
+        placement = move_user(conn, record, UserSettings())
         conn.commit()
     if placement.candidates[0] is not None:
         typer.echo(f"user {user_id} pending: choose among {', '.join(placement.candidates[0])}")
@@ -92,19 +91,16 @@ def move(
 
 
 @app.command()
-def choose(user_id: int, commune: str) -> None:
+def choose(user_id: int = USER_ID, commune: str = typer.Argument(...)) -> None:
     """Settle a pending user on one of the communes sharing their postal code."""
     with connect(DatabaseSettings()) as conn:
-        try:
-            choose_commune(conn, user_id, commune)
-        except PlacementError as exc:
-            fail(str(exc), code=2)
+        choose_commune(conn, user_id, commune)
         conn.commit()
     typer.echo(f"user {user_id} now in {commune}")
 
 
 @app.command()
-def show(user_id: int) -> None:
+def show(user_id: int = USER_ID) -> None:
     """Print a user's place as JSON (the stored home is the coarsened point)."""
     with connect(DatabaseSettings()) as conn:
         row = conn.execute(
@@ -115,7 +111,7 @@ def show(user_id: int) -> None:
             (user_id,),
         ).fetchone()
     if row is None:
-        fail(f"no user {user_id}", code=3)
+        raise NotFound(f"no user {user_id}")
     keys = [
         "commune",
         "commune_name",

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from contracts.themes import Theme
 from contracts.users import INSEE_CODE, Home
+from contracts.values import Label, LongText, OptionalLabel
 
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
-Text = Annotated[str, Field(min_length=1, max_length=300)]
 
 
 class OrganisationKind(StrEnum):
@@ -92,9 +92,9 @@ class Level(StrEnum):
 
 CODE_PATTERNS: dict[Level, str] = {
     Level.COMMUNE: INSEE_CODE,
-    Level.EPCI: r"^\d{9}$",
-    Level.DEPARTEMENT: r"^(\d{2,3}|2[AB])$",
-    Level.REGION: r"^\d{2}$",
+    Level.EPCI: r"^[0-9]{9}$",
+    Level.DEPARTEMENT: r"^([0-9]{2,3}|2[AB])$",
+    Level.REGION: r"^[0-9]{2}$",
 }
 
 
@@ -165,7 +165,7 @@ class OrganisationRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: Id
     kind: OrganisationKind
-    name: Text
+    name: Label
     territory: TerritoryRef | None = None
 
 
@@ -182,8 +182,8 @@ class ProjectRecord(BaseModel):
     organisation_id: Id
     space: Space
     tool: Tool
-    title: Text
-    description: str = Field(default="", max_length=20_000)
+    title: Label
+    description: LongText = ""
     themes: list[Theme] = Field(default_factory=list, max_length=len(Theme))
     visibility: Visibility = Visibility.PUBLIC
     status: Status = Status.OPEN
@@ -219,7 +219,7 @@ class ContributionRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: Id
     project_id: Id
-    category: Text
-    title: str = Field(default="", max_length=300)
+    category: Label
+    title: OptionalLabel = ""
     location: Point
     author_id: Id | None = None

@@ -7,9 +7,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from contracts.values import parse_number
+from geo_engine.errors import InvalidInput
 
-class InvalidCoordinates(ValueError):
-    """A latitude or longitude that is not a finite number in range; the message says which."""
+
+class InvalidCoordinates(InvalidInput, ValueError):
+    """A latitude or longitude that is not a finite number in range; the message says which.
+
+    Also a ValueError, so that pydantic validators calling :func:`parse_coordinates` turn it
+    into a validation error naming the field."""
 
 
 def parse_coordinates(lat: object, lon: object) -> tuple[float, float]:
@@ -17,7 +23,8 @@ def parse_coordinates(lat: object, lon: object) -> tuple[float, float]:
     values = []
     for label, raw, bound in (("latitude", lat, 90.0), ("longitude", lon, 180.0)):
         try:
-            value = float(raw)  # type: ignore[arg-type]
+            # Text through the one strict parser (ASCII digits); numbers as they are.
+            value = parse_number(raw) if isinstance(raw, str) else float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise InvalidCoordinates(f"{label} {raw!r} is not a number") from None
         if not math.isfinite(value):

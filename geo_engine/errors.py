@@ -9,29 +9,56 @@ wrong; they never choose a status or an exit code themselves.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 
 class EngineError(Exception):
     """Base of every refusal the engine explains to its caller.
 
-    ``detail`` is the one-line message for a person; ``errors`` optionally lists
-    ``{"where": ..., "reason": ...}`` entries (an import's refused lines, a body's fields);
-    ``headers`` are extra HTTP headers for the answer (``WWW-Authenticate``, ``Retry-After``).
+    ``detail`` is the message for a person (one line, or one line per refused input line);
+    ``errors`` optionally lists what was refused, each a ``{"where": ..., "reason": ...}``
+    mapping or a ``"where: reason"`` line (an import's refused lines); ``headers`` are extra
+    HTTP headers for the answer (``WWW-Authenticate``, ``Retry-After``).
     """
+
+    errors: Sequence[Mapping[str, Any] | str] | None
 
     def __init__(
         self,
         detail: str,
         *,
-        errors: list[dict[str, Any]] | None = None,
+        errors: Sequence[Mapping[str, Any] | str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
         self.headers = headers
+
+    def within(self, context: str) -> Self:
+        """The same error with ``context`` before its detail (``nothing imported: …``)."""
+        joined = (
+            f"{context}:\n{self.detail}" if "\n" in self.detail else f"{context}: {self.detail}"
+        )
+        self.detail = joined
+        self.args = (joined,)
+        return self
+
+    def where_reason(self) -> list[dict[str, Any]] | None:
+        """``errors`` as ``{"where", "reason"}`` mappings (a ``"file:line: reason"`` line is
+        split at its first ``": "`` after the line number)."""
+        if self.errors is None:
+            return None
+        entries: list[dict[str, Any]] = []
+        for entry in self.errors:
+            if isinstance(entry, str):
+                where, sep, reason = entry.partition(": ")
+                entries.append({"where": where, "reason": reason} if sep else {"reason": entry})
+            else:
+                entries.append(dict(entry))
+        return entries
 
 
 class InvalidInput(EngineError):
@@ -55,7 +82,15 @@ class Conflict(EngineError):
 
 
 class TooLarge(EngineError):
-    """A request body, query string or header beyond the documented bounds."""
+    """A request body beyond the documented bound (``GEO_ENGINE_MAX_BODY_BYTES``)."""
+
+
+class UriTooLong(TooLarge):
+    """A request target (path and query string) beyond ``GEO_ENGINE_MAX_URL_BYTES``."""
+
+
+class HeadersTooLarge(TooLarge):
+    """Request headers beyond ``GEO_ENGINE_MAX_HEADER_BYTES`` in all."""
 
 
 class Unavailable(EngineError):
@@ -70,8 +105,9 @@ class OutsideFrance(EngineError):
 class Policy:
     """How each face of the engine answers one kind of error.
 
-    ``status`` and ``problem_type`` make the RFC 9457 document of the API; ``exit_code`` is the
-    command line's (0 success, 1 unexpected failure, 2 bad input as in POSIX usage errors).
+    ``status``, ``title`` and ``problem_type`` make the RFC 9457 document of the API;
+    ``exit_code`` is the command line's (0 success, 1 unexpected failure, 2 bad input as in
+    POSIX usage errors, 3 outside France as ``geo locate`` has always answered, 75 EX_TEMPFAIL).
     """
 
     status: int
@@ -90,6 +126,10 @@ POLICIES: dict[type[EngineError], Policy] = {
     Forbidden: Policy(403, "Forbidden", _TYPES + "forbidden", 6),
     Conflict: Policy(409, "Conflict", _TYPES + "conflict", 7),
     TooLarge: Policy(413, "Content too large", _TYPES + "too-large", 2),
+    UriTooLong: Policy(414, "URI too long", _TYPES + "uri-too-long", 2),
+    HeadersTooLarge: Policy(
+        431, "Request header fields too large", _TYPES + "headers-too-large", 2
+    ),
     Unavailable: Policy(503, "Unavailable", _TYPES + "unavailable", 75),  # EX_TEMPFAIL
     EngineError: Policy(400, "Bad request", _TYPES + "bad-request", 1),
 }

@@ -9,20 +9,25 @@ from typing import Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from geo_engine.errors import InvalidInput
+
 MAX_REPORTED_ERRORS = 20
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class ImportRejected(Exception):
-    """The input has invalid lines; nothing was written. ``errors`` says line, field, reason."""
+class ImportRejected(InvalidInput):
+    """The input has invalid lines; nothing was written. ``errors`` holds one
+    ``"source:line: field: reason"`` per refusal; the detail shows the first
+    :data:`MAX_REPORTED_ERRORS` of them, one per line."""
+
+    errors: list[str]
 
     def __init__(self, errors: list[str], total: int | None = None) -> None:
         total = len(errors) if total is None else total
         shown = errors[:MAX_REPORTED_ERRORS]
         more = f"\n… and {total - len(shown)} more" if total > len(shown) else ""
-        super().__init__("\n".join(shown) + more)
-        self.errors = errors
+        super().__init__("\n".join(shown) + more, errors=errors)
         self.total = total
 
 

@@ -118,6 +118,20 @@ class ApiSettings(_Base):
     # A few connections per process: queries wait in the pool rather than as PostgreSQL
     # backends competing for the cores (on 2 cores, 4 per worker served 15% more than 16).
     pool_max_size: int = Field(default=4, ge=1, description="connection cap per process")
+    # Request bounds, checked before anything is parsed (api/limits.py). The body bound leaves
+    # room for the largest valid record (a 20,000-character description, a drawn area).
+    max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="request body bound in bytes (413 over it)"
+    )
+    max_url_bytes: int = Field(
+        default=8 * 1024,
+        ge=256,
+        le=65_535,  # httptools cannot parse a longer request target anyway
+        description="request target (path and query string) bound in bytes (414 over it)",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="bound on all request headers in bytes (431)"
+    )
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> ApiSettings:

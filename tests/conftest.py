@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.auth import make_token
+from api.limits import uvicorn_options
 from geo_engine import db
 from geo_engine.settings import ApiSettings, DatabaseSettings, GeoSettings
 from geo_engine.territories import geodata
@@ -166,7 +167,11 @@ def live_server(api_db: DatabaseSettings, api_settings: ApiSettings) -> Iterator
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = uvicorn.Config(
-        create_app(api_db, api_settings), host="127.0.0.1", port=port, log_level="warning"
+        create_app(api_db, api_settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        **uvicorn_options(api_settings),  # as `geo-engine serve` runs it
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Response
 
 from api.deps import (
     BBoxDep,
@@ -13,6 +11,8 @@ from api.deps import (
     NearbyLimit,
     PageLimit,
     PoolDep,
+    ProjectIdPath,
+    ProjectIdQuery,
     RadiusM,
     SettingsDep,
     ViewerDep,
@@ -23,7 +23,6 @@ from contracts.api import ContributionCollection, ProjectCollection, ProjectDeta
 from geo_engine.catalog import queries as project_queries
 
 router = APIRouter(prefix="/v1", tags=["projects"], responses=documented(401, 422))
-ProjectId = Annotated[int, Path(ge=1, le=2**63 - 1, description="project id")]
 
 
 @router.get(
@@ -73,7 +72,7 @@ async def in_bbox(
     response_class=GeoJSONResponse,
     responses=documented(404),
 )
-async def project(project_id: ProjectId, db: PoolDep, viewer: ViewerDep) -> Response:
+async def project(project_id: ProjectIdPath, db: PoolDep, viewer: ViewerDep) -> Response:
     """One project with its scope. A project you may not see answers exactly like a missing one."""
     text = await project_queries.project(db, project_id, viewer.user_id)
     if text is None:
@@ -92,9 +91,7 @@ async def contributions_nearby(
     viewer: ViewerDep,
     radius_m: RadiusM = 1_000,
     limit: NearbyLimit = 20,
-    project_id: Annotated[
-        int | None, Query(ge=1, le=2**63 - 1, description="only this map's contributions")
-    ] = None,
+    project_id: ProjectIdQuery = None,
 ) -> Response:
     """The nearest contributions on participatory maps, nearest first, with `distance_m`."""
     text = await project_queries.nearby_contributions(

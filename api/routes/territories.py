@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import Cursor, Insee, LonLatDep, PageLimit, PoolDep, SettingsDep, ViewerDep
 from api.pages import GeoJSONResponse, page_response
-from api.problems import ApiProblem, documented, not_found
+from api.problems import documented, not_found
 from contracts.api import CommuneDetail, ProjectCollection
 from contracts.territories import Location
 from geo_engine.catalog import queries as project_queries
+from geo_engine.errors import OutsideFrance
 from geo_engine.territories.locate import locate_async
 
 router = APIRouter(prefix="/v1/territories", tags=["territories"], responses=documented(422))
@@ -23,7 +24,7 @@ async def locate(point: LonLatDep, db: PoolDep) -> dict[str, Any]:
     async with db.connection() as connection:
         location = await locate_async(connection, point.lat, point.lon)
     if location is None:
-        raise ApiProblem(404, f"no French commune at lat {point.lat}, lon {point.lon}")
+        raise OutsideFrance(f"no French commune at lat {point.lat}, lon {point.lon}")
     return location.as_json_dict()
 
 

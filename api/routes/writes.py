@@ -14,10 +14,11 @@ from pydantic import BaseModel
 
 from api.auth import Viewer
 from api.deps import ViewerDep
-from api.problems import ApiProblem, documented, not_found
+from api.problems import documented, not_found
 from contracts.api import Written
 from contracts.catalog import ContributionRecord, MemberRecord, OrganisationRecord, ProjectRecord
 from geo_engine.catalog import load as catalog_load
+from geo_engine.errors import Conflict, Forbidden, Unauthenticated
 from geo_engine.jsonl import Line
 
 router = APIRouter(prefix="/v1", tags=["writes"], responses=documented(401, 403, 404, 409, 422))
@@ -34,7 +35,7 @@ PoolDep = Annotated[ConnectionPool, Depends(_pool)]
 
 def _signed_in(viewer: Viewer) -> int:
     if viewer.user_id is None:
-        raise ApiProblem(401, "this needs a bearer token", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthenticated("this needs a bearer token", headers={"WWW-Authenticate": "Bearer"})
     return viewer.user_id
 
 
@@ -53,8 +54,8 @@ def _require_role(
     if viewer.staff:
         return
     if _role(conn, organisation_id, user_id) not in roles:
-        raise ApiProblem(
-            403, f"only {' or '.join(sorted(roles))}s of organisation {organisation_id} may do this"
+        raise Forbidden(
+            f"only {' or '.join(sorted(roles))}s of organisation {organisation_id} may do this"
         )
 
 
@@ -77,7 +78,7 @@ def create_organisation(body: OrganisationRecord, viewer: ViewerDep, pool: PoolD
     def check(_conn: psycopg.Connection) -> None:
         _signed_in(viewer)
         if not viewer.staff:
-            raise ApiProblem(403, "only platform staff create organisations")
+            raise Forbidden("only platform staff create organisations")
 
     return _store(pool, body, catalog_load.store_organisations, check)
 
@@ -105,7 +106,7 @@ def create_project(body: ProjectRecord, viewer: ViewerDep, pool: PoolDep) -> Wri
         if row is not None and row[0] != body.organisation_id:
             # Ids are chosen by the writer, so a taken one must be told; the answer is the same
             # whether that project is public or private, and says nothing more.
-            raise ApiProblem(409, f"project id {body.id} is taken by another organisation")
+            raise Conflict(f"project id {body.id} is taken by another organisation")
 
     return _store(pool, body, catalog_load.store_projects, check)
 
@@ -117,7 +118,7 @@ def contribute(body: ContributionRecord, viewer: ViewerDep, pool: PoolDep) -> Wr
     def check(conn: psycopg.Connection) -> None:
         user_id = _signed_in(viewer)
         if body.author_id is not None and body.author_id != user_id and not viewer.staff:
-            raise ApiProblem(403, "author_id must be your own user id")
+            raise Forbidden("author_id must be your own user id")
         visible = conn.execute(
             "SELECT 1 FROM visible_projects(%s) WHERE id = %s", (user_id, body.project_id)
         ).fetchone()
@@ -127,7 +128,7 @@ def contribute(body: ContributionRecord, viewer: ViewerDep, pool: PoolDep) -> Wr
             "SELECT author_id FROM contribution WHERE id = %s", (body.id,)
         ).fetchone()
         if existing is not None and existing[0] != user_id and not viewer.staff:
-            raise ApiProblem(403, f"contribution {body.id} is someone else's")
+            raise Forbidden(f"contribution {body.id} is someone else's")
 
     record = (
         body

@@ -17,6 +17,8 @@ import numpy as np
 import orjson
 import shapely
 
+from geo_engine.errors import InvalidInput
+
 COMMUNES_FILE = re.compile(r"^communes-(\d{4})-france\.geojson(\.gz)?$")
 
 # Overseas départements and collectivités live in other time zones than Paris.
@@ -38,7 +40,7 @@ TIMEZONE_BY_DEPARTEMENT = {
 METROPOLITAN_TIMEZONE = "Europe/Paris"
 
 
-class GeoDataError(Exception):
+class GeoDataError(InvalidInput):
     """A data file that cannot be read; the message names the file, the feature and the reason."""
 
     def __init__(self, path: Path, reason: str, feature: str | None = None) -> None:

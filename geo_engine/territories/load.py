@@ -15,13 +15,14 @@ import psycopg
 from psycopg import sql
 
 from geo_engine.db import copy_rows, upsert
+from geo_engine.errors import Conflict
 from geo_engine.settings import GeoSettings
 from geo_engine.territories.geodata import GeoDataSet
 
 Progress = Callable[[str], None]
 
 
-class MillesimeError(Exception):
+class MillesimeError(Conflict):
     """Refusing to load an older millésime over a newer one."""
 
 

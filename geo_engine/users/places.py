@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from contracts.users import Notifications, UserRecord
 from geo_engine import pgcopy
+from geo_engine.errors import InvalidInput, NotFound
 from geo_engine.jsonl import ImportRejected, validation_messages
 from geo_engine.settings import UserSettings
 from geo_engine.territories.locate import locate
@@ -36,8 +37,12 @@ class UserImportError(ImportRejected):
     """The users' input has invalid lines; nothing was written."""
 
 
-class PlacementError(ValueError):
+class PlacementError(InvalidInput):
     """A single placement request that cannot be honoured (unknown commune, not a candidate…)."""
+
+
+class UnknownUser(NotFound, PlacementError):
+    """A placement request for a user who does not exist (a not-found, first)."""
 
 
 @cache
@@ -375,7 +380,7 @@ def move_user(conn: psycopg.Connection, record: UserRecord, settings: UserSettin
     """Re-place one user who moved (same rules as the import); the profile must exist."""
     exists = conn.execute("SELECT 1 FROM app_user WHERE id = %s", (record.id,)).fetchone()
     if exists is None:
-        raise PlacementError(f"no user {record.id}")
+        raise UnknownUser(f"no user {record.id}")
     batch = UserBatch.from_records([record])
     try:
         placement = place(conn, batch)
