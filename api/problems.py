@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts.territories import InvalidCoordinates
+from geo_engine.errors import EngineError, policy_of
 from geo_engine.jsonl import ImportRejected
+from geo_engine.pools import connection_lost, database_unavailable
 
 log = logging.getLogger("api")
 PROBLEM = "application/problem+json"
@@ -76,6 +80,20 @@ def not_found(what: str) -> ApiProblem:
     return ApiProblem(404, f"no {what}")
 
 
+def engine_problem(exc: EngineError) -> JSONResponse:
+    """Any EngineError, answered as its kind's row of geo_engine.errors.POLICIES says."""
+    policy = policy_of(exc)
+    body: dict[str, Any] = {
+        "type": policy.problem_type,
+        "title": policy.title,
+        "status": policy.status,
+        "detail": exc.detail,
+    }
+    if exc.errors is not None:
+        body["errors"] = exc.errors
+    return JSONResponse(body, status_code=policy.status, media_type=PROBLEM, headers=exc.headers)
+
+
 def _where(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc)
 
@@ -102,6 +120,19 @@ def install(app: FastAPI) -> None:
     async def _rejected(_request: Request, exc: ImportRejected) -> JSONResponse:
         errors = [{"where": "body", "reason": e.removeprefix("request:1: ")} for e in exc.errors]
         return problem(422, "; ".join(e["reason"] for e in errors), errors=errors)
+
+    @app.exception_handler(EngineError)
+    async def _engine_error(_request: Request, exc: EngineError) -> JSONResponse:
+        return engine_problem(exc)
+
+    # A connection lost in the middle of a request (a write, the database restarting): 503.
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _database(_request: Request, exc: Exception) -> JSONResponse:
+        if not connection_lost(exc):
+            return await _unexpected(_request, exc)
+        log.warning("database unreachable: %s", exc)
+        return engine_problem(database_unavailable())
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

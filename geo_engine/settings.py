@@ -39,6 +39,12 @@ class DatabaseSettings(_Base):
         default="postgresql://geo_engine:geo_engine@127.0.0.1:55432/geo_engine",
         description="libpq URL of the PostGIS database",
     )
+    connect_timeout_s: int = Field(
+        default=3,
+        ge=2,  # libpq's minimum: 1 would mean 2
+        le=300,
+        description="seconds a new database connection may take before it is given up",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -118,6 +124,16 @@ class ApiSettings(_Base):
     # A few connections per process: queries wait in the pool rather than as PostgreSQL
     # backends competing for the cores (on 2 cores, 4 per worker served 15% more than 16).
     pool_max_size: int = Field(default=4, ge=1, description="connection cap per process")
+    pool_timeout_s: float = Field(
+        default=1.5,
+        gt=0,
+        le=30,
+        description=(
+            "seconds a request waits for a database connection before it is answered 503 "
+            "(the database is unreachable); also how long a lost connection is retried before "
+            "the next request asks for a fresh one"
+        ),
+    )
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> ApiSettings:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import psycopg
 import typer
 
 from geo_engine.cli import bench, catalog, common, db, fixtures, geo, serve, status, users
+from geo_engine.errors import EngineError, Unavailable, policy_of
+from geo_engine.pools import connection_lost
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db.app, name="db")
@@ -21,16 +22,27 @@ app.command("status")(status.status)
 app.command("serve")(serve.serve)
 
 
+def unreachable(exc: BaseException) -> Unavailable | None:
+    """The database could not be reached (refused, timed out, gone, or a pool that waited in
+    vain): Unavailable saying why in one line. ``None`` for any other error. A migration's
+    SQLAlchemy error carries the driver's as ``orig``."""
+    cause = getattr(exc, "orig", exc)
+    if not isinstance(cause, BaseException) or not connection_lost(cause):
+        return None
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else repr(cause)
+    return Unavailable(
+        f"cannot reach the database ({first}); run `make services` or check GEO_ENGINE_DATABASE_URL"
+    )
+
+
 def main() -> None:
-    """Entry point: a database that cannot be reached is one clear line, not a traceback."""
+    """Entry point: an error the engine explains is one clear line, not a traceback, and the
+    exit code of its kind in geo_engine.errors.POLICIES (75 for a database out of reach)."""
     try:
         app()
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        common.err.print(
-            f"[red]error:[/red] cannot reach the database ({first}); "
-            "run `make services` or check GEO_ENGINE_DATABASE_URL",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise SystemExit(1) from None
+    except Exception as exc:
+        error = exc if isinstance(exc, EngineError) else unreachable(exc)
+        if error is None:
+            raise
+        common.err.print(f"[red]error:[/red] {error.detail}", highlight=False, soft_wrap=True)
+        raise SystemExit(policy_of(error).exit_code) from None

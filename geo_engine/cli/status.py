@@ -10,19 +10,23 @@ import typer
 
 from geo_engine.cli.common import fail
 from geo_engine.db import connect
+from geo_engine.errors import Unavailable
 from geo_engine.health import database_status, redis_status
+from geo_engine.pools import connection_lost
 from geo_engine.settings import DatabaseSettings, RedisSettings
 
 
 def status() -> None:
-    """Print PostGIS, territories, users and Redis status as JSON; exit 1 if a service is down."""
+    """Print PostGIS, territories, users and Redis status as JSON; exit 75 if a service is down."""
     try:
         with connect(DatabaseSettings()) as conn:
             report = database_status(conn)
     except psycopg.Error as exc:
-        fail(f"database unreachable or not migrated: {str(exc).strip()}")
+        if connection_lost(exc):
+            raise  # the entry point says it in one line, with Unavailable's exit code
+        fail(f"database not migrated: {str(exc).strip()}")
     try:
         report |= redis_status(RedisSettings())
     except redis.RedisError as exc:
-        fail(f"redis unreachable: {exc}")
+        raise Unavailable(f"redis unreachable: {exc}") from None
     typer.echo(json.dumps(report))
