@@ -93,6 +93,10 @@ def throwaway_cluster() -> Iterator[Cluster]:
         cluster.start()
         with psycopg.connect(cluster.settings("postgres").database_url, autocommit=True) as conn:
             conn.execute("CREATE DATABASE geo_engine")
+            # Tests crash this server on purpose: what was committed must survive it
+            # (the development configuration turns synchronous_commit off for speed).
+            conn.execute("ALTER SYSTEM SET synchronous_commit = on")
+            conn.execute("SELECT pg_reload_conf()")
         yield cluster
     finally:
         if cluster.running():

@@ -207,6 +207,19 @@ def test_the_api_through_a_restart(server: str, cluster: Cluster) -> None:
     assert max(a.took for a in after) < PROMPT_S
 
 
+def test_a_quick_restart_while_the_api_is_idle(server: str, cluster: Cluster) -> None:
+    """Every pooled connection is broken and none was used during the outage: the first
+    requests after it must not pay for them."""
+    with httpx.Client(base_url=server, timeout=30) as http:
+        assert _ask(http, READS[0]).status == 200
+        cluster.stop("immediate")
+        cluster.start()
+        answers = [_ask(http, path) for path in READS]
+        write = _ask(http, "/v1/projects", json=_project(4), headers=STAFF)
+    assert [(a.path, a.status) for a in answers] == [(path, 200) for path in READS]
+    assert write.status == 200, write.body
+
+
 def test_the_command_line_against_a_stopped_server(cluster: Cluster) -> None:
     env = {"GEO_ENGINE_DATABASE_URL": cluster.settings().database_url}
     cluster.stop("immediate")
