@@ -2,45 +2,55 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+import psycopg
+import redis.asyncio
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool
 
 from api import map_page, problems
 from api.deps import PoolDep
 from api.limits import RequestLimits, openapi_description
 from api.routes import projects, territories, tiles, writes
 from contracts.api import Problem
-from geo_engine.settings import ApiSettings, DatabaseSettings
+from geo_engine import pools
+from geo_engine.errors import EngineError, Unavailable
+from geo_engine.settings import ApiSettings, DatabaseSettings, RedisSettings
+
+log = logging.getLogger("api")
 
 
 def create_app(
-    database: DatabaseSettings | None = None, api_settings: ApiSettings | None = None
+    database: DatabaseSettings | None = None,
+    api_settings: ApiSettings | None = None,
+    redis_settings: RedisSettings | None = None,
 ) -> FastAPI:
     database = database or DatabaseSettings()
     api_settings = api_settings or ApiSettings()
+    redis_settings = redis_settings or RedisSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Reads run in autocommit: no BEGIN/COMMIT round trips on the hot paths.
-        pool = AsyncConnectionPool(
-            database.database_url,
-            min_size=api_settings.pool_min_size,
-            max_size=api_settings.pool_max_size,
-            kwargs={"autocommit": True},
-            open=False,
-        )
-        write_pool = ConnectionPool(database.database_url, min_size=1, max_size=4, open=False)
+        # Reads run in autocommit: no BEGIN/COMMIT round trips on the hot paths. Both pools wait
+        # at most pool_timeout_s for a connection, then answer 503 (geo_engine/pools.py).
+        pool = pools.read_pool(database, api_settings)
+        write_pool = pools.write_pool(database, api_settings)
         await pool.open(wait=True)
         write_pool.open(wait=True)
-        app.state.pool, app.state.write_pool = pool, write_pool
+        broker = redis.asyncio.Redis.from_url(
+            redis_settings.redis_url, socket_connect_timeout=1, socket_timeout=1
+        )
+        app.state.pool, app.state.write_pool, app.state.redis = pool, write_pool, broker
         try:
             yield
         finally:
+            await broker.aclose()
             write_pool.close()
             await pool.close()
 
@@ -64,16 +74,51 @@ def create_app(
         app.include_router(router)
     app.include_router(map_page.router)
 
-    @app.get("/health", tags=["health"])
-    async def health(db: PoolDep) -> JSONResponse:
-        """200 when the database answers."""
-        async with db.connection() as connection:
-            cur = await connection.execute("SELECT postgis_lib_version()")
-            row = await cur.fetchone()
-        return JSONResponse({"status": "ok", "postgis": row[0] if row else None})
+    @app.get("/health", tags=["health"], responses=problems.documented(503))
+    async def health(request: Request, db: PoolDep) -> JSONResponse:
+        """200 when PostgreSQL (with PostGIS) and Redis answer; 503 naming what is down."""
+        postgis, redis_version = await asyncio.gather(
+            _postgis(db), _redis(request.app.state.redis), return_exceptions=True
+        )
+        down = [
+            {"where": name, "reason": result.detail}
+            for name, result in (("PostgreSQL", postgis), ("Redis", redis_version))
+            if isinstance(result, EngineError)
+        ]
+        for result in (postgis, redis_version):
+            if isinstance(result, BaseException) and not isinstance(result, EngineError):
+                raise result
+        if down:
+            raise Unavailable(
+                " and ".join(e["where"] for e in down) + " unreachable",
+                errors=down,
+                headers={"Retry-After": str(pools.RETRY_AFTER_S)},
+            )
+        return JSONResponse(
+            {"status": "ok", "postgis": postgis, "redis": redis_version},
+            headers={"Cache-Control": "no-store"},
+        )
 
     _with_problem_schema(app)
     return app
+
+
+async def _postgis(db: AsyncConnectionPool) -> str | None:
+    async def version(conn: psycopg.AsyncConnection[Any]) -> str | None:
+        cur = await conn.execute("SELECT postgis_lib_version()")
+        row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
+    return await pools.read(db, version)
+
+
+async def _redis(client: redis.asyncio.Redis) -> str:
+    try:
+        info = await client.info("server")
+    except (redis.asyncio.RedisError, OSError) as exc:
+        log.warning("health: Redis does not answer: %s", exc)
+        raise Unavailable("Redis does not answer") from exc
+    return str(info["redis_version"])
 
 
 def _with_problem_schema(app: FastAPI) -> None:

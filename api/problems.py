@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_engine.errors import POLICIES, EngineError, InvalidInput, NotFound, policy_of
+from geo_engine.pools import connection_lost, database_unavailable
 
 log = logging.getLogger("api")
 PROBLEM = "application/problem+json"
@@ -106,6 +109,15 @@ def install(app: FastAPI) -> None:
         ]
         detail = "; ".join(f"{e['where']}: {e['reason']}" for e in errors)
         return problem_for(InvalidInput(detail, errors=errors))
+
+    # A connection lost in the middle of a request (a write, the database restarting): 503.
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _database(_request: Request, exc: Exception) -> JSONResponse:
+        if not connection_lost(exc):
+            return await _unexpected(_request, exc)
+        log.warning("database unreachable: %s", exc)
+        return problem_for(database_unavailable())
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

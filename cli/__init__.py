@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import psycopg
 import typer
 from pydantic import ValidationError
 
 from cli import bench, catalog, common, db, fixtures, geo, serve, status, users
 from geo_engine.errors import EngineError, InvalidInput, Unavailable
+from geo_engine.pools import connection_lost
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(db.app, name="db")
@@ -23,10 +23,23 @@ app.command("status")(status.status)
 app.command("serve")(serve.serve)
 
 
+def unreachable(exc: BaseException) -> Unavailable | None:
+    """The database could not be reached (refused, timed out, gone, or a pool that waited in
+    vain): Unavailable saying why in one line. ``None`` for any other error. A migration's
+    SQLAlchemy error carries the driver's as ``orig``."""
+    cause = getattr(exc, "orig", exc)
+    if not isinstance(cause, BaseException) or not connection_lost(cause):
+        return None
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else repr(cause)
+    return Unavailable(
+        f"cannot reach the database ({first}); run `make services` or check GEO_ENGINE_DATABASE_URL"
+    )
+
+
 def main() -> None:
     """Entry point, and the command line's one error mapping: an engine error is its message
     and its kind's exit code (``geo_engine.errors.POLICIES``); a database that cannot be
-    reached is one clear line, not a traceback."""
+    reached is one clear line (exit 75), not a traceback."""
     try:
         app()
     except EngineError as exc:
@@ -38,11 +51,8 @@ def main() -> None:
             for e in exc.errors(include_url=False)
         )
         common.fail(InvalidInput(f"invalid {exc.title}: " + "; ".join(reasons)))
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        common.fail(
-            Unavailable(
-                f"cannot reach the database ({first}); "
-                "run `make services` or check GEO_ENGINE_DATABASE_URL"
-            )
-        )
+    except Exception as exc:
+        error = unreachable(exc)
+        if error is None:
+            raise
+        common.fail(error)

@@ -9,21 +9,25 @@ import redis
 import typer
 
 from geo_engine.db import connect
-from geo_engine.errors import Unavailable
+from geo_engine.errors import Conflict, Unavailable
 from geo_engine.health import database_status, redis_status
+from geo_engine.pools import connection_lost
 from geo_engine.settings import DatabaseSettings, RedisSettings
 
 
 def status() -> None:
-    """Print PostGIS, territories, users and Redis status as JSON; exit 75 (EX_TEMPFAIL) if a
-    service is down."""
+    """Print PostGIS, territories, users and Redis status as JSON; exit 75 if a service is down."""
     try:
         with connect(DatabaseSettings()) as conn:
             report = database_status(conn)
     except psycopg.Error as exc:
-        raise Unavailable(f"database unreachable or not migrated: {str(exc).strip()}") from exc
+        if connection_lost(exc):
+            raise  # the entry point says it in one line, with Unavailable's exit code
+        raise Conflict(
+            f"database not migrated (run `geo-engine db upgrade`): {str(exc).strip()}"
+        ) from exc
     try:
         report |= redis_status(RedisSettings())
     except redis.RedisError as exc:
-        raise Unavailable(f"redis unreachable: {exc}") from exc
+        raise Unavailable(f"redis unreachable: {exc}") from None
     typer.echo(json.dumps(report))

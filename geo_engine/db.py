@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 
 def connect(settings: DatabaseSettings, *, autocommit: bool = False) -> psycopg.Connection:
-    return psycopg.connect(settings.database_url, autocommit=autocommit)
+    return psycopg.connect(
+        settings.database_url, autocommit=autocommit, connect_timeout=settings.connect_timeout_s
+    )
 
 
 def alembic_config(settings: DatabaseSettings) -> Config:

@@ -39,6 +39,12 @@ class DatabaseSettings(_Base):
         default="postgresql://geo_engine:geo_engine@127.0.0.1:55432/geo_engine",
         description="libpq URL of the PostGIS database",
     )
+    connect_timeout_s: int = Field(
+        default=3,
+        ge=2,  # libpq's minimum: 1 would mean 2
+        le=300,
+        description="seconds a new database connection may take before it is given up",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -131,6 +137,16 @@ class ApiSettings(_Base):
     )
     max_header_bytes: int = Field(
         default=16 * 1024, ge=1024, description="bound on all request headers in bytes (431)"
+    )
+    pool_timeout_s: float = Field(
+        default=1.5,
+        gt=0,
+        le=30,
+        description=(
+            "seconds a request waits for a database connection before it is answered 503 "
+            "(the database is unreachable); also how long a lost connection is retried before "
+            "the next request asks for a fresh one"
+        ),
     )
 
     @model_validator(mode="after")

@@ -51,12 +51,10 @@ docker_up() {
 }
 
 # ---------------------------------------------------------------- local packages
-pg_bindir() {
-  local d
-  # Only a folder with the server's tools: a client-only install has bin/ too.
-  d=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 || true)
-  [ -n "$d" ] && dirname "$d"
-}
+# The PostgreSQL cluster itself (initdb, configuration, start, stop) is scripts/pg_cluster.sh's,
+# shared with the tests that stop and start a server of their own.
+CLUSTER="$ROOT/scripts/pg_cluster.sh"
+pg_bindir() { "$CLUSTER" bindir; }
 
 install_packages() {
   local missing=() bindir ver
@@ -79,9 +77,6 @@ install_packages() {
   # The package starts the system's default instances; ours are separate and those are left alone.
 }
 
-# PostgreSQL refuses to run as root: as root, the cluster belongs to the 'postgres' user.
-pg_run() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
 pg_data_dir() {
   # The data folder lives under the repo unless the 'postgres' user cannot reach it there.
   if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$ROOT"; then
@@ -95,45 +90,20 @@ pg_data_dir() {
 pg_password_file() { echo "$(dirname "$(pg_data_dir)")/pg.password"; }
 
 pg_up() {
-  local bindir data pwfile
-  bindir=$(pg_bindir)
+  local data pwfile
   data=$(pg_data_dir)
   pwfile=$(pg_password_file)
   mkdir -p "$STATE" "$(dirname "$data")"
   [ -f "$pwfile" ] || (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$pwfile")
   if [ ! -f "$data/PG_VERSION" ]; then
     say "creating a PostgreSQL cluster in $data (port $PG_PORT)"
-    mkdir -p "$data"
-    local initpw
-    initpw=$(mktemp)
-    cp "$pwfile" "$initpw"
-    if [ "$(id -u)" = 0 ]; then chown -R postgres: "$(dirname "$data")" "$initpw"; fi
-    pg_run "$bindir/initdb" -D "$data" -U geo_engine --pwfile="$initpw" --auth=scram-sha-256 \
-      --encoding=UTF8 --locale=C.UTF-8 >/dev/null
-    rm -f "$initpw"
-    # A throwaway instance for development, tests and benchmarks: durability is traded for speed.
-    cat >>"$data/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$data'
-shared_buffers = 1GB
-work_mem = 64MB
-maintenance_work_mem = 1GB
-max_wal_size = 8GB
-wal_level = minimal
-max_wal_senders = 0
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-max_connections = 200
-EOF
+    "$CLUSTER" init "$data" "$PG_PORT" "$pwfile"
   fi
-  if pg_run "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  if "$CLUSTER" status "$data"; then
     say "PostgreSQL already running on port $PG_PORT"
   else
     say "starting PostgreSQL on port $PG_PORT"
-    pg_run "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null \
-      || { tail -n 20 "$data/server.log" >&2; die "PostgreSQL did not start (log: $data/server.log)"; }
+    "$CLUSTER" start "$data"
   fi
   local pw tries=0
   pw=$(cat "$pwfile")
@@ -151,8 +121,8 @@ EOF
 pg_down() {
   local data
   data=$(pg_data_dir)
-  if [ -f "$data/PG_VERSION" ] && pg_run "$(pg_bindir)/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    pg_run "$(pg_bindir)/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+  if "$CLUSTER" status "$data"; then
+    "$CLUSTER" stop "$data" fast
     say "PostgreSQL stopped"
   fi
 }
@@ -199,7 +169,7 @@ case "${1:-up}" in
   status)
     if [ "$MODE" = docker ]; then docker compose -f "$ROOT/docker-compose.yml" ps; exit 0; fi
     data=$(pg_data_dir)
-    if [ -f "$data/PG_VERSION" ] && pg_run "$(pg_bindir)/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    if "$CLUSTER" status "$data"; then
       say "PostgreSQL: running on 127.0.0.1:$PG_PORT ($data)"
     else
       say "PostgreSQL: stopped"

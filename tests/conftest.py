@@ -12,11 +12,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg import sql
 from pydantic import SecretStr
@@ -160,18 +162,19 @@ def client(api_db: DatabaseSettings, api_settings: ApiSettings) -> Iterator[Test
         yield test_client
 
 
-@pytest.fixture(scope="module")
-def live_server(api_db: DatabaseSettings, api_settings: ApiSettings) -> Iterator[str]:
-    """The API served by uvicorn on a free port (for the browser and load tests)."""
+@contextmanager
+def serving(app: FastAPI, settings: ApiSettings) -> Iterator[str]:
+    """``app`` served by uvicorn on a free port, in a thread, until the block ends, with the
+    request bounds of ``settings`` as `geo-engine serve` applies them."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = uvicorn.Config(
-        create_app(api_db, api_settings),
+        app,
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        **uvicorn_options(api_settings),  # as `geo-engine serve` runs it
+        **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -181,6 +184,15 @@ def live_server(api_db: DatabaseSettings, api_settings: ApiSettings) -> Iterator
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the API server did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def live_server(api_db: DatabaseSettings, api_settings: ApiSettings) -> Iterator[str]:
+    """The API served by uvicorn on a free port (for the browser and load tests)."""
+    with serving(create_app(api_db, api_settings), api_settings) as url:
+        yield url

@@ -16,7 +16,7 @@ def test_unreachable_database_is_one_clear_line() -> None:
         env={"GEO_ENGINE_DATABASE_URL": "postgresql://geo_engine:x@127.0.0.1:1/geo_engine"},
         columns=40,
     )
-    assert done.returncode == POLICIES[Unavailable].exit_code == 75
+    assert done.returncode == POLICIES[Unavailable].exit_code == 75  # EX_TEMPFAIL
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

@@ -11,6 +11,7 @@ from api.pages import GeoJSONResponse, page_response
 from api.problems import documented, not_found
 from contracts.api import CommuneDetail, ProjectCollection
 from contracts.territories import Location
+from geo_engine import pools
 from geo_engine.catalog import queries as project_queries
 from geo_engine.errors import OutsideFrance
 from geo_engine.territories.locate import locate_async
@@ -21,8 +22,7 @@ router = APIRouter(prefix="/v1/territories", tags=["territories"], responses=doc
 @router.get("/locate", responses={200: {"model": Location}, **documented(404)})
 async def locate(point: LonLatDep, db: PoolDep) -> dict[str, Any]:
     """The commune, EPCI, département and région of a point (as `geo-engine geo locate`)."""
-    async with db.connection() as connection:
-        location = await locate_async(connection, point.lat, point.lon)
+    location = await pools.read(db, lambda conn: locate_async(conn, point.lat, point.lon))
     if location is None:
         raise OutsideFrance(f"no French commune at lat {point.lat}, lon {point.lon}")
     return location.as_json_dict()

@@ -3,7 +3,8 @@
 Every query reads projects through ``visible_projects(viewer)`` (migrations/sql), the one place
 that decides who sees a private project. Answers are JSON built by PostgreSQL, returned as text
 so the API does not parse and re-encode them. Each function takes the pool and holds a
-connection for its one statement only.
+connection for its one statement only; a statement that met a connection broken by a database
+restart runs once more on a fresh one (``pools.read``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from geo_engine import pools
 from geo_engine.db import load_sql
 
 NEARBY_PROJECTS = load_sql("geo_engine.catalog.sql", "nearby_projects.sql")
@@ -35,9 +38,12 @@ class Page:
 async def _rows(
     pool: AsyncConnectionPool, query: str, params: Mapping[str, object] | tuple[object, ...]
 ) -> list[tuple[Any, ...]]:
-    async with pool.connection() as conn:
+
+    async def run(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
         cur = await conn.execute(query, params, prepare=True)
         return await cur.fetchall()
+
+    return await pools.read(pool, run)
 
 
 async def _text(pool: AsyncConnectionPool, query: str, params: Mapping[str, object]) -> str | None:
