@@ -23,9 +23,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
-from geo_engine import db, geodata, pools
+from geo_engine import db, pools
 from geo_engine.errors import POLICIES, Unavailable
 from geo_engine.settings import ApiSettings, DatabaseSettings, GeoSettings, RedisSettings
+from geo_engine.territories import geodata
 from geo_engine.territories.load import load
 from tests import minidata
 from tests.cli import run_cli
