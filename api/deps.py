@@ -112,10 +112,13 @@ async def bbox(
     parts = bbox.split(",")
     if len(parts) != 4:
         raise InvalidInput("bbox: give four numbers: minlon,minlat,maxlon,maxlat")
-    try:
-        minlon, minlat, maxlon, maxlat = (parse_number(p) for p in parts)
-    except ValueError as exc:
-        raise InvalidInput(f"bbox: {exc}") from None
+    values = []
+    for name, part in zip(("minlon", "minlat", "maxlon", "maxlat"), parts, strict=True):
+        try:
+            values.append(parse_number(part))
+        except ValueError as exc:
+            raise InvalidInput(f"bbox: {name} {exc}") from None
+    minlon, minlat, maxlon, maxlat = values
     for name, value, bound in (
         ("minlon", minlon, 180),
         ("minlat", minlat, 90),

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 
@@ -65,6 +66,16 @@ def test_two_workers_share_the_port_and_stop_together(
             check=False,  # noqa: S607
         ).stdout.split()
         assert len(workers) == 2, workers
+        # As served, a 100 KB query string reaches the request limits: a 414 problem document,
+        # not the server's plain-text 400 (fault 4.5 of issue 7).
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(  # noqa: S310 (our local server)
+                f"http://127.0.0.1:{port}/v1/projects?cursor={'A' * 100_000}", timeout=10
+            )
+        assert refused.value.code == 414
+        assert refused.value.headers["content-type"] == "application/problem+json"
+        assert refused.value.headers["x-content-type-options"] == "nosniff"
+        assert json.loads(refused.value.read())["status"] == 414
     finally:
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=30)
