@@ -12,16 +12,19 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import map_page, problems
 from api.deps import PoolDep
-from api.routes import projects, territories, tiles, writes
+from api.routes import projects, territories, tiles, users, writes
 from contracts.api import Problem
-from geo_engine.settings import ApiSettings, DatabaseSettings
+from geo_engine.settings import ApiSettings, DatabaseSettings, UserSettings
 
 
 def create_app(
-    database: DatabaseSettings | None = None, api_settings: ApiSettings | None = None
+    database: DatabaseSettings | None = None,
+    api_settings: ApiSettings | None = None,
+    user_settings: UserSettings | None = None,
 ) -> FastAPI:
     database = database or DatabaseSettings()
     api_settings = api_settings or ApiSettings()
+    user_settings = user_settings or UserSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,8 +53,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.api_settings = api_settings
+    app.state.user_settings = user_settings
     problems.install(app)
-    for router in (territories.router, projects.router, tiles.router, writes.router):
+    for router in (territories.router, projects.router, tiles.router, writes.router, users.router):
         app.include_router(router)
     app.include_router(map_page.router)
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts.territories import InvalidCoordinates
+from geo_engine.errors import EngineError, policy_of
 from geo_engine.jsonl import ImportRejected
 
 log = logging.getLogger("api")
@@ -48,10 +49,13 @@ def problem(
     detail: str,
     headers: dict[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
+    *,
+    problem_type: str = "about:blank",
+    title: str | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": TITLES.get(status, "Error"),
+        "type": problem_type,
+        "title": title or TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
     }
@@ -84,6 +88,19 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def _api_problem(_request: Request, exc: ApiProblem) -> JSONResponse:
         return problem(exc.status, exc.detail, exc.headers, exc.errors)
+
+    # The engine's errors, answered from their policy (geo_engine.errors.POLICIES).
+    @app.exception_handler(EngineError)
+    async def _engine_error(_request: Request, exc: EngineError) -> JSONResponse:
+        policy = policy_of(exc)
+        return problem(
+            policy.status,
+            exc.detail,
+            exc.headers,
+            exc.errors,
+            problem_type=policy.problem_type,
+            title=policy.title,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
