@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from contracts.api import Written
 from geo_engine import db
+from geo_engine.outbox import read_events
 from geo_engine.settings import DatabaseSettings
 from tests.api_data import (
     assert_problem,
@@ -24,7 +25,7 @@ from tests.conftest import token_for
 
 pytestmark = pytest.mark.geodata
 
-STAFF, ADMIN, AGENT, MEMBER, NOBODY, OTHER_ADMIN = 1, 2, 3, 4, 5, 6
+STAFF, ADMIN, AGENT, MEMBER, NOBODY, OTHER_ADMIN, LEAVER = 1, 2, 3, 4, 5, 6, 7
 LYON_ORG, OTHER_ORG = 10, 20
 PUBLIC_MAP, PRIVATE_MAP, CONSULTATION, PRIVATE_CONSULTATION = 100, 101, 102, 103
 LYON = (4.8357, 45.7676)
@@ -35,7 +36,7 @@ def world(api_db: DatabaseSettings) -> DatabaseSettings:
     lyon = territories(("commune", "69123"))
     write(
         api_db,
-        users=[STAFF, ADMIN, AGENT, MEMBER, NOBODY, OTHER_ADMIN],
+        users=[STAFF, ADMIN, AGENT, MEMBER, NOBODY, OTHER_ADMIN, LEAVER],
         organisations=[
             organisation(LYON_ORG, "Ville de Lyon", kind="commune", territory=("commune", "69123")),
             organisation(OTHER_ORG, "Association voisine"),
@@ -537,3 +538,62 @@ def test_an_invalid_contribution_is_a_422_naming_the_field(
     body = _contribution_body(307, PUBLIC_MAP, **more)
     problem = assert_problem(_post(api, "/v1/contributions", body, NOBODY), 422)
     assert named in problem["detail"], problem
+
+
+# --------------------------------------------------------------------------------------------
+# Members leave; every API write leaves exactly its events, a refused one none
+
+
+def _events(settings: DatabaseSettings) -> dict[str, Any]:
+    with db.connect(settings) as conn:
+        return {e.event_id: e for e in read_events(conn)}
+
+
+def _new_events(settings: DatabaseSettings, before: dict[str, Any]) -> list[Any]:
+    return [e for key, e in _events(settings).items() if key not in before]
+
+
+def test_members_are_removed_by_an_admin_or_leave(api: TestClient, world: DatabaseSettings) -> None:
+    before = _events(world)
+    joining = {"organisation_id": LYON_ORG, "user_id": LEAVER}
+    assert _written(_post(api, "/v1/members", joining, STAFF)) == 1
+    path = f"/v1/members/{LYON_ORG}/{LEAVER}"
+    assert_problem(api.delete(path, headers=_auth(NOBODY)), 403)
+    assert_problem(api.delete(path), 401)
+    assert _written(api.delete(path, headers=_auth(ADMIN))) == 1
+    assert _written(api.delete(path, headers=_auth(ADMIN))) == 0
+    assert _written(_post(api, "/v1/members", joining, STAFF)) == 1
+    assert _written(api.delete(path, headers=_auth(LEAVER))) == 1  # a member leaves by themself
+    assert [(e.type, e.organisation_id, e.user_id) for e in _new_events(world, before)] == [
+        ("member.added", LYON_ORG, LEAVER),
+        ("member.removed", LYON_ORG, LEAVER),
+        ("member.added", LYON_ORG, LEAVER),
+        ("member.removed", LYON_ORG, LEAVER),
+    ]
+
+
+def test_api_writes_leave_exactly_their_events(api: TestClient, world: DatabaseSettings) -> None:
+    before = _events(world)
+    bad_scope = {"kind": "territories", "territories": [{"level": "commune", "code": "99999"}]}
+    assert_problem(_post(api, "/v1/projects", _project_body(scope=bad_scope), ADMIN), 422)
+    assert_problem(_post(api, "/v1/projects", _project_body(FREE_ID), ADMIN), 404)
+    assert_problem(_post(api, "/v1/organisations", ORG, ADMIN), 403)
+    assert _new_events(world, before) == []
+    project_id = _create(api, "/v1/projects", _project_body(tool="carte_participative"), AGENT)
+    private = _project_body(project_id, tool="carte_participative", visibility="private")
+    assert _written(_post(api, "/v1/projects", private, AGENT)) == 1
+    contribution_id = _create(
+        api, "/v1/contributions", _contribution_body(None, project_id), MEMBER
+    )
+    organisation_body = {**ORG, "id": 35}
+    assert _written(_post(api, "/v1/organisations", organisation_body, STAFF)) == 1
+    events = _new_events(world, before)
+    assert sorted((e.type, e.model_dump().get("project_id")) for e in events) == [
+        ("contribution.created", project_id),
+        ("organisation.created", None),
+        ("project.made_private", project_id),
+        ("project.published", project_id),
+        ("project.updated", project_id),
+    ]
+    created = next(e for e in events if e.type == "contribution.created")
+    assert (created.contribution_id, created.author_id) == (contribution_id, MEMBER)
