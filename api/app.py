@@ -17,11 +17,11 @@ from psycopg_pool import AsyncConnectionPool
 from api import map_page, problems
 from api.deps import PoolDep
 from api.limits import RequestLimits, openapi_description
-from api.routes import projects, territories, tiles, writes
+from api.routes import projects, territories, tiles, users, writes
 from contracts.api import Problem
+from contracts.errors import EngineError, Unavailable
 from geo_engine import pools
-from geo_engine.errors import EngineError, Unavailable
-from geo_engine.settings import ApiSettings, DatabaseSettings, RedisSettings
+from geo_engine.settings import ApiSettings, DatabaseSettings, RedisSettings, UserSettings
 
 log = logging.getLogger("api")
 
@@ -30,10 +30,12 @@ def create_app(
     database: DatabaseSettings | None = None,
     api_settings: ApiSettings | None = None,
     redis_settings: RedisSettings | None = None,
+    user_settings: UserSettings | None = None,
 ) -> FastAPI:
     database = database or DatabaseSettings()
     api_settings = api_settings or ApiSettings()
     redis_settings = redis_settings or RedisSettings()
+    user_settings = user_settings or UserSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +65,7 @@ def create_app(
         responses=problems.documented(413, 414, 431),
     )
     app.state.api_settings = api_settings
+    app.state.user_settings = user_settings
     problems.install(app)
     app.add_middleware(
         RequestLimits,
@@ -70,7 +73,7 @@ def create_app(
         max_url_bytes=api_settings.max_url_bytes,
         max_header_bytes=api_settings.max_header_bytes,
     )
-    for router in (territories.router, projects.router, tiles.router, writes.router):
+    for router in (territories.router, projects.router, tiles.router, writes.router, users.router):
         app.include_router(router)
     app.include_router(map_page.router)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from geo_engine.errors import Unauthenticated
+from contracts.errors import Unauthenticated
 
 ALGORITHM = "HS256"
 

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 
-from geo_engine.errors import InvalidInput
+from contracts.errors import InvalidInput
 
 # What encode() writes, and nothing else: base64url of "<id>.<24 hex digits>", ASCII only.
 TEXT = re.compile(r"[A-Za-z0-9_-]{1,200}", re.ASCII)

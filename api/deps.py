@@ -19,9 +19,9 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BeforeValidator
 
 from api.auth import ANONYMOUS, Viewer, viewer_from_token
+from contracts.errors import InvalidInput, Unauthenticated
 from contracts.users import INSEE_CODE
 from contracts.values import parse_int, parse_number
-from geo_engine.errors import InvalidInput, Unauthenticated
 from geo_engine.settings import ApiSettings
 
 MAX_RADIUS_M = 50_000

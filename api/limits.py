@@ -4,7 +4,7 @@
 ``max_url_bytes`` is answered 414, headers longer than ``max_header_bytes`` in all 431, a body
 whose ``Content-Length`` exceeds ``max_body_bytes`` 413 at once (its bytes are never read),
 and a streamed body is counted as it arrives and refused with 413 at the first byte over.
-Each refusal is an RFC 9457 problem document (the error kinds of ``geo_engine.errors``).
+Each refusal is an RFC 9457 problem document (the error kinds of ``contracts.errors``).
 
 The server must let such requests reach the application: uvicorn's httptools parser answers a
 plain-text 400 to a request target over 64 KiB, and h11 to a head over 16 KiB. So
@@ -22,7 +22,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import SECURITY_HEADERS, problem_for
-from geo_engine.errors import (
+from contracts.errors import (
     EngineError,
     HeadersTooLarge,
     TooLarge,

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from api.problems import SECURITY_HEADERS
 from contracts.catalog import TOOL_LABELS
-from geo_engine.errors import NotFound, Unavailable
+from contracts.errors import NotFound, Unavailable
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAPLIBRE_DIST = (

@@ -1,6 +1,6 @@
 """Every error answers an RFC 9457 ``application/problem+json`` document saying what is wrong.
 
-Routes and dependencies raise the engine's error kinds (:mod:`geo_engine.errors`); the one
+Routes and dependencies raise the engine's error kinds (:mod:`contracts.errors`); the one
 handler here reads their status, title and problem type from ``POLICIES``. The framework's own
 refusals (an unknown route, a wrong method, a malformed body) are answered the same way.
 """
@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from geo_engine.errors import POLICIES, EngineError, InvalidInput, NotFound, policy_of
+from contracts.errors import POLICIES, EngineError, InvalidInput, NotFound, policy_of
 from geo_engine.pools import connection_lost, database_unavailable
 
 log = logging.getLogger("api")

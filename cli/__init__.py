@@ -6,7 +6,7 @@ import typer
 from pydantic import ValidationError
 
 from cli import bench, catalog, common, db, fixtures, geo, serve, status, users
-from geo_engine.errors import EngineError, InvalidInput, Unavailable
+from contracts.errors import EngineError, InvalidInput, Unavailable
 from geo_engine.pools import connection_lost
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -38,7 +38,7 @@ def unreachable(exc: BaseException) -> Unavailable | None:
 
 def main() -> None:
     """Entry point, and the command line's one error mapping: an engine error is its message
-    and its kind's exit code (``geo_engine.errors.POLICIES``); a database that cannot be
+    and its kind's exit code (``contracts.errors.POLICIES``); a database that cannot be
     reached is one clear line (exit 75), not a traceback."""
     try:
         app()

@@ -7,7 +7,7 @@ import json
 import typer
 
 from cli.common import err
-from geo_engine.errors import InvalidInput
+from contracts.errors import InvalidInput
 from geo_engine.settings import DatabaseSettings, GeoSettings
 
 

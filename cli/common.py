@@ -1,6 +1,6 @@
 """What the subcommands share: console, progress bars, clean exits.
 
-Commands raise the engine's error kinds (:mod:`geo_engine.errors`) and never choose an exit
+Commands raise the engine's error kinds (:mod:`contracts.errors`) and never choose an exit
 code: :func:`fail`, called once by the entry point, prints the message and exits with the code
 ``POLICIES`` gives the kind.
 """
@@ -22,8 +22,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from contracts.errors import EngineError, policy_of
 from contracts.values import parse_int, parse_number
-from geo_engine.errors import EngineError, policy_of
 
 err = Console(stderr=True)
 

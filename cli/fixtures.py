@@ -14,6 +14,7 @@ from rich.progress import Progress
 from cli.catalog import BATCH, Store, store_batched
 from cli.common import err, progress_bar
 from cli.users import load_batch
+from contracts.errors import EngineError
 from fixtures.catalog import CONTRIBUTIONS_PER_PROJECT, Catalog, generate_catalog, write_catalog
 from fixtures.population import generate_users, to_jsonl
 from geo_engine.catalog.load import (
@@ -23,7 +24,6 @@ from geo_engine.catalog.load import (
     store_projects,
 )
 from geo_engine.db import connect
-from geo_engine.errors import EngineError
 from geo_engine.jsonl import ImportRejected, Line
 from geo_engine.settings import DatabaseSettings
 from geo_engine.users.places import UserBatch

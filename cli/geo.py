@@ -7,9 +7,9 @@ import json
 import typer
 
 from cli.common import err, progress_bar
+from contracts.errors import EngineError, OutsideFrance
 from contracts.territories import parse_coordinates
 from geo_engine.db import connect
-from geo_engine.errors import EngineError, OutsideFrance
 from geo_engine.settings import DatabaseSettings, GeoSettings
 from geo_engine.territories import geodata
 from geo_engine.territories.load import load as load_territories

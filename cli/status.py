@@ -8,8 +8,8 @@ import psycopg
 import redis
 import typer
 
+from contracts.errors import Conflict, Unavailable
 from geo_engine.db import connect
-from geo_engine.errors import Conflict, Unavailable
 from geo_engine.health import database_status, redis_status
 from geo_engine.pools import connection_lost
 from geo_engine.settings import DatabaseSettings, RedisSettings

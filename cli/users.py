@@ -10,9 +10,9 @@ import typer
 from pydantic import ValidationError
 
 from cli.common import err, progress_bar, strict_float, strict_int
+from contracts.errors import InvalidInput, NotFound
 from contracts.users import UserRecord
 from geo_engine.db import connect
-from geo_engine.errors import InvalidInput, NotFound
 from geo_engine.settings import DatabaseSettings, UserSettings
 from geo_engine.users.placement import CommuneIndex
 from geo_engine.users.places import (

@@ -111,3 +111,6 @@ class Problem(BaseModel):
 
 class Written(BaseModel):
     written: int = Field(description="rows created or changed (0 when nothing differed)")
+    id: int | None = Field(
+        default=None, description="the id of what was written (assigned by the engine on creation)"
+    )

@@ -213,6 +213,14 @@ class ProjectRecord(BaseModel):
         return self
 
 
+class ProjectWrite(ProjectRecord):
+    """The API's body for a project: the same record, its ``id`` optional. Without an id the
+    engine creates the project and assigns one; with an id it updates that project, which
+    must be one of the organisation's (see ``geo_engine/writes.py`` for the rule)."""
+
+    id: Id | None = None  # type: ignore[assignment]  # optional here, required in imports
+
+
 class ContributionRecord(BaseModel):
     """A point placed on a participatory map (``carte_participative``) project."""
 
@@ -223,3 +231,10 @@ class ContributionRecord(BaseModel):
     title: OptionalLabel = ""
     location: Point
     author_id: Id | None = None
+
+
+class ContributionWrite(ContributionRecord):
+    """The API's body for a contribution: ``id`` optional as in :class:`ProjectWrite`; with
+    one, it updates a contribution of the caller's own."""
+
+    id: Id | None = None  # type: ignore[assignment]  # optional here, required in imports

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from contracts.errors import InvalidInput
 from contracts.values import parse_number
-from geo_engine.errors import InvalidInput
 
 
 class InvalidCoordinates(InvalidInput, ValueError):

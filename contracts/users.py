@@ -38,8 +38,34 @@ class Notifications(BaseModel):
     frequency: Literal["immediate", "daily", "weekly", "never"] = "weekly"
 
 
+def _known_zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value not in _zones():
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)")
+    return value
+
+
+def _distinct(value: list[Theme] | None) -> list[Theme] | None:
+    if value is None:
+        return None
+    repeated = sorted({t.value for t in value if value.count(t) > 1})
+    if repeated:
+        raise ValueError(f"themes listed more than once: {', '.join(repeated)}")
+    return value
+
+
+PLACE_FIELDS = ("home", "commune", "postal_code")
+
+
+def _places_given(model: BaseModel) -> list[str]:
+    return [n for n in PLACE_FIELDS if getattr(model, n) is not None]
+
+
 class UserRecord(BaseModel):
-    """Where the user lives is given by exactly one of ``home``, ``commune``, ``postal_code``."""
+    """Where the user lives is given by exactly one of ``home``, ``commune``, ``postal_code``.
+
+    The import's line and the body of ``POST /v1/users`` (register)."""
 
     model_config = ConfigDict(extra="forbid")
     id: int = Field(ge=1, le=2**63 - 1)
@@ -50,29 +76,63 @@ class UserRecord(BaseModel):
     notifications: Notifications = Field(default_factory=Notifications)
     timezone: str | None = None
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if value not in _zones():
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)")
-        return value
-
-    @field_validator("interests")
-    @classmethod
-    def _distinct(cls, value: list[Theme]) -> list[Theme]:
-        repeated = sorted({t.value for t in value if value.count(t) > 1})
-        if repeated:
-            raise ValueError(f"themes listed more than once: {', '.join(repeated)}")
-        return value
+    _zone = field_validator("timezone")(_known_zone)
+    _themes = field_validator("interests")(_distinct)
 
     @model_validator(mode="after")
     def _one_place(self) -> UserRecord:
-        given = [n for n in ("home", "commune", "postal_code") if getattr(self, n) is not None]
+        given = _places_given(self)
         if len(given) != 1:
             raise ValueError(
                 "give exactly one of home, commune or postal_code"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         return self
+
+
+class UserPatch(BaseModel):
+    """The body of ``PATCH /v1/users/{id}``: what changes, with the import's rules. A new
+    place is at most one of ``home``, ``commune``, ``postal_code`` (a move); ``interests``,
+    ``notifications`` and ``timezone`` replace the stored ones; an absent field is unchanged
+    and ``"timezone": null`` returns to the commune's time zone."""
+
+    model_config = ConfigDict(extra="forbid")
+    home: Home | None = None
+    commune: str | None = Field(default=None, pattern=INSEE_CODE)
+    postal_code: str | None = Field(default=None, pattern=POSTAL_CODE)
+    interests: list[Theme] | None = Field(default=None, max_length=len(Theme))
+    notifications: Notifications | None = None
+    timezone: str | None = None
+
+    _zone = field_validator("timezone")(_known_zone)
+    _themes = field_validator("interests")(_distinct)
+
+    @model_validator(mode="after")
+    def _at_most_one_place(self) -> UserPatch:
+        given = _places_given(self)
+        if len(given) > 1:
+            raise ValueError(
+                f"give at most one of home, commune or postal_code (got {', '.join(given)})"
+            )
+        for name in ("interests", "notifications"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null (leave it out to keep it)")
+        return self
+
+
+class UserView(BaseModel):
+    """A user as ``GET /v1/users/{id}`` shows them to themself or to staff. ``home`` is the
+    stored, coarsened point (the exact one is never kept); ``candidates`` lists the communes
+    of a shared postal code while the user has not chosen."""
+
+    id: int
+    commune: str | None
+    commune_name: str | None
+    arrondissement: str | None
+    candidates: list[str] | None
+    postal_code: str | None
+    home: Home | None
+    interests: list[str]
+    notifications: Notifications
+    timezone: str | None = Field(description="as the user chose it (null: their commune's)")
+    effective_timezone: str | None = Field(description="the one alerts are timed by")

@@ -47,13 +47,13 @@ def load_sql(package: str, name: str) -> str:
 def upsert(table: str, key: str, columns: list[str]) -> sql.Composed:
     """Copy ``stage_<table>`` into ``table``, rewriting a row only when its content differs, so
     a second load of the same data changes nothing. Returns one row per row written, telling
-    whether it was inserted (``xmax = 0``) or updated."""
+    whether it was inserted (``xmax = 0``) or updated, and its key (``key``)."""
     ident = [sql.Identifier(c) for c in columns]
     return sql.SQL(
         """INSERT INTO {table} AS t ({key}, {cols}) SELECT {key}, {cols} FROM {stage}
            ON CONFLICT ({key}) DO UPDATE SET {sets}
            WHERE ({old}) IS DISTINCT FROM ({new})
-           RETURNING (xmax = 0) AS inserted"""
+           RETURNING (xmax = 0) AS inserted, {key} AS key"""
     ).format(
         table=sql.Identifier(table),
         stage=sql.Identifier(f"stage_{table}"),

@@ -9,7 +9,7 @@ from typing import Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from geo_engine.errors import InvalidInput
+from contracts.errors import InvalidInput
 
 MAX_REPORTED_ERRORS = 20
 

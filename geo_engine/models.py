@@ -7,6 +7,7 @@ Geometries are WGS84 (SRID 4326) lon/lat, as in the source data.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
@@ -23,11 +24,12 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     Text,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts.catalog import Level, OrganisationKind, Role, Space, Status, Tool, Visibility
@@ -342,3 +344,25 @@ class Contribution(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (Index("ix_contribution_project_id", "project_id"),)
+
+
+class Outbox(Base):
+    """Domain events written in the same transaction as the rows they announce
+    (``contracts/events.py`` gives each type's shape). The relay publishes the rows whose
+    ``published_at`` is null, oldest first, and sets it; nothing publishes yet."""
+
+    __tablename__ = "outbox"
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    type: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(SmallInteger)
+    payload: Mapped[dict[str, object]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index(
+            "ix_outbox_unpublished",
+            "created_at",
+            postgresql_where=text("published_at IS NULL"),
+        ),
+    )

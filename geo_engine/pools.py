@@ -1,7 +1,7 @@
 """Connection pools that live through a database restart.
 
 While PostgreSQL cannot be reached, a caller waits for a connection at most
-``pool_timeout_s`` and gets :class:`~geo_engine.errors.Unavailable` (503 with ``Retry-After`` in
+``pool_timeout_s`` and gets :class:`~contracts.errors.Unavailable` (503 with ``Retry-After`` in
 the API, exit code 75 on the command line), never a hang nor a broken connection's 500.
 Once it is back, no caller sees an error:
 
@@ -25,7 +25,7 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from geo_engine.errors import Unavailable
+from contracts.errors import Unavailable
 from geo_engine.settings import ApiSettings, DatabaseSettings
 
 T = TypeVar("T")

@@ -21,7 +21,7 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from geo_engine.errors import (
+from contracts.errors import (
     POLICIES,
     HeadersTooLarge,
     InvalidInput,

@@ -1,5 +1,6 @@
-"""The write endpoints: who may write what, what a refusal says, and that writing the same thing
-twice changes nothing (``written`` is 0 the second time)."""
+"""The write endpoints: who may write what, what a refusal says, that writing the same thing
+twice changes nothing (``written`` is 0 the second time), and that an id the caller does not
+own answers exactly like one that does not exist (fault 4.3: no existence oracle)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from contracts.api import Written
 from geo_engine import db
+from geo_engine.outbox import read_events
 from geo_engine.settings import DatabaseSettings
 from tests.api_data import (
     assert_problem,
@@ -23,7 +25,7 @@ from tests.conftest import token_for
 
 pytestmark = pytest.mark.geodata
 
-STAFF, ADMIN, AGENT, MEMBER, NOBODY, OTHER_ADMIN = 1, 2, 3, 4, 5, 6
+STAFF, ADMIN, AGENT, MEMBER, NOBODY, OTHER_ADMIN, LEAVER = 1, 2, 3, 4, 5, 6, 7
 LYON_ORG, OTHER_ORG = 10, 20
 PUBLIC_MAP, PRIVATE_MAP, CONSULTATION, PRIVATE_CONSULTATION = 100, 101, 102, 103
 LYON = (4.8357, 45.7676)
@@ -34,7 +36,7 @@ def world(api_db: DatabaseSettings) -> DatabaseSettings:
     lyon = territories(("commune", "69123"))
     write(
         api_db,
-        users=[STAFF, ADMIN, AGENT, MEMBER, NOBODY, OTHER_ADMIN],
+        users=[STAFF, ADMIN, AGENT, MEMBER, NOBODY, OTHER_ADMIN, LEAVER],
         organisations=[
             organisation(LYON_ORG, "Ville de Lyon", kind="commune", territory=("commune", "69123")),
             organisation(OTHER_ORG, "Association voisine"),
@@ -81,6 +83,15 @@ def _written(response: Any) -> int:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
     return Written.model_validate_json(response.text).written
+
+
+def _create(api: TestClient, path: str, body: dict[str, Any], user: int | None) -> int:
+    """POST without an id: the engine creates the record and answers the id it assigned."""
+    response = _post(api, path, {k: v for k, v in body.items() if k != "id"}, user)
+    assert _written(response) == 1
+    assigned = Written.model_validate_json(response.text).id
+    assert assigned is not None and 1 <= assigned < 2**53
+    return assigned
 
 
 def _assert_401(response: Any) -> None:
@@ -224,9 +235,9 @@ def test_invalid_member_is_a_422_naming_it(
 # Projects: staff, or the organisation's admins and agents
 
 
-def _project_body(project_id: int, **more: Any) -> dict[str, Any]:
+def _project_body(project_id: int | None = None, **more: Any) -> dict[str, Any]:
     return {
-        "id": project_id,
+        **({} if project_id is None else {"id": project_id}),
         "organisation_id": LYON_ORG,
         "space": "territoires",
         "tool": "consultation",
@@ -246,40 +257,61 @@ def test_project_needs_an_admin_or_agent_of_the_organisation(api: TestClient, us
     assert "admin" in problem["detail"] and "agent" in problem["detail"]
 
 
-@pytest.mark.parametrize(("user", "project_id"), [(ADMIN, 201), (AGENT, 202), (STAFF, 203)])
-def test_project_written_once_and_readable(api: TestClient, user: int, project_id: int) -> None:
-    body = _project_body(project_id, location={"lon": LYON[0], "lat": LYON[1]})
-    assert _written(_post(api, "/v1/projects", body, user)) == 1
+@pytest.mark.parametrize("user", [ADMIN, AGENT, STAFF])
+def test_project_written_once_and_readable(api: TestClient, user: int) -> None:
+    body = _project_body(title=f"Projet de {user}", location={"lon": LYON[0], "lat": LYON[1]})
+    project_id = _create(api, "/v1/projects", body, user)
+    body = {**body, "id": project_id}
     assert _written(_post(api, "/v1/projects", body, user)) == 0
     read = api.get(f"/v1/projects/{project_id}")
     assert read.status_code == 200
-    assert read.json()["properties"]["title"] == f"Projet {project_id}"
+    assert read.json()["properties"]["title"] == f"Projet de {user}"
     renamed = {**body, "title": "Nouveau titre"}
     assert _written(_post(api, "/v1/projects", renamed, user)) == 1
     assert api.get(f"/v1/projects/{project_id}").json()["properties"]["title"] == "Nouveau titre"
 
 
 def test_a_private_project_written_by_an_agent_is_hidden_from_others(api: TestClient) -> None:
-    body = _project_body(204, visibility="private")
-    assert _written(_post(api, "/v1/projects", body, AGENT)) == 1
-    assert api.get("/v1/projects/204", headers=_auth(MEMBER)).status_code == 200
-    assert_problem(api.get("/v1/projects/204", headers=_auth(NOBODY)), 404)
-    assert_problem(api.get("/v1/projects/204"), 404)
+    project_id = _create(api, "/v1/projects", _project_body(visibility="private"), AGENT)
+    assert api.get(f"/v1/projects/{project_id}", headers=_auth(MEMBER)).status_code == 200
+    assert_problem(api.get(f"/v1/projects/{project_id}", headers=_auth(NOBODY)), 404)
+    assert_problem(api.get(f"/v1/projects/{project_id}"), 404)
 
 
-@pytest.mark.parametrize("taken", [PRIVATE_CONSULTATION, PRIVATE_MAP])
-def test_a_project_id_of_another_organisation_is_a_409(
+FREE_ID = 987654
+
+
+@pytest.mark.parametrize("taken", [PRIVATE_CONSULTATION, PRIVATE_MAP, CONSULTATION + 100_000])
+def test_another_organisations_project_id_answers_like_a_free_one(
     api: TestClient, world: DatabaseSettings, taken: int
 ) -> None:
-    problem = assert_problem(_post(api, "/v1/projects", _project_body(taken), ADMIN), 409)
-    assert str(taken) in problem["detail"]
-    # The answer is the same for a public and a private one (only the id differs).
-    public_other = _project_body(205, organisation_id=OTHER_ORG)
-    assert _written(_post(api, "/v1/projects", public_other, OTHER_ADMIN)) in (0, 1)
-    same = assert_problem(_post(api, "/v1/projects", _project_body(205), ADMIN), 409)
-    assert same["detail"].replace("205", str(taken)) == problem["detail"]
-    owner = _row(world, "SELECT organisation_id FROM project WHERE id = %s", taken)
-    assert owner == (OTHER_ORG,)
+    """Fault 4.3: an admin who names another organisation's project (private or public) gets
+    the very bytes a free id gets, so private ids cannot be listed."""
+    if taken == CONSULTATION + 100_000:  # a public project of the other organisation
+        public_other = _project_body(taken, organisation_id=OTHER_ORG)
+        assert _written(_post(api, "/v1/projects", public_other, STAFF)) in (0, 1)
+    assert _row(world, "SELECT 1 FROM project WHERE id = %s", FREE_ID) is None
+    hidden = _post(api, "/v1/projects", _project_body(taken), ADMIN)
+    free = _post(api, "/v1/projects", _project_body(FREE_ID), ADMIN)
+    assert_problem(hidden, 404)
+    assert (hidden.status_code, hidden.headers["content-type"], hidden.content) == (
+        free.status_code,
+        free.headers["content-type"],
+        free.content,
+    )
+    assert _row(world, "SELECT organisation_id FROM project WHERE id = %s", taken) == (OTHER_ORG,)
+    assert _row(world, "SELECT 1 FROM project WHERE id = %s", FREE_ID) is None
+
+
+def test_an_admin_updates_their_organisations_project_by_id(
+    api: TestClient, world: DatabaseSettings
+) -> None:
+    project_id = _create(api, "/v1/projects", _project_body(), ADMIN)
+    renamed = _project_body(project_id, title="Renommé")
+    assert _written(_post(api, "/v1/projects", renamed, AGENT)) == 1
+    assert _row(world, "SELECT title FROM project WHERE id = %s", project_id) == ("Renommé",)
+    # Staff write with the imports' rules: a given free id is created as is.
+    assert _written(_post(api, "/v1/projects", _project_body(211), STAFF)) == 1
 
 
 BOWTIE = [[[4.8, 45.7], [4.9, 45.8], [4.9, 45.7], [4.8, 45.8], [4.8, 45.7]]]
@@ -305,16 +337,16 @@ BOWTIE = [[[4.8, 45.7], [4.9, 45.8], [4.9, 45.7], [4.8, 45.8], [4.8, 45.7]]]
 def test_an_invalid_area_is_a_422_with_the_reason(
     api: TestClient, world: DatabaseSettings, geometry: dict[str, Any], words: list[str]
 ) -> None:
-    body = _project_body(206, scope={"kind": "area", "geometry": geometry})
+    body = _project_body(scope={"kind": "area", "geometry": geometry}, title="Zone 206")
     problem = assert_problem(_post(api, "/v1/projects", body, ADMIN), 422)
     assert all(w in problem["detail"] for w in words), problem
-    assert _row(world, "SELECT 1 FROM project WHERE id = 206") is None
+    assert _row(world, "SELECT 1 FROM project WHERE title = 'Zone 206'") is None
 
 
 def test_an_area_with_a_third_coordinate_is_not_a_server_error(api: TestClient) -> None:
     ring = [[4.8, 45.7, 170.0], [4.9, 45.7, 170.0], [4.9, 45.8, 170.0], [4.8, 45.7, 170.0]]
     body = _project_body(
-        207, scope={"kind": "area", "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        scope={"kind": "area", "geometry": {"type": "Polygon", "coordinates": [ring]}}
     )
     response = _post(api, "/v1/projects", body, ADMIN)
     assert response.status_code in (200, 422), response.text
@@ -354,7 +386,7 @@ def test_an_area_with_a_third_coordinate_is_not_a_server_error(api: TestClient) 
 def test_an_invalid_project_is_refused_naming_the_field(
     api: TestClient, more: dict[str, Any], words: list[str]
 ) -> None:
-    response = _post(api, "/v1/projects", _project_body(208, **more), ADMIN)
+    response = _post(api, "/v1/projects", _project_body(**more), ADMIN)
     status = 403 if "organisation_id" in more else 422
     problem = assert_problem(response, status)
     assert all(w in problem["detail"] for w in words), problem
@@ -368,8 +400,8 @@ def test_staff_writing_for_an_unknown_organisation_is_a_422(api: TestClient) -> 
 
 def test_changing_only_the_scope_is_a_write(api: TestClient, world: DatabaseSettings) -> None:
     location = {"lon": LYON[0], "lat": LYON[1]}
-    body = _project_body(210, location=location)
-    assert _written(_post(api, "/v1/projects", body, ADMIN)) == 1
+    body = _project_body(location=location)
+    body["id"] = _create(api, "/v1/projects", body, ADMIN)
     wider = {
         **body,
         "scope": {
@@ -381,7 +413,8 @@ def test_changing_only_the_scope_is_a_write(api: TestClient, world: DatabaseSett
         },
     }
     written = _written(_post(api, "/v1/projects", wider, ADMIN))
-    codes = {t["code"] for t in api.get("/v1/projects/210").json()["properties"]["territories"]}
+    read = api.get(f"/v1/projects/{body['id']}").json()
+    codes = {t["code"] for t in read["properties"]["territories"]}
     assert codes == {"69123", "69266"}  # the change is stored...
     assert written == 1  # ...and must be told
 
@@ -390,9 +423,9 @@ def test_changing_only_the_scope_is_a_write(api: TestClient, world: DatabaseSett
 # Contributions: any signed-in user, on a map they can see
 
 
-def _contribution_body(contribution_id: int, project_id: int, **more: Any) -> dict[str, Any]:
+def _contribution_body(contribution_id: int | None, project_id: int, **more: Any) -> dict[str, Any]:
     return {
-        "id": contribution_id,
+        **({} if contribution_id is None else {"id": contribution_id}),
         "project_id": project_id,
         "category": "banc",
         "title": "Un banc ici",
@@ -406,17 +439,17 @@ def test_contribution_needs_a_token(api: TestClient) -> None:
 
 
 def test_a_signed_in_user_contributes_once(api: TestClient, world: DatabaseSettings) -> None:
-    body = _contribution_body(301, PUBLIC_MAP)
-    assert _written(_post(api, "/v1/contributions", body, NOBODY)) == 1
+    body = _contribution_body(None, PUBLIC_MAP)
+    body["id"] = _create(api, "/v1/contributions", body, NOBODY)
     assert _written(_post(api, "/v1/contributions", body, NOBODY)) == 0
-    assert _row(world, "SELECT author_id FROM contribution WHERE id = 301") == (NOBODY,)
+    assert _row(world, "SELECT author_id FROM contribution WHERE id = %s", body["id"]) == (NOBODY,)
     own = {**body, "author_id": NOBODY}
     assert _written(_post(api, "/v1/contributions", own, NOBODY)) == 0
     nearby = api.get(
         "/v1/contributions/nearby",
         params={"lat": 45.767, "lon": 4.836, "radius_m": 100, "project_id": PUBLIC_MAP},
     )
-    assert 301 in {f["id"] for f in nearby.json()["features"]}
+    assert body["id"] in {f["id"] for f in nearby.json()["features"]}
 
 
 def test_a_private_map_answers_like_a_missing_project(
@@ -429,16 +462,15 @@ def test_a_private_map_answers_like_a_missing_project(
     assert hidden.content == missing.content.replace(b"999999", str(PRIVATE_MAP).encode())
     assert _row(world, "SELECT 1 FROM contribution WHERE id = 302") is None
     # Its members may contribute.
-    body = _contribution_body(303, PRIVATE_MAP)
-    assert _written(_post(api, "/v1/contributions", body, OTHER_ADMIN)) == 1
+    _create(api, "/v1/contributions", _contribution_body(None, PRIVATE_MAP), OTHER_ADMIN)
 
 
 def test_a_contribution_on_a_project_that_is_not_a_map_is_a_422(api: TestClient) -> None:
-    response = _post(api, "/v1/contributions", _contribution_body(304, CONSULTATION), NOBODY)
+    response = _post(api, "/v1/contributions", _contribution_body(None, CONSULTATION), NOBODY)
     problem = assert_problem(response, 422)
     assert "project_id" in problem["detail"] and "carte_participative" in problem["detail"]
     # A private one that is not a map is still just not there.
-    hidden = _post(api, "/v1/contributions", _contribution_body(304, PRIVATE_CONSULTATION), NOBODY)
+    hidden = _post(api, "/v1/contributions", _contribution_body(None, PRIVATE_CONSULTATION), NOBODY)
     assert_problem(hidden, 404)
 
 
@@ -448,17 +480,45 @@ def test_someone_elses_author_id_is_a_403(api: TestClient) -> None:
     assert "author_id" in problem["detail"]
 
 
-def test_someone_elses_contribution_cannot_be_overwritten(
+def test_someone_elses_contribution_answers_like_a_free_id(
     api: TestClient, world: DatabaseSettings
 ) -> None:
-    body = _contribution_body(306, PUBLIC_MAP)
-    assert _written(_post(api, "/v1/contributions", body, NOBODY)) == 1
-    moved = {**body, "title": "Plus de banc"}
-    problem = assert_problem(_post(api, "/v1/contributions", moved, MEMBER), 403)
-    assert "306" in problem["detail"]
-    assert _row(world, "SELECT title, author_id FROM contribution WHERE id = 306") == (
-        "Un banc ici",
-        NOBODY,
+    """Fault 4.3: naming someone else's contribution, even one on a private map the caller
+    cannot see, answers the very bytes a free id gets, and changes nothing."""
+    public_one = _create(api, "/v1/contributions", _contribution_body(None, PUBLIC_MAP), NOBODY)
+    private_one = _create(
+        api, "/v1/contributions", _contribution_body(None, PRIVATE_MAP), OTHER_ADMIN
+    )
+    assert _row(world, "SELECT 1 FROM contribution WHERE id = %s", FREE_ID) is None
+    answers = [
+        _post(
+            api,
+            "/v1/contributions",
+            _contribution_body(taken, PUBLIC_MAP, title="Plus de banc"),
+            MEMBER,
+        )
+        for taken in (public_one, private_one, FREE_ID)
+    ]
+    assert_problem(answers[0], 404)
+    assert len({(a.status_code, a.headers["content-type"], a.content) for a in answers}) == 1
+    rows = _row(
+        world,
+        "SELECT array_agg(title ORDER BY id) FROM contribution WHERE id IN (%s, %s, %s)",
+        public_one,
+        private_one,
+        FREE_ID,
+    )
+    assert rows == (["Un banc ici", "Un banc ici"],)
+
+
+def test_an_author_changes_their_contribution_by_id(
+    api: TestClient, world: DatabaseSettings
+) -> None:
+    body = _contribution_body(None, PUBLIC_MAP)
+    body["id"] = _create(api, "/v1/contributions", body, NOBODY)
+    assert _written(_post(api, "/v1/contributions", {**body, "title": "Deux bancs"}, NOBODY)) == 1
+    assert _row(world, "SELECT title FROM contribution WHERE id = %s", body["id"]) == (
+        "Deux bancs",
     )
 
 
@@ -478,3 +538,62 @@ def test_an_invalid_contribution_is_a_422_naming_the_field(
     body = _contribution_body(307, PUBLIC_MAP, **more)
     problem = assert_problem(_post(api, "/v1/contributions", body, NOBODY), 422)
     assert named in problem["detail"], problem
+
+
+# --------------------------------------------------------------------------------------------
+# Members leave; every API write leaves exactly its events, a refused one none
+
+
+def _events(settings: DatabaseSettings) -> dict[str, Any]:
+    with db.connect(settings) as conn:
+        return {e.event_id: e for e in read_events(conn)}
+
+
+def _new_events(settings: DatabaseSettings, before: dict[str, Any]) -> list[Any]:
+    return [e for key, e in _events(settings).items() if key not in before]
+
+
+def test_members_are_removed_by_an_admin_or_leave(api: TestClient, world: DatabaseSettings) -> None:
+    before = _events(world)
+    joining = {"organisation_id": LYON_ORG, "user_id": LEAVER}
+    assert _written(_post(api, "/v1/members", joining, STAFF)) == 1
+    path = f"/v1/members/{LYON_ORG}/{LEAVER}"
+    assert_problem(api.delete(path, headers=_auth(NOBODY)), 403)
+    assert_problem(api.delete(path), 401)
+    assert _written(api.delete(path, headers=_auth(ADMIN))) == 1
+    assert _written(api.delete(path, headers=_auth(ADMIN))) == 0
+    assert _written(_post(api, "/v1/members", joining, STAFF)) == 1
+    assert _written(api.delete(path, headers=_auth(LEAVER))) == 1  # a member leaves by themself
+    assert [(e.type, e.organisation_id, e.user_id) for e in _new_events(world, before)] == [
+        ("member.added", LYON_ORG, LEAVER),
+        ("member.removed", LYON_ORG, LEAVER),
+        ("member.added", LYON_ORG, LEAVER),
+        ("member.removed", LYON_ORG, LEAVER),
+    ]
+
+
+def test_api_writes_leave_exactly_their_events(api: TestClient, world: DatabaseSettings) -> None:
+    before = _events(world)
+    bad_scope = {"kind": "territories", "territories": [{"level": "commune", "code": "99999"}]}
+    assert_problem(_post(api, "/v1/projects", _project_body(scope=bad_scope), ADMIN), 422)
+    assert_problem(_post(api, "/v1/projects", _project_body(FREE_ID), ADMIN), 404)
+    assert_problem(_post(api, "/v1/organisations", ORG, ADMIN), 403)
+    assert _new_events(world, before) == []
+    project_id = _create(api, "/v1/projects", _project_body(tool="carte_participative"), AGENT)
+    private = _project_body(project_id, tool="carte_participative", visibility="private")
+    assert _written(_post(api, "/v1/projects", private, AGENT)) == 1
+    contribution_id = _create(
+        api, "/v1/contributions", _contribution_body(None, project_id), MEMBER
+    )
+    organisation_body = {**ORG, "id": 35}
+    assert _written(_post(api, "/v1/organisations", organisation_body, STAFF)) == 1
+    events = _new_events(world, before)
+    assert sorted((e.type, e.model_dump().get("project_id")) for e in events) == [
+        ("contribution.created", project_id),
+        ("organisation.created", None),
+        ("project.made_private", project_id),
+        ("project.published", project_id),
+        ("project.updated", project_id),
+    ]
+    created = next(e for e in events if e.type == "contribution.created")
+    assert (created.contribution_id, created.author_id) == (contribution_id, MEMBER)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from geo_engine.errors import POLICIES, Unavailable
+from contracts.errors import POLICIES, Unavailable
 from tests.cli import run_cli
 
 

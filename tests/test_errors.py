@@ -21,9 +21,7 @@ from pydantic import BaseModel, ValidationError
 from api import cursors
 from api.auth import make_token, viewer_from_token
 from contracts.catalog import ContributionRecord, OrganisationRecord, ProjectRecord
-from contracts.territories import InvalidCoordinates, parse_coordinates
-from contracts.values import check_text, parse_int, parse_number
-from geo_engine.errors import (
+from contracts.errors import (
     POLICIES,
     Conflict,
     EngineError,
@@ -34,6 +32,8 @@ from geo_engine.errors import (
     Unavailable,
     policy_of,
 )
+from contracts.territories import InvalidCoordinates, parse_coordinates
+from contracts.values import check_text, parse_int, parse_number
 from geo_engine.jsonl import ImportRejected
 from geo_engine.territories.geodata import GeoDataError
 from geo_engine.territories.load import MillesimeError
@@ -106,7 +106,7 @@ def test_the_table_keeps_the_exit_codes_the_cli_promised() -> None:
     kinds = [
         cls
         for _, cls in inspect.getmembers(
-            importlib.import_module("geo_engine.errors"), inspect.isclass
+            importlib.import_module("contracts.errors"), inspect.isclass
         )
         if issubclass(cls, EngineError)
     ]

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
+from contracts.errors import POLICIES, Unavailable
 from geo_engine import db, pools
-from geo_engine.errors import POLICIES, Unavailable
 from geo_engine.settings import ApiSettings, DatabaseSettings, GeoSettings, RedisSettings
 from geo_engine.territories import geodata
 from geo_engine.territories.load import load

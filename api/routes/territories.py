@@ -10,10 +10,10 @@ from api.deps import Cursor, Insee, LonLatDep, PageLimit, PoolDep, SettingsDep, 
 from api.pages import GeoJSONResponse, page_response
 from api.problems import documented, not_found
 from contracts.api import CommuneDetail, ProjectCollection
+from contracts.errors import OutsideFrance
 from contracts.territories import Location
 from geo_engine import pools
 from geo_engine.catalog import queries as project_queries
-from geo_engine.errors import OutsideFrance
 from geo_engine.territories.locate import locate_async
 
 router = APIRouter(prefix="/v1/territories", tags=["territories"], responses=documented(422))

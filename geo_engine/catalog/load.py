@@ -2,7 +2,9 @@
 
 Each ``store_*`` stages its rows with COPY, checks every reference in one query (a bad row is
 named by its line), then upserts set-wise, all in the caller's transaction: a rejected batch
-writes nothing, and the caller commits.
+writes nothing, and the caller commits. Each also inserts the outbox events of the rows it
+changed, derived set-wise from the same statement (``RETURNING``) or the same changed set:
+a write that changes nothing announces nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import psycopg
 import shapely
+from psycopg import sql
 
 from contracts.catalog import (
     AreaScope,
@@ -26,6 +29,7 @@ from contracts.catalog import (
 )
 from geo_engine.db import copy_rows, upsert
 from geo_engine.jsonl import ImportRejected, Line
+from geo_engine.outbox import insert_events
 
 CIRCLE_SEGMENTS = 16  # per quarter circle: a radius scope's polygon is within 0.8% of the circle
 
@@ -48,6 +52,14 @@ UNKNOWN_TERRITORY = """
     WHERE s.{level} IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM territory AS t WHERE t.level = s.{level} AND t.code = s.{code})
 """
+
+
+# One event per organisation written: created when the upsert inserted it, else updated.
+ORGANISATION_EVENTS = insert_events(
+    """(SELECT CASE WHEN inserted THEN 'organisation.created' ELSE 'organisation.updated' END
+               AS type, jsonb_build_object('organisation_id', key) AS payload
+        FROM written)"""
+)
 
 
 def store_organisations(
@@ -79,11 +91,22 @@ def store_organisations(
             ),
         )
         cur.execute(
-            upsert("organisation", "id", ["kind", "name", "territory_level", "territory_code"])
+            sql.SQL("WITH written AS ({}) ").format(
+                upsert("organisation", "id", ["kind", "name", "territory_level", "territory_code"])
+            )
+            + sql.SQL(ORGANISATION_EVENTS)
         )
-        written = cur.rowcount
+        written = cur.rowcount  # one event per row written
         cur.execute("DROP TABLE stage_organisation")
         return written
+
+
+MEMBER_EVENTS = insert_events(
+    """(SELECT CASE WHEN inserted THEN 'member.added' ELSE 'member.role_changed' END AS type,
+               jsonb_build_object('organisation_id', organisation_id, 'user_id', user_id)
+               AS payload
+        FROM written)"""
+)
 
 
 def store_members(
@@ -111,19 +134,31 @@ def store_members(
                WHERE NOT EXISTS (SELECT 1 FROM app_user u WHERE u.id = s.user_id)
                ORDER BY 1""",
         )
-        cur.execute("""
-            INSERT INTO organisation_member AS m (organisation_id, user_id, role)
-            SELECT organisation_id, user_id, role FROM stage_member
-            ON CONFLICT (organisation_id, user_id) DO UPDATE SET role = EXCLUDED.role
-            WHERE m.role IS DISTINCT FROM EXCLUDED.role""")
-        written = cur.rowcount
+        cur.execute(
+            """WITH written AS (
+                   INSERT INTO organisation_member AS m (organisation_id, user_id, role)
+                   SELECT organisation_id, user_id, role FROM stage_member
+                   ON CONFLICT (organisation_id, user_id) DO UPDATE SET role = EXCLUDED.role
+                   WHERE m.role IS DISTINCT FROM EXCLUDED.role
+                   RETURNING organisation_id, user_id, (xmax = 0) AS inserted) """
+            + MEMBER_EVENTS
+        )
+        written = cur.rowcount  # one event per row written
         cur.execute("DROP TABLE stage_member")
         return written
 
 
 def remove_member(conn: psycopg.Connection, organisation_id: int, user_id: int) -> bool:
+    """Remove a membership with its ``member.removed`` event; False when there was none."""
     cur = conn.execute(
-        "DELETE FROM organisation_member WHERE organisation_id = %s AND user_id = %s",
+        """WITH written AS (
+               DELETE FROM organisation_member WHERE organisation_id = %s AND user_id = %s
+               RETURNING organisation_id, user_id) """
+        + insert_events(
+            """(SELECT 'member.removed' AS type,
+                       jsonb_build_object('organisation_id', organisation_id, 'user_id', user_id)
+                       AS payload FROM written)"""
+        ),
         (organisation_id, user_id),
     )
     return cur.rowcount > 0
@@ -226,7 +261,9 @@ _COLS = ", ".join(PROJECT_COLUMNS)
 # differs: a scope-only change counts and touches updated_at like any other.
 CHANGED_PROJECTS = f"""
 CREATE TEMP TABLE changed_project ON COMMIT DROP AS
-SELECT s.id FROM stage_project AS s
+SELECT s.id, p.id IS NULL AS new, p.visibility AS old_visibility, p.status AS old_status,
+       p.closes_at AS old_closes_at
+FROM stage_project AS s
 LEFT JOIN project AS p ON p.id = s.id
 WHERE p.id IS NULL
    OR ({", ".join(f"s.{c}" for c in PROJECT_COLUMNS)})
@@ -240,6 +277,28 @@ WHERE p.id IS NULL
       IS DISTINCT FROM (SELECT (a.radius_m, ST_AsEWKB(a.geom)) FROM project_area AS a
                         WHERE a.project_id = s.id)
 """
+# The events of the changed projects, read from the same set: a new one is published; an
+# existing one is updated, plus each transition its change makes (see contracts/events.py).
+PROJECT_EVENTS = insert_events(
+    """(SELECT ev.type,
+               jsonb_build_object('project_id', s.id, 'organisation_id', s.organisation_id)
+               AS payload
+        FROM changed_project AS c JOIN stage_project AS s ON s.id = c.id
+        CROSS JOIN LATERAL (VALUES
+            (CASE WHEN c.new THEN 'project.published' ELSE 'project.updated' END),
+            (CASE WHEN NOT c.new AND c.old_visibility = 'public' AND s.visibility = 'private'
+                  THEN 'project.made_private' END),
+            (CASE WHEN NOT c.new AND c.old_visibility = 'private' AND s.visibility = 'public'
+                  THEN 'project.made_public' END),
+            (CASE WHEN NOT c.new AND s.status IN ('upcoming', 'open') AND s.closes_at IS NOT NULL
+                       AND s.closes_at IS DISTINCT FROM c.old_closes_at
+                  THEN 'project.closing' END),
+            (CASE WHEN NOT c.new AND s.status = 'closed' AND c.old_status <> 'closed'
+                  THEN 'project.closed' END),
+            (CASE WHEN NOT c.new AND s.status = 'results' AND c.old_status <> 'results'
+                  THEN 'project.results_published' END)) AS ev (type)
+        WHERE ev.type IS NOT NULL)"""
+)
 UPSERT_CHANGED_PROJECTS = f"""
 INSERT INTO project AS t (id, {_COLS})
 SELECT id, {_COLS} FROM stage_project WHERE id IN (SELECT id FROM changed_project)
@@ -313,6 +372,7 @@ def store_projects(
         cur.execute(CHANGED_PROJECTS)
         cur.execute(UPSERT_CHANGED_PROJECTS)
         written = cur.rowcount
+        cur.execute(PROJECT_EVENTS)
         cur.execute("""
             DELETE FROM project_territory WHERE project_id IN (SELECT id FROM changed_project);
             DELETE FROM project_area WHERE project_id IN (SELECT id FROM changed_project);
@@ -325,6 +385,15 @@ def store_projects(
             DROP TABLE stage_project_input, stage_project, stage_project_territory,
                 stage_project_area, changed_project""")
         return written
+
+
+CONTRIBUTION_EVENTS = insert_events(
+    """(SELECT CASE WHEN w.inserted THEN 'contribution.created' ELSE 'contribution.updated' END
+               AS type,
+               jsonb_build_object('contribution_id', s.id, 'project_id', s.project_id,
+                                  'author_id', s.author_id) AS payload
+        FROM written AS w JOIN stage_contribution AS s ON s.id = w.key)"""
+)
 
 
 def store_contributions(
@@ -361,8 +430,13 @@ def store_contributions(
                ORDER BY 1""",
         )
         cur.execute(
-            upsert("contribution", "id", ["project_id", "category", "title", "author_id", "geom"])
+            sql.SQL("WITH written AS ({}) ").format(
+                upsert(
+                    "contribution", "id", ["project_id", "category", "title", "author_id", "geom"]
+                )
+            )
+            + sql.SQL(CONTRIBUTION_EVENTS)
         )
-        written = cur.rowcount
+        written = cur.rowcount  # one event per row written
         cur.execute("DROP TABLE stage_contribution")
         return written

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import shapely
 
-from geo_engine.errors import InvalidInput
+from contracts.errors import InvalidInput
 
 COMMUNES_FILE = re.compile(r"^communes-(\d{4})-france\.geojson(\.gz)?$")
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from contracts.errors import Conflict
 from geo_engine.db import copy_rows, upsert
-from geo_engine.errors import Conflict
 from geo_engine.settings import GeoSettings
 from geo_engine.territories.geodata import GeoDataSet
 

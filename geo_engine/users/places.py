@@ -4,6 +4,10 @@ A user's home is given as a point, a commune code or a postal code. A point is p
 rule of ``locate.sql``; a former commune code follows its commune nouvelle; a postal code
 shared by several communes is not guessed: the user stays pending with the candidates listed.
 Only a coarsened home point is ever stored (``GEO_ENGINE_HOME_PRECISION_M``).
+
+Every write inserts its outbox events in the same statement, set-wise: ``user.registered`` for
+a new profile, ``user.preferences_changed`` for a changed one, ``user.moved`` for a changed
+place. A re-import of the same file changes nothing and announces nothing.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import psycopg
 from psycopg import sql
 from pydantic import ValidationError
 
+from contracts.errors import InvalidInput, NotFound
 from contracts.users import Notifications, UserRecord
 from geo_engine import pgcopy
-from geo_engine.errors import InvalidInput, NotFound
 from geo_engine.jsonl import ImportRejected, validation_messages
+from geo_engine.outbox import insert_events
 from geo_engine.settings import UserSettings
 from geo_engine.territories.locate import locate
 from geo_engine.users.placement import NO_COMMUNE, CommuneIndex
@@ -249,6 +254,20 @@ def place(
     return Placement(commune, arrondissement, candidates)
 
 
+# A new profile is a registration; a changed one, changed preferences (one event per row).
+PROFILE_EVENTS = insert_events(
+    """(SELECT CASE WHEN inserted THEN 'user.registered' ELSE 'user.preferences_changed' END
+               AS type, jsonb_build_object('user_id', id) AS payload
+        FROM written)"""
+)
+# A place that changed for a user who had one is a move; a first place comes with the
+# registration, so it announces nothing more.
+MOVE_EVENTS = insert_events(
+    """(SELECT 'user.moved' AS type, jsonb_build_object('user_id', user_id) AS payload
+        FROM written WHERE NOT inserted)"""
+)
+
+
 def _store_profiles(cur: psycopg.Cursor, batch: UserBatch) -> None:
     cur.execute("DROP TABLE IF EXISTS stage_user")
     cur.execute("""CREATE TEMP TABLE stage_user (id bigint, interests text[], notifications jsonb,
@@ -262,14 +281,18 @@ def _store_profiles(cur: psycopg.Cursor, batch: UserBatch) -> None:
             strict=True,
         ):
             copy.write_row(row)
-    cur.execute("""
-        INSERT INTO app_user AS u (id, interests, notifications, timezone)
-        SELECT id, interests, notifications, timezone FROM stage_user
-        ON CONFLICT (id) DO UPDATE SET interests = EXCLUDED.interests,
-            notifications = EXCLUDED.notifications, timezone = EXCLUDED.timezone, updated_at = now()
-        WHERE (u.interests, u.notifications, u.timezone)
-            IS DISTINCT FROM (EXCLUDED.interests, EXCLUDED.notifications, EXCLUDED.timezone)
-    """)
+    cur.execute(
+        """WITH written AS (
+            INSERT INTO app_user AS u (id, interests, notifications, timezone)
+            SELECT id, interests, notifications, timezone FROM stage_user
+            ON CONFLICT (id) DO UPDATE SET interests = EXCLUDED.interests,
+                notifications = EXCLUDED.notifications, timezone = EXCLUDED.timezone,
+                updated_at = now()
+            WHERE (u.interests, u.notifications, u.timezone)
+                IS DISTINCT FROM (EXCLUDED.interests, EXCLUDED.notifications, EXCLUDED.timezone)
+            RETURNING id, (xmax = 0) AS inserted) """
+        + PROFILE_EVENTS
+    )
 
 
 PLACE_COLUMNS = ["user_id", "commune_code", "arrondissement_code", "postal_code", "home"]
@@ -325,7 +348,8 @@ def store_places(
     cur.execute("DROP TABLE IF EXISTS stage_place")
     cur.execute("CREATE TEMP TABLE stage_place (LIKE user_place) ON COMMIT DROP")
     _copy_places(cur, "stage_place", batch, placement, columns, placed)
-    cur.execute("""
+    cur.execute(
+        """WITH written AS (
         INSERT INTO user_place AS p (user_id, commune_code, arrondissement_code,
                                      candidate_communes, postal_code, home)
         SELECT user_id, commune_code, arrondissement_code, candidate_communes, postal_code, home
@@ -335,11 +359,19 @@ def store_places(
             candidate_communes = EXCLUDED.candidate_communes,
             postal_code = EXCLUDED.postal_code, home = EXCLUDED.home
         -- A user who settled among the communes of their postal code keeps that choice when
-        -- the same postal code comes again (a re-import must not make them pending anew).
+        -- the same postal code comes again (a re-import must not make them pending anew);
+        -- a place that is the same is not rewritten (and announces no move).
         WHERE NOT (p.candidate_communes IS NULL
                    AND p.postal_code IS NOT DISTINCT FROM EXCLUDED.postal_code
                    AND coalesce(p.commune_code = ANY (EXCLUDED.candidate_communes), false))
-    """)
+          AND (p.commune_code, p.arrondissement_code, p.candidate_communes, p.postal_code,
+               ST_AsEWKB(p.home))
+              IS DISTINCT FROM (EXCLUDED.commune_code, EXCLUDED.arrondissement_code,
+                                EXCLUDED.candidate_communes, EXCLUDED.postal_code,
+                                ST_AsEWKB(EXCLUDED.home))
+        RETURNING user_id, (xmax = 0) AS inserted) """
+        + MOVE_EVENTS
+    )
 
 
 def import_users(
@@ -370,8 +402,11 @@ def choose_commune(conn: psycopg.Connection, user_id: int, code: str) -> None:
             f"{code} is not among user {user_id}'s candidate communes: {', '.join(row[0])}"
         )
     conn.execute(
-        """UPDATE user_place SET commune_code = %s, candidate_communes = NULL,
-                  arrondissement_code = NULL WHERE user_id = %s""",
+        """WITH written AS (
+               UPDATE user_place SET commune_code = %s, candidate_communes = NULL,
+                      arrondissement_code = NULL WHERE user_id = %s
+               RETURNING user_id, false AS inserted) """
+        + MOVE_EVENTS,
         (code, user_id),
     )
 

@@ -1,0 +1,260 @@
+"""Domain events: what every write announces, as the transactional outbox stores it.
+
+Each write (API or import) inserts its events into the ``outbox`` table in the same transaction
+as the rows it changes; the relay (consumers issue) will publish them. An event carries:
+
+- ``event_id``: a UUID, unique per event (consumers are idempotent on it);
+- ``type``: its name, ``<aggregate>.<what happened>``;
+- ``version``: of that type's shape; a change that is not backward compatible is a new version;
+- ``occurred_at``: when the write's transaction ran;
+- ids only, never personal data (no name, no place, no preference): a consumer that needs
+  more reads it from the engine, where visibility is checked again.
+
+In the table, ``event_id`` is ``outbox.id``, ``occurred_at`` is ``outbox.created_at`` and the
+ids are the ``payload`` object; :func:`from_outbox_row` turns a row back into its model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class Event(BaseModel):
+    """Fields every event has; the subclasses add the ids of what changed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_id: UUID
+    type: str
+    version: int
+    occurred_at: datetime
+
+
+# --- organisations ---------------------------------------------------------------------------
+
+
+class OrganisationCreated(Event):
+    """A new organisation (staff, or ``orgs import``)."""
+
+    type: Literal["organisation.created"] = "organisation.created"
+    version: Literal[1] = 1
+    organisation_id: Id
+
+
+class OrganisationUpdated(Event):
+    """An existing organisation whose kind, name or home territory changed."""
+
+    type: Literal["organisation.updated"] = "organisation.updated"
+    version: Literal[1] = 1
+    organisation_id: Id
+
+
+class MemberAdded(Event):
+    """A user joined an organisation (and may now see its private projects)."""
+
+    type: Literal["member.added"] = "member.added"
+    version: Literal[1] = 1
+    organisation_id: Id
+    user_id: Id
+
+
+class MemberRoleChanged(Event):
+    """A member's role (admin, agent, member) changed."""
+
+    type: Literal["member.role_changed"] = "member.role_changed"
+    version: Literal[1] = 1
+    organisation_id: Id
+    user_id: Id
+
+
+class MemberRemoved(Event):
+    """A user left an organisation (and no longer sees its private projects)."""
+
+    type: Literal["member.removed"] = "member.removed"
+    version: Literal[1] = 1
+    organisation_id: Id
+    user_id: Id
+
+
+# --- projects --------------------------------------------------------------------------------
+
+
+class _ProjectEvent(Event):
+    project_id: Id
+    organisation_id: Id
+
+
+class ProjectPublished(_ProjectEvent):
+    """A new project, whatever its visibility (a private one concerns its members only)."""
+
+    type: Literal["project.published"] = "project.published"
+    version: Literal[1] = 1
+
+
+class ProjectUpdated(_ProjectEvent):
+    """An existing project whose row or scope changed; every change of an existing project
+    has exactly one, and the transitions below come with it when they apply."""
+
+    type: Literal["project.updated"] = "project.updated"
+    version: Literal[1] = 1
+
+
+class ProjectMadePrivate(_ProjectEvent):
+    """Visibility went from public to private: non-members must stop seeing it."""
+
+    type: Literal["project.made_private"] = "project.made_private"
+    version: Literal[1] = 1
+
+
+class ProjectMadePublic(_ProjectEvent):
+    """Visibility went from private to public: it now concerns everyone in its scope."""
+
+    type: Literal["project.made_public"] = "project.made_public"
+    version: Literal[1] = 1
+
+
+class ProjectClosing(_ProjectEvent):
+    """An existing project still upcoming or open got a closing date, or a different one
+    (the "last days to take part" alerts are timed by it)."""
+
+    type: Literal["project.closing"] = "project.closing"
+    version: Literal[1] = 1
+
+
+class ProjectClosed(_ProjectEvent):
+    """Status changed to ``closed``: participation has ended."""
+
+    type: Literal["project.closed"] = "project.closed"
+    version: Literal[1] = 1
+
+
+class ProjectResultsPublished(_ProjectEvent):
+    """Status changed to ``results``: the organisation published what came of it."""
+
+    type: Literal["project.results_published"] = "project.results_published"
+    version: Literal[1] = 1
+
+
+# --- contributions ---------------------------------------------------------------------------
+
+
+class ContributionCreated(Event):
+    """A new point on a participatory map; ``author_id`` is null for imported anonymous ones."""
+
+    type: Literal["contribution.created"] = "contribution.created"
+    version: Literal[1] = 1
+    contribution_id: Id
+    project_id: Id
+    author_id: Id | None
+
+
+class ContributionUpdated(Event):
+    """An existing contribution whose category, title, place, map or author changed."""
+
+    type: Literal["contribution.updated"] = "contribution.updated"
+    version: Literal[1] = 1
+    contribution_id: Id
+    project_id: Id
+    author_id: Id | None
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+class UserRegistered(Event):
+    """A new user (``POST /v1/users`` or ``users import``)."""
+
+    type: Literal["user.registered"] = "user.registered"
+    version: Literal[1] = 1
+    user_id: Id
+
+
+class UserMoved(Event):
+    """An existing user's place changed (a move, a new postal code, a choice among the
+    communes of a shared postal code). Where they now live is not in the event."""
+
+    type: Literal["user.moved"] = "user.moved"
+    version: Literal[1] = 1
+    user_id: Id
+
+
+class UserPreferencesChanged(Event):
+    """An existing user's interests, notification settings or time zone changed."""
+
+    type: Literal["user.preferences_changed"] = "user.preferences_changed"
+    version: Literal[1] = 1
+    user_id: Id
+
+
+AnyEvent = Annotated[
+    OrganisationCreated
+    | OrganisationUpdated
+    | MemberAdded
+    | MemberRoleChanged
+    | MemberRemoved
+    | ProjectPublished
+    | ProjectUpdated
+    | ProjectMadePrivate
+    | ProjectMadePublic
+    | ProjectClosing
+    | ProjectClosed
+    | ProjectResultsPublished
+    | ContributionCreated
+    | ContributionUpdated
+    | UserRegistered
+    | UserMoved
+    | UserPreferencesChanged,
+    Field(discriminator="type"),
+]
+
+_ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    model.model_fields["type"].default: model
+    for model in (
+        OrganisationCreated,
+        OrganisationUpdated,
+        MemberAdded,
+        MemberRoleChanged,
+        MemberRemoved,
+        ProjectPublished,
+        ProjectUpdated,
+        ProjectMadePrivate,
+        ProjectMadePublic,
+        ProjectClosing,
+        ProjectClosed,
+        ProjectResultsPublished,
+        ContributionCreated,
+        ContributionUpdated,
+        UserRegistered,
+        UserMoved,
+        UserPreferencesChanged,
+    )
+}
+
+
+def parse_event(data: Mapping[str, Any]) -> Event:
+    """The model of one event given as a mapping (``type`` chooses it; unknown fields refused)."""
+    event: Event = _ANY_EVENT.validate_python(data)
+    return event
+
+
+def from_outbox_row(
+    event_id: UUID, type_: str, version: int, payload: Mapping[str, Any], created_at: datetime
+) -> Event:
+    """An ``outbox`` row (id, type, version, payload, created_at) as its event model."""
+    return parse_event(
+        {
+            **payload,
+            "event_id": event_id,
+            "type": type_,
+            "version": version,
+            "occurred_at": created_at,
+        }
+    )
