@@ -25,8 +25,8 @@ from contracts.catalog import (
 from contracts.errors import Forbidden, InvalidInput, NotFound
 from contracts.events import EVENT_TYPES, Event
 from contracts.users import UserPatch, UserRecord
+from geo_engine import writes
 from geo_engine.catalog import load as catalog_load
-from geo_engine.catalog import writes
 from geo_engine.jsonl import ImportRejected, Line
 from geo_engine.outbox import append, read_events
 from geo_engine.settings import UserSettings
