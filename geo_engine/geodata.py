@@ -193,6 +193,7 @@ def read(root: Path) -> GeoDataSet:
                     "name": c["nom"],
                     "commune_code": c["commune"],
                     "population": int(c.get("population") or 0),
+                    "postal_codes": sorted(set(c.get("codesPostaux") or [])),
                 }
             )
             continue
