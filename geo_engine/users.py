@@ -1,8 +1,10 @@
 """Placing users in their commune: import from JSON Lines, bulk placement, moves, choices.
 
 A user's home is given as a point, a commune code or a postal code. A point is placed by the
-rule of ``locate.sql``; a former commune code follows its commune nouvelle; a postal code
-shared by several communes is not guessed: the user stays pending with the candidates listed.
+rule of ``locate.sql``; an arrondissement code (Paris, Lyon, Marseille) places in its commune
+with the arrondissement; a former commune code follows its commune nouvelle, unless it is also
+another commune's postal code (refused, naming both readings: ``commune_codes.sql``); a postal
+code shared by several communes is not guessed: the user stays pending with the candidates listed.
 Only a coarsened home point is ever stored (``GEO_ENGINE_HOME_PRECISION_M``).
 """
 
