@@ -138,4 +138,11 @@ PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"at most {MAX_P
 Cursor = Annotated[
     str | None, Query(max_length=200, description="next_cursor of the previous page")
 ]
-Insee = Annotated[str, Path(pattern=r"^(\d{5}|2[AB]\d{3})$", description="INSEE commune code")]
+Insee = Annotated[
+    str,
+    Path(
+        pattern=r"^([0-9]{5}|2[AB][0-9]{3})$",  # ASCII digits: \d would take any script's
+        description="INSEE code of a commune, or of an arrondissement municipal (Paris, Lyon,"
+        " Marseille), which answers for its commune",
+    ),
+]

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from contracts.territories import parse_coordinates
 from contracts.themes import Theme
 
-INSEE_CODE = r"^(\d{5}|2[AB]\d{3})$"
-POSTAL_CODE = r"^\d{5}$"
+INSEE_CODE = r"^([0-9]{5}|2[AB][0-9]{3})$"  # ASCII digits only: \d takes any script's
+POSTAL_CODE = r"^[0-9]{5}$"
 
 
 @cache

@@ -430,8 +430,9 @@ def import_users(
     return placement
 
 
-def choose_commune(conn: psycopg.Connection, user_id: int, code: str) -> None:
-    """Settle a pending user on one of their candidate communes."""
+def choose_commune(conn: psycopg.Connection, user_id: int, code: str) -> CodeReading:
+    """Settle a pending user on one of their candidate communes (given by any code that reads
+    as one of them: its INSEE code, a former code)."""
     row = conn.execute(
         "SELECT candidate_communes FROM user_place WHERE user_id = %s FOR UPDATE", (user_id,)
     ).fetchone()
@@ -439,15 +440,20 @@ def choose_commune(conn: psycopg.Connection, user_id: int, code: str) -> None:
         raise PlacementError(f"user {user_id} has no place to settle")
     if row[0] is None:
         raise PlacementError(f"user {user_id} is already placed; use move instead")
-    if code not in row[0]:
+    # The code reads as in an import: a commune, an arrondissement, a former code.
+    reading = read_commune_codes(conn, [code]).get(code)
+    if reading is not None and reading.problem is not None:
+        raise PlacementError(reading.problem)
+    if reading is None or reading.commune not in row[0]:
         raise PlacementError(
             f"{code} is not among user {user_id}'s candidate communes: {', '.join(row[0])}"
         )
     conn.execute(
         """UPDATE user_place SET commune_code = %s, candidate_communes = NULL,
-                  arrondissement_code = NULL WHERE user_id = %s""",
-        (code, user_id),
+                  arrondissement_code = %s WHERE user_id = %s""",
+        (reading.commune, reading.arrondissement, user_id),
     )
+    return reading
 
 
 def move_user(conn: psycopg.Connection, record: UserRecord, settings: UserSettings) -> Placement:

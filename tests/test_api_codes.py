@@ -80,3 +80,8 @@ def test_what_concerns_an_arrondissement_is_what_concerns_its_commune(
 )
 def test_the_commune_time_zone(client: TestClient, code: str, zone: str) -> None:
     assert client.get(f"/v1/territories/communes/{code}").json()["timezone"] == zone
+
+
+@pytest.mark.parametrize("code", ["٧٥١١٥", "７５１１５"])
+def test_a_code_in_other_digits_is_a_422_problem(client: TestClient, code: str) -> None:
+    assert "insee" in assert_problem(client.get(f"/v1/territories/communes/{code}"), 422)["detail"]

@@ -22,6 +22,7 @@ from geo_engine.users import (
     PlacementError,
     UserBatch,
     UserImportError,
+    choose_commune,
     import_users,
     move_user,
     read_commune_codes,
@@ -190,3 +191,37 @@ def test_a_move_reads_codes_alike(conn: psycopg.Connection) -> None:
     with pytest.raises(PlacementError, match=r"^commune: 75015 is ambiguous: .*Bry-sur-Marne"):
         move_user(conn, UserRecord(id=1, commune="75015"), SETTINGS)
     assert _places(conn) == {1: ("13055", "13208")}
+
+
+@pytest.mark.parametrize("code", ["٧٥١١٥", "７５１１５", "7511５"])
+def test_codes_are_ascii_digits(code: str) -> None:
+    with pytest.raises(ValueError, match="commune"):
+        UserRecord.model_validate({"id": 1, "commune": code})
+    with pytest.raises(ValueError, match="postal_code"):
+        UserRecord.model_validate({"id": 1, "postal_code": code})
+
+
+def test_choose_reads_codes_alike(
+    conn: psycopg.Connection,
+    successor: dict[str, str],
+    postal: dict[str, set[str]],
+) -> None:
+    # A postal code shared by several communes, one of which absorbed a (plain) former code.
+    shared, old = min(
+        (p, old)
+        for p, served in postal.items()
+        if len(served) > 1
+        for old, new in successor.items()
+        if new in served and not postal.get(old, set()) - {new}
+    )
+    new = successor[old]
+    _import(conn, {"postal_code": shared}, {"postal_code": shared})
+    choose_commune(conn, 1, old)
+    assert _places(conn)[1] == (new, None)
+    ambiguous = "75015"  # reads as Bry-sur-Marne and as Paris 15e: refused, both named
+    with pytest.raises(PlacementError, match="Bry-sur-Marne"):
+        choose_commune(conn, 2, ambiguous)
+    outsider = next(c for c in sorted(postal["51100"]) if c not in postal[shared])
+    with pytest.raises(PlacementError, match="not among"):
+        choose_commune(conn, 2, outsider)
+    assert _places(conn)[2] == (None, None)

@@ -96,11 +96,11 @@ def choose(user_id: int, commune: str) -> None:
     """Settle a pending user on one of the communes sharing their postal code."""
     with connect(DatabaseSettings()) as conn:
         try:
-            choose_commune(conn, user_id, commune)
+            settled = choose_commune(conn, user_id, commune)
         except PlacementError as exc:
             fail(str(exc), code=2)
         conn.commit()
-    typer.echo(f"user {user_id} now in {commune}")
+    typer.echo(f"user {user_id} now in {settled.commune}")
 
 
 @app.command()
