@@ -9,6 +9,8 @@ say which zones each territory may use. None of it comes from the loader.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import zoneinfo
 from datetime import datetime
 from pathlib import Path
@@ -16,12 +18,13 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+import sqlalchemy
 import tzfpy
 
-from geo_engine import geodata
-from geo_engine.settings import GeoSettings
+from geo_engine import db, geodata
+from geo_engine.settings import DatabaseSettings, GeoSettings
 from geo_engine.territories_load import load
-from geo_engine.timezones import TERRITORY_COUNTRY
+from geo_engine.timezones import COMMUNE_ZONE, TERRITORY_COUNTRY, TERRITORY_ZONE
 
 pytestmark = pytest.mark.geodata
 
@@ -248,3 +251,39 @@ def test_a_reload_corrects_a_zone_and_counts_it(
     conn.execute("DISCARD TEMP")  # the staging tables live until commit
     again = load(conn, france, geo_settings)
     assert again.changes["communes"] == {"inserted": 0, "updated": 0, "removed": 0}
+
+
+def test_the_upgrade_corrects_a_database_loaded_before(france_db: DatabaseSettings) -> None:
+    """Migration 0005 sets the zones the per-département rule got wrong, and only those."""
+    path = next(Path(db.__file__).parent.glob("migrations/versions/0005_*.py"))
+    spec = importlib.util.spec_from_file_location("migration_0005", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    # Its frozen values are today's, for every commune the old rule (the territory's zone,
+    # TERRITORY_ZONE unchanged) got wrong.
+    assert {
+        c: z for c, z in COMMUNE_ZONE.items() if z != TERRITORY_ZONE[c[:3]]
+    } == migration.TIME_ZONES
+    old_rule = "UPDATE commune SET timezone = %s WHERE departement_code = %s"
+    engine = sqlalchemy.create_engine(france_db.sqlalchemy_url)
+    with engine.connect() as connection, connection.begin() as transaction:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        with raw.cursor() as cur:
+            for dep in ("984", "987"):
+                cur.execute(old_rule, (TERRITORY_ZONE[dep], dep))
+        changed = connection.execute(
+            sqlalchemy.text(migration.FIX_TIME_ZONES),
+            {"zones": json.dumps(migration.TIME_ZONES)},
+        ).rowcount
+        zones = dict(
+            connection.execute(
+                sqlalchemy.text("SELECT code, timezone FROM commune WHERE code ~ '^98[47]'")
+            ).all()
+        )
+        transaction.rollback()
+    engine.dispose()
+    assert changed == 10
+    assert zones == {c: COMMUNE_ZONE.get(c, TERRITORY_ZONE[c[:3]]) for c in zones}
+    assert zones["98731"] == "Pacific/Marquesas"
