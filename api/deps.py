@@ -167,7 +167,14 @@ PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"at most {MAX_P
 Cursor = Annotated[
     str | None, Query(max_length=200, description="next_cursor of the previous page")
 ]
-Insee = Annotated[str, Path(pattern=INSEE_CODE, description="INSEE commune code")]
+Insee = Annotated[
+    str,
+    Path(
+        pattern=INSEE_CODE,
+        description="INSEE code of a commune, or of an arrondissement municipal (Paris, Lyon,"
+        " Marseille), which answers for its commune",
+    ),
+]
 MAX_ID = 2**63 - 1
 ProjectIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="project id"), Integer]
 ProjectIdQuery = Annotated[

@@ -94,9 +94,9 @@ def move(
 def choose(user_id: int = USER_ID, commune: str = typer.Argument(...)) -> None:
     """Settle a pending user on one of the communes sharing their postal code."""
     with connect(DatabaseSettings()) as conn:
-        choose_commune(conn, user_id, commune)
+        settled = choose_commune(conn, user_id, commune)
         conn.commit()
-    typer.echo(f"user {user_id} now in {commune}")
+    typer.echo(f"user {user_id} now in {settled.commune}")
 
 
 @app.command()

@@ -87,15 +87,28 @@ class ContributionCollection(BaseModel):
     features: list[ContributionFeature]
 
 
+class ArrondissementRef(BaseModel):
+    """An arrondissement municipal of Paris, Lyon or Marseille."""
+
+    code: str
+    name: str
+    population: int
+    postal_codes: list[str]
+
+
 class CommuneDetail(BaseModel):
     code: str
     name: str
     population: int
     postal_codes: list[str]
-    timezone: str
+    timezone: str = Field(description="IANA time zone of the commune")
     epci: EpciRef | None
     departement: AreaRef
     region: AreaRef
+    arrondissement: ArrondissementRef | None = Field(
+        description="the arrondissement municipal asked for by its code (the answer is then its"
+        " commune); null when a commune code was asked for"
+    )
     geometry: dict[str, Any] | None = Field(description="GeoJSON outline, with ?geometry=true")
 
 

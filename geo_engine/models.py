@@ -152,6 +152,7 @@ class Arrondissement(Base):
     name: Mapped[str] = mapped_column(Text)
     commune_code: Mapped[str] = mapped_column(Code, ForeignKey("commune.code"))
     population: Mapped[int] = mapped_column(Integer)
+    postal_codes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     geom = mapped_column(_area(), nullable=True)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Response
 
 from api.deps import Cursor, Insee, LonLatDep, PageLimit, PoolDep, SettingsDep, ViewerDep
@@ -38,7 +39,10 @@ async def commune(
     db: PoolDep,
     geometry: Annotated[bool, Query(description="include the outline as GeoJSON")] = False,
 ) -> Response:
-    """A commune with its EPCI, département and région."""
+    """A commune with its EPCI, département and région.
+
+    The code of an arrondissement municipal (Paris 75101-75120, Lyon 69381-69389, Marseille
+    13201-13216) answers its commune, naming the arrondissement in `arrondissement`."""
     text = await project_queries.commune(db, insee, geometry)
     if text is None:
         raise not_found(f"commune {insee}")
@@ -59,11 +63,15 @@ async def commune_projects(
     limit: PageLimit = 100,
     cursor: Cursor = None,
 ) -> Response:
-    """Every project that concerns the commune through the hierarchy, in id order, paginated."""
-    if await project_queries.commune(db, insee, False) is None:
+    """Every project that concerns the commune through the hierarchy, in id order, paginated.
+
+    An arrondissement municipal's code lists what concerns its commune."""
+    found = await project_queries.commune(db, insee, False)
+    if found is None:
         raise not_found(f"commune {insee}")
+    code = str(orjson.loads(found)["code"])
     return await page_response(
-        lambda after: project_queries.commune_projects(db, insee, after, limit, viewer.user_id),
+        lambda after: project_queries.commune_projects(db, code, after, limit, viewer.user_id),
         cursor,
         viewer,
         settings,

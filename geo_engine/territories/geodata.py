@@ -18,26 +18,11 @@ import orjson
 import shapely
 
 from contracts.errors import InvalidInput
+from geo_engine.territories.timezones import commune_zone
 
 COMMUNES_FILE = re.compile(r"^communes-(\d{4})-france\.geojson(\.gz)?$")
 
-# Overseas départements and collectivités live in other time zones than Paris.
-TIMEZONE_BY_DEPARTEMENT = {
-    "971": "America/Guadeloupe",
-    "972": "America/Martinique",
-    "973": "America/Cayenne",
-    "974": "Indian/Reunion",
-    "975": "America/Miquelon",
-    "976": "Indian/Mayotte",
-    "977": "America/St_Barthelemy",
-    "978": "America/Marigot",
-    "984": "Indian/Kerguelen",
-    "986": "Pacific/Wallis",
-    "987": "Pacific/Tahiti",
-    "988": "Pacific/Noumea",
-    "989": "Etc/GMT+8",  # Clipperton (UTC-8); tzdata has no named zone for it
-}
-METROPOLITAN_TIMEZONE = "Europe/Paris"
+COMMUNES_FILE = re.compile(r"^communes-(\d{4})-france\.geojson(\.gz)?$")
 
 
 class GeoDataError(InvalidInput):
@@ -211,6 +196,7 @@ def read(root: Path) -> GeoDataSet:
                     "name": c["nom"],
                     "commune_code": c["commune"],
                     "population": int(c.get("population") or 0),
+                    "postal_codes": sorted(set(c.get("codesPostaux") or [])),
                 }
             )
             continue
@@ -228,7 +214,7 @@ def read(root: Path) -> GeoDataSet:
                 "population": int(c.get("population") or 0),
                 "postal_codes": sorted(set(c.get("codesPostaux") or [])),
                 "zone": c["zone"],
-                "timezone": TIMEZONE_BY_DEPARTEMENT.get(dep, METROPOLITAN_TIMEZONE),
+                "timezone": commune_zone(code, dep),
                 "former_codes": sorted(set(c.get("anciensCodes") or []) - {code}),
                 "wkb": commune_wkb.get(code),
             }

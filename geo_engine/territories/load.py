@@ -52,7 +52,7 @@ CREATE TEMP TABLE stage_commune (code text, name text, departement_code text, re
                                  epci_siren text, population int, postal_codes text[], zone text,
                                  timezone text, former_codes text[], geom geometry) ON COMMIT DROP;
 CREATE TEMP TABLE stage_arrondissement (code text, name text, commune_code text, population int,
-                                        geom geometry) ON COMMIT DROP;
+                                        postal_codes text[], geom geometry) ON COMMIT DROP;
 """
 
 # Repair invalid outlines in staging, keeping only their areal parts as a MultiPolygon.
@@ -78,7 +78,7 @@ COMMUNE_COLUMNS = [
 ]
 UPSERT_COMMUNE = upsert("commune", "code", [*COMMUNE_COLUMNS, "geom"])
 UPSERT_ARRONDISSEMENT = upsert(
-    "arrondissement", "code", ["name", "commune_code", "population", "geom"]
+    "arrondissement", "code", ["name", "commune_code", "population", "postal_codes", "geom"]
 )
 
 SYNC_FORMER_CODES = (
@@ -254,9 +254,16 @@ def load(
     copy_rows(
         cur,
         "stage_arrondissement",
-        ["code", "name", "commune_code", "population", "geom"],
+        ["code", "name", "commune_code", "population", "postal_codes", "geom"],
         [
-            (a["code"], a["name"], a["commune_code"], a["population"], a.get("wkb"))
+            (
+                a["code"],
+                a["name"],
+                a["commune_code"],
+                a["population"],
+                a.get("postal_codes", []),
+                a.get("wkb"),
+            )
             for a in data.arrondissements
         ],
     )

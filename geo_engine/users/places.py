@@ -1,8 +1,10 @@
 """Placing users in their commune: import from JSON Lines, bulk placement, moves, choices.
 
 A user's home is given as a point, a commune code or a postal code. A point is placed by the
-rule of ``locate.sql``; a former commune code follows its commune nouvelle; a postal code
-shared by several communes is not guessed: the user stays pending with the candidates listed.
+rule of ``locate.sql``; an arrondissement code (Paris, Lyon, Marseille) places in its commune
+with the arrondissement; a former commune code follows its commune nouvelle, unless it is also
+another commune's postal code (refused, naming both readings: ``commune_codes.sql``); a postal
+code shared by several communes is not guessed: the user stays pending with the candidates listed.
 Only a coarsened home point is ever stored (``GEO_ENGINE_HOME_PRECISION_M``).
 
 Every write inserts its outbox events in the same statement, set-wise: ``user.registered`` for
@@ -27,6 +29,7 @@ from pydantic import ValidationError
 from contracts.errors import InvalidInput, NotFound
 from contracts.users import Notifications, UserRecord
 from geo_engine import pgcopy
+from geo_engine.db import load_sql
 from geo_engine.jsonl import ImportRejected, validation_messages
 from geo_engine.outbox import insert_events
 from geo_engine.settings import UserSettings
@@ -168,16 +171,62 @@ def coarsen(
     return clon, clat
 
 
-def _current_codes(conn: psycopg.Connection, codes: list[str]) -> dict[str, str]:
-    """Given INSEE codes → the commune in force (itself, or the commune nouvelle it merged into)."""
-    rows = conn.execute(
-        """SELECT code, code FROM commune WHERE code = ANY (%(codes)s)
-           UNION ALL
-           SELECT former_code, commune_code FROM commune_former_code
-           WHERE former_code = ANY (%(codes)s)""",
-        {"codes": codes},
-    ).fetchall()
-    return dict(rows)
+COMMUNE_CODES = load_sql("geo_engine", "commune_codes.sql")
+
+
+@dataclass(frozen=True)
+class CodeReading:
+    """Where a given INSEE code places a user, or why it is refused (``problem``)."""
+
+    commune: str
+    arrondissement: str | None = None
+    problem: str | None = None
+
+
+def _recoding(former: str, successor: str) -> str:
+    """When a former code changed département, the well-known reorganisation it dates from."""
+    old, new = former[:2], successor[:2]
+    if old in {"75", "78"} and new in {"91", "92", "93", "94", "95"}:
+        return " (until 1968, when the Seine and Seine-et-Oise were divided)"
+    if old == "20" and new in {"2A", "2B"}:
+        return " (until 1976, when Corsica was divided in two)"
+    return ""
+
+
+def ambiguous_former_code(
+    code: str, commune: str, name: str, postal: list[list[str | None]]
+) -> str:
+    """Why a former code that is also another commune's postal code is refused: both readings."""
+    places = [
+        f"{a_name} ({a_code}, {c_name} {c_code})" if a_code else f"{c_name} ({c_code})"
+        for c_code, c_name, a_code, a_name in postal
+    ]
+    shown = ", ".join(places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3 else "")
+    of = shown if len(places) == 1 else f"{len(places)} communes: {shown}"
+    return (
+        f"{code} is ambiguous: a former INSEE code{_recoding(code, commune)} of {name} ({commune}),"
+        f" and the postal code of {of}; give the current INSEE code as commune,"
+        " or the postal code as postal_code"
+    )
+
+
+def read_commune_codes(conn: psycopg.Connection, codes: list[str]) -> dict[str, CodeReading]:
+    """Given INSEE codes -> where each places a user (codes naming nothing are absent).
+
+    A commune code is its commune; an arrondissement municipal code (Paris 75101-75120, Lyon
+    69381-69389, Marseille 13201-13216) is its commune with that arrondissement; a former code
+    follows the commune nouvelle that absorbed it, unless it is also a live postal code of
+    another commune: then it is refused, naming both readings (README, "Codes").
+    """
+    readings = {}
+    for code, reading, commune, name, arrondissement, postal in conn.execute(
+        COMMUNE_CODES, {"codes": codes}
+    ).fetchall():
+        problem = None
+        if reading == "former" and postal:
+            problem = ambiguous_former_code(code, commune, name, postal)
+        readings[code] = CodeReading(commune, arrondissement, problem)
+    return readings
 
 
 def _postal_candidates(conn: psycopg.Connection, postal_codes: list[str]) -> dict[str, list[str]]:
@@ -187,6 +236,19 @@ def _postal_candidates(conn: psycopg.Connection, postal_codes: list[str]) -> dic
         (postal_codes,),
     ).fetchall()
     return dict(rows)
+
+
+def _postal_arrondissements(
+    conn: psycopg.Connection, postal_codes: list[str]
+) -> dict[str, tuple[str, str]]:
+    """Postal code -> (commune, arrondissement) for the postal codes of one arrondissement."""
+    rows = conn.execute(
+        """SELECT p, min(commune_code), min(code)
+           FROM arrondissement, unnest(postal_codes) AS p
+           WHERE p = ANY (%s) GROUP BY p HAVING count(*) = 1""",
+        (postal_codes,),
+    ).fetchall()
+    return {p: (commune, code) for p, commune, code in rows}
 
 
 def place(
@@ -228,13 +290,21 @@ def place(
 
     given = np.flatnonzero(batch.commune != None)  # noqa: E711 (numpy elementwise)
     codes, inverse = np.unique(batch.commune[given].astype(str), return_inverse=True)
-    current = _current_codes(conn, codes.tolist())
-    mapped = np.array([current.get(c) for c in codes.tolist()], dtype=object)
-    commune[given] = mapped[inverse]
-    errors += [
-        f"line {batch.line[i]}: commune: unknown INSEE code {batch.commune[i]}"
-        for i in given[commune[given] == None]  # noqa: E711
+    readings = read_commune_codes(conn, codes.tolist())
+    read = [readings.get(c) for c in codes.tolist()]
+    accepted = [r if r is not None and r.problem is None else None for r in read]
+    commune[given] = np.array([r and r.commune for r in accepted], dtype=object)[inverse]
+    arrondissement[given] = np.array([r and r.arrondissement for r in accepted], dtype=object)[
+        inverse
     ]
+    for row, which in zip(given.tolist(), inverse.tolist(), strict=True):
+        reading = read[which]
+        if reading is None:
+            errors.append(
+                f"line {batch.line[row]}: commune: unknown INSEE code {batch.commune[row]}"
+            )
+        elif reading.problem is not None:
+            errors.append(f"line {batch.line[row]}: commune: {reading.problem}")
 
     by_postal = np.flatnonzero(batch.postal_code != None)  # noqa: E711
     postcodes, inverse = np.unique(batch.postal_code[by_postal].astype(str), return_inverse=True)
@@ -242,6 +312,15 @@ def place(
     communes_of = [known.get(p, []) for p in postcodes.tolist()]
     unique = np.array([c[0] if len(c) == 1 else None for c in communes_of], dtype=object)
     commune[by_postal] = unique[inverse]
+    # A postal code of Paris, Lyon or Marseille also names the arrondissement (75015: Paris 15e).
+    within = _postal_arrondissements(conn, postcodes.tolist())
+    arrondissement[by_postal] = np.array(
+        [
+            within[p][1] if p in within and within[p][0] == u else None
+            for p, u in zip(postcodes.tolist(), unique.tolist(), strict=True)
+        ],
+        dtype=object,
+    )[inverse]
     for row, which in zip(by_postal.tolist(), inverse.tolist(), strict=True):
         if not communes_of[which]:
             errors.append(
@@ -388,8 +467,9 @@ def import_users(
     return placement
 
 
-def choose_commune(conn: psycopg.Connection, user_id: int, code: str) -> None:
-    """Settle a pending user on one of their candidate communes."""
+def choose_commune(conn: psycopg.Connection, user_id: int, code: str) -> CodeReading:
+    """Settle a pending user on one of their candidate communes (given by any code that reads
+    as one of them: its INSEE code, a former code)."""
     row = conn.execute(
         "SELECT candidate_communes FROM user_place WHERE user_id = %s FOR UPDATE", (user_id,)
     ).fetchone()
@@ -397,18 +477,23 @@ def choose_commune(conn: psycopg.Connection, user_id: int, code: str) -> None:
         raise PlacementError(f"user {user_id} has no place to settle")
     if row[0] is None:
         raise PlacementError(f"user {user_id} is already placed; use move instead")
-    if code not in row[0]:
+    # The code reads as in an import: a commune, an arrondissement, a former code.
+    reading = read_commune_codes(conn, [code]).get(code)
+    if reading is not None and reading.problem is not None:
+        raise PlacementError(reading.problem)
+    if reading is None or reading.commune not in row[0]:
         raise PlacementError(
             f"{code} is not among user {user_id}'s candidate communes: {', '.join(row[0])}"
         )
     conn.execute(
         """WITH written AS (
                UPDATE user_place SET commune_code = %s, candidate_communes = NULL,
-                      arrondissement_code = NULL WHERE user_id = %s
+                      arrondissement_code = %s WHERE user_id = %s
                RETURNING user_id, false AS inserted) """
         + MOVE_EVENTS,
-        (code, user_id),
+        (reading.commune, reading.arrondissement, user_id),
     )
+    return reading
 
 
 def move_user(conn: psycopg.Connection, record: UserRecord, settings: UserSettings) -> Placement:
