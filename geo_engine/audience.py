@@ -14,6 +14,7 @@ the narrowest to the widest.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,22 +41,28 @@ _HEADER = 19
 _AUDIENCE_ROW = np.dtype(
     [("n", ">i2"), ("l1", ">i4"), ("user_id", ">i8"), ("l2", ">i4"), ("level", ">i2")]
 )
-_CANDIDATE_ROW = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l1", ">i4"),
-        ("commune", ">i4"),
-        ("l2", ">i4"),
-        ("project_id", ">i8"),
-        ("l3", ">i4"),
-        ("level", ">i2"),
-        ("l4", ">i4"),
-        ("distance_m", ">f8"),
-    ]
-)
-
 AUDIENCE_COPY = load_sql("geo_engine.queries", "audience_copy.sql")
-CANDIDATES_COPY = load_sql("geo_engine.queries", "candidates_copy.sql")
+CANDIDATES_PACKED = load_sql("geo_engine.queries", "candidates_packed.sql")
+
+
+@contextmanager
+def _big_query(conn: psycopg.Connection) -> Iterator[None]:
+    """For one statement over millions of rows: no JIT (PostgreSQL compiling the plan's
+    expressions cost 20 s of 40 on the candidates of all communes, for nothing), and room to
+    group them in memory. Both settings are put back afterwards."""
+    settings = ("jit", "work_mem")
+    row = conn.execute(
+        "SELECT current_setting('jit'), current_setting('work_mem'), "
+        "set_config('jit', 'off', false), set_config('work_mem', '256MB', false)"
+    ).fetchone()
+    assert row is not None
+    try:
+        yield
+    finally:
+        # After an error the transaction's rollback puts them back itself.
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            for name, value in zip(settings, row[:2], strict=True):
+                conn.execute("SELECT set_config(%s, %s, false)", (name, value))
 
 
 def _records(
@@ -65,7 +72,7 @@ def _records(
     batches as they arrive (each batch the whole rows of the bytes received so far)."""
     pending = b""
     skip = _HEADER
-    with conn.cursor() as cur, cur.copy(query, params) as copy:
+    with _big_query(conn), conn.cursor() as cur, cur.copy(query, params) as copy:
         for block in copy:
             data = pending + bytes(block)
             if skip:
@@ -148,12 +155,23 @@ def candidates(
         "lat": None if home is None else home[1],
         "viewer": viewer,
     }
-    parts = list(_records(conn, CANDIDATES_COPY, params, _CANDIDATE_ROW))
-    rows = np.concatenate(parts) if parts else np.zeros(0, dtype=_CANDIDATE_ROW)
+    index = {code: i for i, code in enumerate(asked)}
+    commune: list[npt.NDArray[np.int32]] = []
+    project: list[npt.NDArray[np.int64]] = []
+    level: list[npt.NDArray[np.int16]] = []
+    distance: list[npt.NDArray[np.float64]] = []
+    with _big_query(conn), conn.cursor(binary=True) as cur:
+        cur.execute(CANDIDATES_PACKED, params)
+        for code, ids, levels, distances in cur:
+            p = np.frombuffer(ids, dtype=">i8").astype(np.int64)
+            project.append(p)
+            commune.append(np.full(len(p), -1 if code is None else index[code], dtype=np.int32))
+            level.append(np.frombuffer(levels, dtype=">i2").astype(np.int16))
+            distance.append(np.frombuffer(distances, dtype=">f8").astype(np.float64))
     return Candidates(
         asked,
-        rows["commune"].astype(np.int32),
-        rows["project_id"].astype(np.int64),
-        rows["level"].astype(np.int16),
-        rows["distance_m"].astype(np.float64),
+        np.concatenate(commune) if commune else np.zeros(0, dtype=np.int32),
+        np.concatenate(project) if project else np.zeros(0, dtype=np.int64),
+        np.concatenate(level) if level else np.zeros(0, dtype=np.int16),
+        np.concatenate(distance) if distance else np.zeros(0, dtype=np.float64),
     )

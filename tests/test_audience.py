@@ -171,8 +171,8 @@ def test_candidate_distances_from_home(world: psycopg.Connection) -> None:
     assert home is not None
     got = audience.candidates(world, ["69123"], home=home)
     distance = dict(zip(got.project_id.tolist(), got.distance_m.tolist(), strict=True))
-    # Radius 1 km around a point 2.7 km away: about 1.7 km to its edge.
-    assert 1_600 < distance[3] < 1_800
+    # Radius 1 km around a point 2.5 km away: about 1.5 km to its edge.
+    assert 1_450 < distance[3] < 1_550
     assert np.isnan(distance[4]) and np.isnan(distance[8])  # no location, no area
     inside = audience.candidates(world, ["69123"], home=LYON_HOTEL_DE_VILLE)
     assert dict(zip(inside.project_id.tolist(), inside.distance_m.tolist(), strict=True))[3] == 0

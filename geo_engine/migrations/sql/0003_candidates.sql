@@ -34,40 +34,64 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         FROM commune AS c
         WHERE c.code IN (SELECT unnest(communes))
     ),
-    hit AS (
-        SELECT a.code, t.project_id, 1 AS rank
-        FROM asked AS a
-        JOIN project_territory AS t ON t.level = 'commune' AND t.code = a.code
-        UNION ALL
-        SELECT a.code, t.project_id, 2
+    -- Each territory a project names, flagged when the project names others: only those
+    -- projects can reach a commune twice (a commune and its département, two arrondissements
+    -- of one commune), so only their rows are grouped below; a GROUP BY over the five million
+    -- rows of all communes would spill to disk.
+    named AS NOT MATERIALIZED (
+        SELECT t.project_id, t.level, t.code, EXISTS (
+                   SELECT FROM project_territory AS o
+                   WHERE o.project_id = t.project_id AND (o.level, o.code) <> (t.level, t.code)
+               ) AS several
         FROM project_territory AS t
+    ),
+    hit AS NOT MATERIALIZED (
+        SELECT a.code, t.project_id, 1 AS rank, t.several
+        FROM asked AS a
+        JOIN named AS t ON t.level = 'commune' AND t.code = a.code
+        UNION ALL
+        SELECT a.code, t.project_id, 2, t.several
+        FROM named AS t
         JOIN arrondissement AS ar ON ar.code = t.code
         JOIN asked AS a ON a.code = ar.commune_code
         WHERE t.level = 'arrondissement'
         UNION ALL
-        SELECT a.code, t.project_id, 3
+        SELECT a.code, t.project_id, 3, t.several
         FROM asked AS a
-        JOIN project_territory AS t ON t.level = 'epci' AND t.code = a.epci_siren
+        JOIN named AS t ON t.level = 'epci' AND t.code = a.epci_siren
         UNION ALL
-        SELECT DISTINCT cp.commune_code, pa.project_id, 4
-        FROM project_area AS pa
-        JOIN commune_piece AS cp ON ST_Intersects(pa.geom, cp.geom)
-        WHERE cp.commune_code IN (SELECT a.code FROM asked AS a)
-        UNION ALL
-        SELECT a.code, t.project_id, 5
+        SELECT a.code, t.project_id, 5, t.several
         FROM asked AS a
-        JOIN project_territory AS t ON t.level = 'departement' AND t.code = a.departement_code
+        JOIN named AS t ON t.level = 'departement' AND t.code = a.departement_code
         UNION ALL
-        SELECT a.code, t.project_id, 6
+        SELECT a.code, t.project_id, 6, t.several
         FROM asked AS a
-        JOIN project_territory AS t ON t.level = 'region' AND t.code = a.region_code
+        JOIN named AS t ON t.level = 'region' AND t.code = a.region_code
     ),
     concern AS (
-        -- A project may name overlapping territories (a commune and its département, two
-        -- arrondissements of one commune): the narrowest wins.
-        SELECT h.code, h.project_id, min(h.rank) AS rank
-        FROM hit AS h
+        SELECT h.code, h.project_id, h.rank FROM hit AS h WHERE NOT h.several
+        UNION ALL
+        SELECT h.code, h.project_id, min(h.rank) FROM hit AS h WHERE h.several
         GROUP BY h.code, h.project_id
+        -- Areas and circles touching the outline. For a few communes, their pieces probe
+        -- idx_project_area_geom; for many, each area probes idx_commune_piece_geom (OFFSET 0
+        -- keeps that order), its prepared polygon tested against the pieces it touches. Only
+        -- one of the two runs: cardinality(communes) is known when the query is planned.
+        UNION ALL
+        SELECT DISTINCT cp.commune_code, pa.project_id, 4
+        FROM asked AS a
+        JOIN commune_piece AS cp ON cp.commune_code = a.code
+        JOIN project_area AS pa ON ST_Intersects(pa.geom, cp.geom)
+        WHERE cardinality(communes) <= 64
+        UNION ALL
+        SELECT DISTINCT x.commune_code, pa.project_id, 4
+        FROM project_area AS pa
+        CROSS JOIN LATERAL (
+            SELECT cp.commune_code FROM commune_piece AS cp
+            WHERE ST_Intersects(pa.geom, cp.geom) OFFSET 0
+        ) AS x
+        WHERE cardinality(communes) > 64
+          AND x.commune_code IN (SELECT a.code FROM asked AS a)
         UNION ALL
         SELECT NULL, p.id, 7
         FROM project AS p
