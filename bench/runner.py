@@ -101,7 +101,10 @@ BENCHMARKS: dict[str, Callable[[psycopg.Connection, int, int], Figures]] = {
     "placement": placement,
     "locate": locate_points,
 }
-NAMES = [*BENCHMARKS, "http"]
+NAMES = [*BENCHMARKS, "http", "audience"]
+# Sizes when --size is not given: users for audience, projects for http, else users or points.
+DEFAULT_SIZES = {"audience": 5_000_000}
+DEFAULT_SIZE = 10_000
 
 
 HTTP_USERS = 20_000
@@ -148,6 +151,10 @@ def run(name: str, size: int, seed: int, settings: DatabaseSettings, geo: GeoSet
         from bench.http_load import http_load
 
         figures = http_load(http_database(settings, geo, size, seed), seed=seed)
+    elif name == "audience":
+        from bench.audience import run_audience
+
+        figures = run_audience(settings, geo, size, seed)
     else:
         bench = bench_database(settings, geo)
         with db.connect(bench) as conn:

@@ -12,17 +12,24 @@ from geo_engine.settings import DatabaseSettings, GeoSettings
 
 
 def bench(
-    name: str = typer.Argument(..., help="placement, locate or http"),
-    size: int = typer.Option(10_000, min=100, help="how many users, points or projects"),
+    name: str = typer.Argument(..., help="placement, locate, http or audience"),
+    size: int | None = typer.Option(
+        None,
+        min=100,
+        help="how many users, points or projects (default 10,000; audience: 5,000,000 users)",
+    ),
     seed: int = typer.Option(42),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Run benchmark NAME on a database of its own (<database>_bench; http: <database>_bench_http,
-    served by `geo-engine serve` under wrk, 32 connections; see bench/README.md)."""
-    from bench.runner import NAMES, run  # heavy imports, only for this command
+    served by `geo-engine serve` under wrk, 32 connections; audience: <database>_bench_audience,
+    users and 100,000 projects; see bench/README.md)."""
+    from bench.runner import DEFAULT_SIZE, DEFAULT_SIZES, NAMES, run  # heavy imports
 
     if name not in NAMES:
         raise InvalidInput(f"unknown benchmark {name!r}; choose one of: {', '.join(NAMES)}")
+    if size is None:
+        size = DEFAULT_SIZES.get(name, DEFAULT_SIZE)
     err.print(f"running {name} with size {size}…")
     figures = run(name, size, seed, DatabaseSettings(), GeoSettings())
     if as_json:

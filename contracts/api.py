@@ -32,9 +32,19 @@ class ProjectProperties(BaseModel):
     closes_at: datetime | None
     results_at: datetime | None
     distance_m: float | None = Field(default=None, description="nearby only: metres away")
-    concerns_via: Literal["commune", "epci", "area", "departement", "region", "national"] | None = (
-        Field(default=None, description="commune lists only: the narrowest reason")
-    )
+    concerns_via: (
+        Literal[
+            "commune",
+            "arrondissement",
+            "epci",
+            "area",
+            "radius",
+            "departement",
+            "region",
+            "national",
+        ]
+        | None
+    ) = Field(default=None, description="commune lists only: the narrowest reason")
 
 
 class ProjectFeature(BaseModel):

@@ -85,6 +85,9 @@ class Level(StrEnum):
     """Territory levels a scope or an organisation's home can name."""
 
     COMMUNE = "commune"
+    # A municipal arrondissement of Paris (75101-75120), Lyon (69381-69389) or Marseille
+    # (13201-13216): it concerns its commune too.
+    ARRONDISSEMENT = "arrondissement"
     EPCI = "epci"
     DEPARTEMENT = "departement"
     REGION = "region"
@@ -92,6 +95,7 @@ class Level(StrEnum):
 
 CODE_PATTERNS: dict[Level, str] = {
     Level.COMMUNE: INSEE_CODE,
+    Level.ARRONDISSEMENT: r"^(751(0[1-9]|1[0-9]|20)|6938[1-9]|132(0[1-9]|1[0-6]))$",
     Level.EPCI: r"^[0-9]{9}$",
     Level.DEPARTEMENT: r"^([0-9]{2,3}|2[AB])$",
     Level.REGION: r"^[0-9]{2}$",

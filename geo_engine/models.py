@@ -192,7 +192,13 @@ class UserPlace(Base):
         CheckConstraint(
             "commune_code IS NOT NULL OR candidate_communes IS NOT NULL", name="placed_or_pending"
         ),
-        Index("ix_user_place_commune_code", "commune_code"),
+        # Audiences read users by commune from the index alone (migration 0003).
+        Index(
+            "ix_user_place_commune_code",
+            "commune_code",
+            postgresql_include=["user_id", "arrondissement_code"],
+        ),
+        Index("idx_user_place_home", "home", postgresql_using="gist"),
     )
 
 

@@ -70,7 +70,7 @@ LYON_CASES: dict[int, str | None] = {
     104: "region",
     105: "national",
     106: "area",  # a square inside Lyon
-    107: "area",  # a radius around the Hôtel de Ville de Lyon
+    107: "radius",  # a radius around the Hôtel de Ville de Lyon
     108: None,  # Villeurbanne
     109: None,  # Isère
     110: None,  # a square in Paris

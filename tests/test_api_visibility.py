@@ -7,6 +7,11 @@ ids of its own and placed around a commune of its own; then every viewer (anonym
 user, some with the staff claim, which widens nothing) calls every read endpoint, and what they
 see must be exactly what the rule allows: public, or of an organisation they belong to.
 
+The same worlds check the reusable geography (migration 0003): the users are placed in the
+spot's commune, their homes on the spot's points; a candidate set (project_candidates) never
+holds a project its viewer may not see, and an audience (project_audience) never holds a user
+who may not see the project.
+
 Worlds accumulate (nothing is deleted): checks are exact over the example's own ids, and every
 id of any other world that shows up must be visible to the viewer as well.
 """
@@ -24,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.api import ContributionCollection, ProjectCollection, ProjectDetail
-from geo_engine import db
+from geo_engine import audience, db
 from geo_engine.settings import DatabaseSettings
 from tests.api_data import (
     assert_problem,
@@ -179,6 +184,8 @@ class Example:
     members: dict[int, set[int]]
     projects: dict[int, tuple[int, bool, tuple[float, float] | None]]
     contributions: dict[int, tuple[int, tuple[float, float]]]
+    scopes: dict[int, tuple[str, tuple[float, float]]]  # project -> (scope, its spot point)
+    homes: dict[int, tuple[float, float]]  # user -> home point
 
     def visible(self, viewer: int | None) -> set[int]:
         mine = self.members.get(viewer or 0, set())
@@ -206,6 +213,8 @@ def _write_world(
         members.setdefault(users[u], set()).add(orgs[o])
     projects: dict[int, tuple[int, bool, tuple[float, float] | None]] = {}
     contributions: dict[int, tuple[int, tuple[float, float]]] = {}
+    scopes: dict[int, tuple[str, tuple[float, float]]] = {}
+    homes = {u: spot.points[i % POINTS_PER_SPOT] for i, u in enumerate(users)}
     records = []
     contribution_records = []
     for i, plan in enumerate(w.projects):
@@ -235,6 +244,7 @@ def _write_world(
             )
         )
         projects[pid] = (orgs[plan.org], not plan.private, location)
+        scopes[pid] = (plan.scope, (lon, lat))
         if plan.is_map:
             for j, point in enumerate(plan.contributions):
                 cid = base + 1000 + 10 * i + j
@@ -251,12 +261,20 @@ def _write_world(
         projects=records,
         contributions=contribution_records,
     )
+    with db.connect(api_db) as conn:
+        for user, (hlon, hlat) in homes.items():
+            conn.execute(
+                """INSERT INTO user_place (user_id, commune_code, home)
+                   VALUES (%s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326))""",
+                (user, spot.code, hlon, hlat),
+            )
+        conn.commit()
     registry.projects.update(projects)
     registry.contributions.update({c: p for c, (p, _) in contributions.items()})
     for user, mine in members.items():
         registry.memberships.setdefault(user, set()).update(mine)
     staff = dict(zip(users, w.staff, strict=True))
-    return Example(spot, users, staff, orgs, members, projects, contributions)
+    return Example(spot, users, staff, orgs, members, projects, contributions, scopes, homes)
 
 
 def _check_ids(
@@ -394,6 +412,30 @@ def _views(client: TestClient, ex: Example, registry: Registry, viewer: int | No
     assert total == expected_total, (viewer, total, expected_total)
 
 
+def _geography(api_db: DatabaseSettings, ex: Example, registry: Registry) -> None:
+    """Candidates and audiences, straight from the SQL functions through geo_engine.audience."""
+    with db.connect(api_db) as conn:
+        for viewer in [None, *ex.users]:
+            got = audience.candidates(conn, [ex.spot.code], viewer=viewer)
+            seen = set(got.project_id.tolist())
+            # Every project of the example concerns the spot's commune.
+            _check_ids(seen, set(ex.projects), ex.visible(viewer), registry, viewer, "candidates")
+        for pid, (org, public, _) in ex.projects.items():
+            reached: set[int] = set()
+            for ids, _levels in audience.audience(conn, pid):
+                reached |= set(ids.tolist())
+            leaked = {u for u in reached if not registry.visible(pid, u)}
+            assert not leaked, f"audience of {pid} holds users who may not see it: {leaked}"
+            allowed = {u for u in ex.users if public or org in ex.members.get(u, set())}
+            scope, centre = ex.scopes[pid]
+            if scope in ("radius", "area"):
+                # At least every allowed user whose home is the centre of the circle or square.
+                assert {u for u in allowed if ex.homes[u] == centre} <= reached, pid
+                assert reached & set(ex.users) <= allowed
+            else:
+                assert reached & set(ex.users) == allowed, (pid, scope)
+
+
 @pytest.mark.slow
 @settings(
     max_examples=20,
@@ -411,6 +453,7 @@ def test_a_private_project_never_reaches_a_non_member(
     example = _write_world(api_db, registry, spots, world)
     for viewer in [None, *example.users]:
         _views(client, example, registry, viewer)
+    _geography(api_db, example, registry)
 
 
 def test_the_worlds_held_private_projects_seen_by_members(registry: Registry) -> None:

@@ -180,6 +180,7 @@ def test_user_place_keys_are_rebuilt_as_they_were(conn: psycopg.Connection) -> N
         "fk_user_place_commune_code_commune",
         "fk_user_place_arrondissement_code_arrondissement",
         "ix_user_place_commune_code",
+        "idx_user_place_home",  # audiences of areas and radii (migration 0003)
     } <= names
     oids = _oids(conn, "user_place")
     conn.execute("INSERT INTO app_user (id) VALUES (900001), (900002)")

@@ -6,6 +6,11 @@
 -- radius applied to those few rows. One map: its contributions (ix_contribution_project_id)
 -- within the radius, sorted; a KNN walk there could cross the whole table before finding them.
 -- Only the branch whose condition holds runs (a one-time filter on the parameter).
+-- One map: whether the viewer may see %(project_id)s is asked first, once (an InitPlan on
+-- visible_projects, the one rule, by pk_project), and gates the branch: for a hidden map not
+-- one of its contributions is read, so a private map answers in the time a missing one does
+-- (a per-row check after the scan read the hidden rows, then dropped them). Once the map is
+-- visible, so is each of its contributions: they are read from contribution directly.
 WITH here AS (
     SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography AS g
 ),
@@ -17,8 +22,11 @@ nearest AS (
      LIMIT %(limit)s)
     UNION ALL
     (SELECT c, ST_Distance(c.geog, here.g) AS distance_m
-     FROM visible_contributions(%(viewer)s) AS c, here
-     WHERE c.project_id = %(project_id)s::bigint
+     FROM contribution AS c, here
+     WHERE EXISTS (
+            SELECT FROM visible_projects(%(viewer)s) AS p WHERE p.id = %(project_id)s::bigint
+       )
+       AND c.project_id = %(project_id)s::bigint
        AND ST_DWithin(c.geog, here.g, %(radius_m)s)
      ORDER BY 2
      LIMIT %(limit)s)
