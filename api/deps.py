@@ -16,12 +16,11 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BeforeValidator
 
 from api.auth import ANONYMOUS, Viewer, viewer_from_token
 from contracts.errors import InvalidInput, Unauthenticated
 from contracts.users import INSEE_CODE
-from contracts.values import parse_int, parse_number
+from contracts.values import Integer, Number, parse_number
 from geo_engine.settings import ApiSettings
 
 MAX_RADIUS_M = 50_000
@@ -61,18 +60,6 @@ async def viewer(
     secret = api.jwt_secret.get_secret_value()
     return viewer_from_token(credentials.credentials, secret)
 
-
-def _number(value: object) -> object:
-    """Query and path text through the one strict parser; pydantic then applies the bounds."""
-    return parse_number(value) if isinstance(value, str) else value
-
-
-def _integer(value: object) -> object:
-    return parse_int(value) if isinstance(value, str) else value
-
-
-Number = BeforeValidator(_number)
-Integer = BeforeValidator(_integer)
 
 Lat = Annotated[
     float,

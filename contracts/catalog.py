@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from contracts.themes import Theme
 from contracts.users import INSEE_CODE, Home
-from contracts.values import Label, LongText, OptionalLabel
+from contracts.values import Integer, Label, LongText, Number, OptionalLabel
 
-Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1), Integer]
 
 
 class OrganisationKind(StrEnum):
@@ -157,7 +157,7 @@ class RadiusScope(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["radius"]
     center: Point
-    radius_m: float = Field(gt=0, le=200_000)
+    radius_m: Annotated[float, Field(gt=0, le=200_000), Number]
 
 
 Scope = Annotated[

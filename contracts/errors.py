@@ -38,7 +38,8 @@ class EngineError(Exception):
         self.headers = headers
 
     def within(self, context: str) -> Self:
-        """The same error with ``context`` before its detail (``nothing imported: …``)."""
+        """Put ``context`` before the detail (``nothing imported: …``), in place, and return
+        the error, for a caller that re-raises it with what it was doing."""
         joined = (
             f"{context}:\n{self.detail}" if "\n" in self.detail else f"{context}: {self.detail}"
         )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.territories import parse_coordinates
 from contracts.themes import Theme
+from contracts.values import Integer, Number
 
 INSEE_CODE = r"^([0-9]{5}|2[AB][0-9]{3})$"  # ASCII digits: \d would take ٧٥٠٥٦
 POSTAL_CODE = r"^[0-9]{5}$"
@@ -22,8 +23,8 @@ def _zones() -> frozenset[str]:
 
 class Home(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lon: float
-    lat: float
+    lon: Annotated[float, Number]
+    lat: Annotated[float, Number]
 
     @model_validator(mode="after")
     def _in_range(self) -> Home:
@@ -68,7 +69,7 @@ class UserRecord(BaseModel):
     The import's line and the body of ``POST /v1/users`` (register)."""
 
     model_config = ConfigDict(extra="forbid")
-    id: int = Field(ge=1, le=2**63 - 1)
+    id: Annotated[int, Field(ge=1, le=2**63 - 1), Integer]
     home: Home | None = None
     commune: str | None = Field(default=None, pattern=INSEE_CODE)
     postal_code: str | None = Field(default=None, pattern=POSTAL_CODE)

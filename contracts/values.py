@@ -15,7 +15,7 @@ import re
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
 DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
@@ -34,6 +34,20 @@ def parse_int(text: str) -> int:
     if len(text) > MAX_NUMBER_CHARS or INTEGER.fullmatch(text) is None:
         raise ValueError(f"{_shown(text)} is not an integer (ASCII digits, e.g. 12)")
     return int(text)
+
+
+def _number(value: object) -> object:
+    return parse_number(value) if isinstance(value, str) else value
+
+
+def _integer(value: object) -> object:
+    return parse_int(value) if isinstance(value, str) else value
+
+
+# Put in an Annotated number type: a number given as text (a query parameter, a path segment,
+# a string in JSON) goes through the strict parser; pydantic then applies the type and bounds.
+Number = BeforeValidator(_number)
+Integer = BeforeValidator(_integer)
 
 
 def _shown(text: str) -> str:

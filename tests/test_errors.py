@@ -326,3 +326,16 @@ def test_a_setting_that_does_not_hold_is_one_line_and_exit_2() -> None:
 def test_a_user_id_in_other_digits_is_a_usage_error() -> None:
     done = run_cli("users", "show", "١٢", env={})
     assert done.returncode == 2 and "not an integer" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("text", ["1_0", " 10", "١٠", "１０"])
+def test_numbers_given_as_strings_in_records_take_the_same_parser(text: str) -> None:
+    from contracts.users import UserRecord
+
+    assert UserRecord.model_validate({"id": "10", "postal_code": "51100"}).id == 10
+    with pytest.raises(ValidationError, match="not an integer"):
+        UserRecord.model_validate({"id": text, "postal_code": "51100"})
+    with pytest.raises(ValidationError, match="not a number"):
+        UserRecord.model_validate({"id": 1, "home": {"lon": text, "lat": "48.85"}})
+    with pytest.raises(ValidationError, match="not an integer"):
+        OrganisationRecord.model_validate({**ORG, "id": text})
