@@ -65,6 +65,7 @@ R = TypeVar("R", bound=BaseModel)
 
 MAX_ASSIGNED_ID = 2**53 - 1  # exact in JavaScript, which reads the map's ids
 SOURCE = "request"
+REGISTER_LOCK = 0x6F7574  # advisory lock class of registrations (with the id's low 31 bits)
 
 NO_PROJECT_OF_YOURS = (
     "no project with this id among the organisation's projects; leave id out to create one"
@@ -286,7 +287,11 @@ def register_user(
     if _signed_in(actor) != record.id and not actor.staff:
         raise Forbidden("a user registers themself: id must be the user id of your token")
     with conn.transaction():
-        if _exists(conn, "SELECT 1 FROM app_user WHERE id = %s FOR UPDATE", (record.id,)):
+        # Two registrations of one id at once: the second waits, then finds the first.
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(%s::int4, %s::int4)", (REGISTER_LOCK, record.id % 2**31)
+        )
+        if _exists(conn, "SELECT 1 FROM app_user WHERE id = %s", (record.id,)):
             raise Conflict(f"user {record.id} is already registered; change it with PATCH")
         try:
             import_users(conn, UserBatch.from_records([record]), settings)

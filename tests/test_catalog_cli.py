@@ -76,6 +76,9 @@ def _snapshot(settings: DatabaseSettings) -> dict[str, list[tuple[Any, ...]]]:
             "contribution": conn.execute(
                 "SELECT id, project_id, category, ST_AsText(geom) FROM contribution ORDER BY id"
             ).fetchall(),
+            "outbox": conn.execute(
+                "SELECT type, count(*) FROM outbox GROUP BY type ORDER BY type"
+            ).fetchall(),
         }
 
 
@@ -94,6 +97,14 @@ def test_catalog_commands(mini_db: DatabaseSettings, tmp_path: Path) -> None:
         CHALONS,
     }
     assert "40 projects" in loaded.stderr.replace(",", "")
+    # Each row the load wrote announced itself, once.
+    assert dict(after_load["outbox"]) == {
+        "user.registered": 300,
+        "organisation.created": len(after_load["organisation"]),
+        "member.added": len(after_load["member"]),
+        "project.published": 40,
+        "contribution.created": len(after_load["contribution"]),
+    }
 
     # Files of another seed, imported back in order: they replace what the load wrote.
     out = tmp_path / "catalog"
@@ -118,6 +129,7 @@ def test_catalog_commands(mini_db: DatabaseSettings, tmp_path: Path) -> None:
     # Importing the same file again writes no row.
     again = _cli(settings, "projects", "import", str(out / "projects.jsonl"))
     assert again.returncode == 0 and "0 rows written" in again.stdout, again.stdout
+    assert _snapshot(settings) == imported  # ...and announces nothing
 
     # Bad files, all at once: each exits 2, names its bad lines and writes nothing.
     first_project = projects[0]

@@ -169,6 +169,8 @@ def test_project_changes_announce_their_transitions(
     assert {(e.model_dump()["project_id"], e.model_dump()["organisation_id"]) for e in events} == {
         (7, 1)
     }
+    catalog_load.store_projects(conn, _lines(ProjectRecord, [_project(7, **change)]))
+    assert outbox.types() == {}  # the same again: no change, no event
 
 
 def test_a_private_project_made_public_and_status_steps(

@@ -499,6 +499,11 @@ def _place_users(conn: psycopg.Connection, placed: str, candidates: list[str]) -
     conn.commit()
 
 
+def _events(conn: psycopg.Connection) -> list[tuple[str, dict[str, int]]]:
+    """The outbox, as (type, ids), in a stable order."""
+    return _rows(conn, "SELECT type, payload FROM outbox ORDER BY type, payload::text")
+
+
 def _dangling_places(conn: psycopg.Connection) -> int:
     return _one(
         conn,
@@ -527,6 +532,8 @@ def test_newer_millesime_merges_communes_and_remaps_users(
     assert report.millesime == 2027
     assert report.users_remapped >= 1
     assert report.users_unplaced == 0
+    # The user whose commune merged is announced as moved (the pending one has no commune).
+    assert _events(fresh) == [("user.moved", {"user_id": 1})]
     assert report.changes["communes"]["removed"] == 1
     assert _rows(
         fresh, "SELECT commune_code, candidate_communes FROM user_place ORDER BY user_id"
@@ -561,6 +568,7 @@ def test_newer_millesime_merges_communes_and_remaps_users(
 
     # The same newer millésime again is a no-op; the older one is refused, and nothing moves.
     assert _load(fresh, root_2027, geo_settings).changed is False
+    assert _events(fresh) == [("user.moved", {"user_id": 1})]
     with pytest.raises(MillesimeError, match="2026"):
         load(fresh, geodata.read(root_2026), geo_settings)
     fresh.rollback()
@@ -578,6 +586,7 @@ def test_newer_millesime_unplaces_users_of_a_vanished_commune(
 
     report = _load(fresh, mini_2027.write(tmp_path / "2027"), geo_settings)
     assert report.users_unplaced == 1
+    assert _events(fresh) == [("user.moved", {"user_id": 1})]
     assert _rows(
         fresh, "SELECT commune_code, candidate_communes FROM user_place ORDER BY user_id"
     ) == [
@@ -670,5 +679,10 @@ def test_newer_millesime_moves_projects_and_organisations_to_the_commune_nouvell
         (2, REIMS),
     ]
     assert _one(fresh, "SELECT territory_code FROM organisation WHERE id = 1") == REIMS
+    assert _events(fresh) == [
+        ("organisation.updated", {"organisation_id": 1}),
+        ("project.updated", {"project_id": 1, "organisation_id": 1}),
+        ("project.updated", {"project_id": 2, "organisation_id": 1}),
+    ]
     # The map's outlines follow the new millésime too.
     assert _one(fresh, "SELECT count(*) FROM commune_tile WHERE code = %s", (TINQUEUX,)) == 0

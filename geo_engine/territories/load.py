@@ -16,6 +16,7 @@ from psycopg import sql
 
 from contracts.errors import Conflict
 from geo_engine.db import copy_rows, upsert
+from geo_engine.outbox import insert_events
 from geo_engine.settings import GeoSettings
 from geo_engine.territories.geodata import GeoDataSet
 
@@ -102,28 +103,49 @@ SYNC_POSTAL_CODES = (
 # Users whose commune merged follow it to the commune nouvelle; the same for the candidates of
 # users still choosing between communes. Users of a commune that vanished without a successor
 # become unplaced with no candidate (counted in the report), never left on a dead code.
-REMAP_USERS = """
+# Each user moved (or unplaced, below) announces it: one user.moved per row, same statement.
+USER_MOVED_EVENTS = insert_events(
+    "(SELECT 'user.moved' AS type, jsonb_build_object('user_id', user_id) AS payload FROM written)"
+)
+REMAP_USERS = (
+    """
+WITH written AS (
 UPDATE user_place u SET commune_code = f.commune_code, arrondissement_code = NULL
 FROM commune_former_code f
 WHERE u.commune_code = f.former_code AND f.former_code NOT IN (SELECT code FROM stage_commune)
+RETURNING u.user_id)
 """
+    + USER_MOVED_EVENTS
+)
 # Projects scoped to, and organisations at home in, a merged commune follow it too.
+# Each announces it: project.updated per project whose scope changed, organisation.updated.
 REMAP_PROJECT_COMMUNES = """
 WITH moved AS (
     DELETE FROM project_territory t USING commune_former_code f
     WHERE t.level = 'commune' AND t.code = f.former_code
       AND f.former_code NOT IN (SELECT code FROM stage_commune)
-    RETURNING t.project_id, f.commune_code)
-INSERT INTO project_territory (project_id, level, code)
-SELECT DISTINCT project_id, 'commune', commune_code FROM moved
-ON CONFLICT DO NOTHING
-"""
+    RETURNING t.project_id, f.commune_code),
+renamed AS (
+    INSERT INTO project_territory (project_id, level, code)
+    SELECT DISTINCT project_id, 'commune', commune_code FROM moved
+    ON CONFLICT DO NOTHING)
+""" + insert_events(
+    """(SELECT 'project.updated' AS type,
+               jsonb_build_object('project_id', p.id, 'organisation_id', p.organisation_id)
+               AS payload
+        FROM project AS p WHERE p.id IN (SELECT project_id FROM moved))"""
+)
 REMAP_ORGANISATIONS = """
+WITH written AS (
 UPDATE organisation o SET territory_code = f.commune_code
 FROM commune_former_code f
 WHERE o.territory_level = 'commune' AND o.territory_code = f.former_code
   AND f.former_code NOT IN (SELECT code FROM stage_commune)
-"""
+RETURNING o.id)
+""" + insert_events(
+    "(SELECT 'organisation.updated' AS type, jsonb_build_object('organisation_id', id)"
+    " AS payload FROM written)"
+)
 # Outlines simplified for the map tiles (see migrations/sql/0002_tiles.sql).
 REFRESH_TILE_OUTLINES = """
 REFRESH MATERIALIZED VIEW commune_tile;
@@ -145,10 +167,15 @@ UPDATE user_place SET arrondissement_code = NULL
 WHERE arrondissement_code IS NOT NULL
   AND arrondissement_code NOT IN (SELECT code FROM stage_arrondissement)
 """
-UNPLACE_ORPHANS = """
+UNPLACE_ORPHANS = (
+    """
+WITH written AS (
 UPDATE user_place SET commune_code = NULL, arrondissement_code = NULL, candidate_communes = '{}'
 WHERE commune_code IS NOT NULL AND commune_code NOT IN (SELECT code FROM stage_commune)
+RETURNING user_id)
 """
+    + USER_MOVED_EVENTS
+)
 
 DELETE_STALE = [
     (
