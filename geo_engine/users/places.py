@@ -297,14 +297,15 @@ def place(
     arrondissement[given] = np.array([r and r.arrondissement for r in accepted], dtype=object)[
         inverse
     ]
-    for row, which in zip(given.tolist(), inverse.tolist(), strict=True):
-        reading = read[which]
-        if reading is None:
-            errors.append(
-                f"line {batch.line[row]}: commune: unknown INSEE code {batch.commune[row]}"
-            )
-        elif reading.problem is not None:
-            errors.append(f"line {batch.line[row]}: commune: {reading.problem}")
+    why = np.array(
+        [
+            f"unknown INSEE code {c}" if r is None else r.problem
+            for c, r in zip(codes.tolist(), read, strict=True)
+        ],
+        dtype=object,
+    )[inverse]
+    refused = np.flatnonzero(why != None)  # noqa: E711 (numpy elementwise)
+    errors += [f"line {batch.line[given[i]]}: commune: {why[i]}" for i in refused]
 
     by_postal = np.flatnonzero(batch.postal_code != None)  # noqa: E711
     postcodes, inverse = np.unique(batch.postal_code[by_postal].astype(str), return_inverse=True)
