@@ -45,14 +45,14 @@ def create_app(
         write_pool = pools.write_pool(database, api_settings)
         await pool.open(wait=True)
         write_pool.open(wait=True)
-        broker = redis.asyncio.Redis.from_url(
+        redis_client = redis.asyncio.Redis.from_url(
             redis_settings.redis_url, socket_connect_timeout=1, socket_timeout=1
         )
-        app.state.pool, app.state.write_pool, app.state.redis = pool, write_pool, broker
+        app.state.pool, app.state.write_pool, app.state.redis = pool, write_pool, redis_client
         try:
             yield
         finally:
-            await broker.aclose()
+            await redis_client.aclose()
             write_pool.close()
             await pool.close()
 
