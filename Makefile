@@ -61,6 +61,7 @@ bench: install services  ## benchmarks (figures go in bench/README.md)
 	$(GEO) bench placement --size 5000000 --json
 	$(GEO) bench locate --size 10000 --json
 	$(GEO) bench http --size 100000 --json
+	$(GEO) bench audience --json
 
 clean:  ## remove the virtualenv and the services' data (stop them first)
 	rm -rf .venv .tools .services

@@ -3,9 +3,9 @@ fan-out stand on, as ids and facts.
 
 Both read the SQL functions of migration 0003 (``migrations/sql/0003_candidates.sql`` and
 ``0003_audience.sql``), which go through the one visibility rule ``visible_projects(viewer)``;
-nothing here decides who sees what. Rows come by binary COPY in fixed-width records parsed
-with numpy, so millions of rows cost no Python loop per row and never sit in memory at once on
-the server: an audience is streamed in batches as PostgreSQL produces it.
+nothing here decides who sees what. Millions of rows cross as one row per commune and level
+holding the ids packed in a byte string that numpy reads: a row costs the client about 2.5 µs
+whatever its size, so five million of them one by one would cost more than the query itself.
 
 Levels are the words of the SQL functions, numbered by their index in :data:`LEVELS`, from
 the narrowest to the widest.
@@ -13,7 +13,7 @@ the narrowest to the widest.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -34,76 +34,57 @@ LEVELS: tuple[str, ...] = (
     "national",
 )
 
-# Binary COPY: a 19-byte header, then per row a field count (int16) and per field its length
-# (int32) and bytes, then the trailer -1 (int16). With every field NOT NULL and fixed-width the
-# rows are records numpy reads directly.
-_HEADER = 19
-_AUDIENCE_ROW = np.dtype(
-    [("n", ">i2"), ("l1", ">i4"), ("user_id", ">i8"), ("l2", ">i4"), ("level", ">i2")]
-)
-AUDIENCE_COPY = load_sql("geo_engine", "audience_copy.sql")
+AUDIENCE_PACKED = load_sql("geo_engine", "audience_packed.sql")
 CANDIDATES_PACKED = load_sql("geo_engine", "candidates_packed.sql")
 
 
 @contextmanager
 def _big_query(conn: psycopg.Connection) -> Iterator[None]:
-    """For one statement over millions of rows: no JIT (PostgreSQL compiling the plan's
-    expressions cost 20 s of 40 on the candidates of all communes, for nothing), and room to
-    group them in memory. Both settings are put back afterwards."""
-    settings = ("jit", "work_mem")
-    row = conn.execute(
-        "SELECT current_setting('jit'), current_setting('work_mem'), "
-        "set_config('jit', 'off', false), set_config('work_mem', '256MB', false)"
-    ).fetchone()
-    assert row is not None
+    """For one statement over millions of rows: no JIT (compiling the plan's expressions cost
+    20 s of 40 on the candidates of all communes, for nothing), room to group the rows in
+    memory, and hashes rather than sorts (the planner, which cannot know how many rows a
+    territory expands to, sorted five million rows to group them: 8 s of 21). The settings
+    are put back afterwards."""
+    settings = {"jit": "off", "work_mem": "256MB", "enable_sort": "off"}
+    before = {}
+    for name, value in settings.items():
+        row = conn.execute(
+            "SELECT current_setting(%s), set_config(%s, %s, false)", (name, name, value)
+        ).fetchone()
+        assert row is not None
+        before[name] = row[0]
     try:
         yield
     finally:
         # After an error the transaction's rollback puts them back itself.
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
-            for name, value in zip(settings, row[:2], strict=True):
+            for name, value in before.items():
                 conn.execute("SELECT set_config(%s, %s, false)", (name, value))
-
-
-def _records(
-    conn: psycopg.Connection, query: str, params: Mapping[str, object], row: np.dtype[np.void]
-) -> Iterator[npt.NDArray[np.void]]:
-    """The rows of a binary ``COPY (query) TO STDOUT``, as arrays of ``row`` records, in
-    batches as they arrive (each batch the whole rows of the bytes received so far)."""
-    pending = b""
-    skip = _HEADER
-    with _big_query(conn), conn.cursor() as cur, cur.copy(query, params) as copy:
-        for block in copy:
-            data = pending + bytes(block)
-            if skip:
-                if len(data) < skip:
-                    pending = data
-                    continue
-                data, skip = data[skip:], 0
-            # The 2-byte trailer is shorter than a row: it stays in ``pending``.
-            whole = len(data) // row.itemsize * row.itemsize
-            if whole:
-                yield np.frombuffer(data, dtype=row, count=whole // row.itemsize)
-            pending = data[whole:]
-    if pending not in (b"", b"\xff\xff"):
-        raise RuntimeError(f"COPY ended with {len(pending)} stray bytes")
 
 
 def audience(
     conn: psycopg.Connection, project_id: int
 ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.int16]]]:
-    """Every user project ``project_id`` concerns (``project_audience``), streamed.
+    """Every user project ``project_id`` concerns (``project_audience``), in batches.
 
-    Yields batches ``(user_ids, levels)``: two arrays of equal length n, user ids (int64,
-    app_user.id) and the narrowest level that reached each user (int16, index into
+    Yields ``(user_ids, levels)`` per commune and level: two arrays of equal length n, user
+    ids (int64, app_user.id) and the narrowest level that reached each user (int16, index into
     :data:`LEVELS`: territorial levels from the user's commune, ``area``/``radius`` from their
     stored home point, ``national``). No user twice, no order. A private project reaches only
-    its organisation's members; a missing project reaches nobody (no batch). A national
-    project yields millions of rows in batches of about 64 KiB of COPY data each.
+    its organisation's members; a missing project reaches nobody (no batch). The batches come
+    from one statement read through a server-side cursor (a few rows per commune at most),
+    so the client never holds more than a few hundred communes' users at a time.
     """
-    params = {"levels": list(LEVELS), "project": project_id}
-    for batch in _records(conn, AUDIENCE_COPY, params, _AUDIENCE_ROW):
-        yield batch["user_id"].astype(np.int64), batch["level"].astype(np.int16)
+    with (
+        _big_query(conn),
+        conn.transaction(),
+        conn.cursor(name="project_audience", binary=True) as cur,
+    ):
+        cur.itersize = 500  # groups per round trip
+        cur.execute(AUDIENCE_PACKED, {"project": project_id})
+        for _commune, level, ids in cur:
+            users = np.frombuffer(ids, dtype=">i8").astype(np.int64)
+            yield users, np.full(len(users), LEVELS.index(level), dtype=np.int16)
 
 
 @dataclass(frozen=True)
@@ -149,7 +130,6 @@ def candidates(
     """
     asked = list(dict.fromkeys(communes))
     params = {
-        "levels": list(LEVELS),
         "communes": asked,
         "lon": None if home is None else home[0],
         "lat": None if home is None else home[1],
@@ -162,12 +142,16 @@ def candidates(
     distance: list[npt.NDArray[np.float64]] = []
     with _big_query(conn), conn.cursor(binary=True) as cur:
         cur.execute(CANDIDATES_PACKED, params)
-        for code, ids, levels, distances in cur:
+        for code, word, ids, distances in cur:
             p = np.frombuffer(ids, dtype=">i8").astype(np.int64)
             project.append(p)
             commune.append(np.full(len(p), -1 if code is None else index[code], dtype=np.int32))
-            level.append(np.frombuffer(levels, dtype=">i2").astype(np.int16))
-            distance.append(np.frombuffer(distances, dtype=">f8").astype(np.float64))
+            level.append(np.full(len(p), LEVELS.index(word), dtype=np.int16))
+            distance.append(
+                np.full(len(p), np.nan)
+                if distances is None
+                else np.frombuffer(distances, dtype=">f8").astype(np.float64)
+            )
     return Candidates(
         asked,
         np.concatenate(commune) if commune else np.zeros(0, dtype=np.int32),

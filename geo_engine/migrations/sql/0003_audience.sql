@@ -4,6 +4,7 @@
 -- Parameter: project: project.id (an unknown id gives no row).
 -- Output, one row per user (no duplicates, no order):
 --   user_id bigint;
+--   commune_code text: the commune the user is placed in (to group them, e.g. by time zone);
 --   level text, the narrowest reason, with the words of project_candidates: commune,
 --     arrondissement, epci, departement, region (the territories it names, resolved to
 --     communes and matched on the users' commune), area or radius (the user's stored home
@@ -25,7 +26,7 @@
 -- LANGUAGE sql, STABLE, one SELECT: inlined into the caller, so rows stream (a server-side
 --   cursor or COPY (SELECT ... FROM project_audience(p)) TO STDOUT never holds millions).
 CREATE FUNCTION project_audience(project bigint)
-RETURNS TABLE (user_id bigint, level text)
+RETURNS TABLE (user_id bigint, commune_code text, level text)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     WITH scope AS (
         -- The communes a territorial scope names or contains, each once, with the narrowest
@@ -56,7 +57,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         GROUP BY s.code
     ),
     reached AS (
-        SELECT u.user_id,
+        SELECT u.user_id, u.commune_code,
                CASE WHEN s.rank = 1 THEN 'commune'
                     WHEN s.rank IS NULL OR u.arrondissement_code = ANY (s.arrondissements)
                         THEN 'arrondissement'
@@ -69,19 +70,20 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
           AND (s.rank IS NOT NULL OR u.arrondissement_code IS NULL
                OR u.arrondissement_code = ANY (s.arrondissements))
         UNION ALL
-        SELECT u.user_id, CASE WHEN a.radius_m IS NULL THEN 'area' ELSE 'radius' END
+        SELECT u.user_id, u.commune_code,
+               CASE WHEN a.radius_m IS NULL THEN 'area' ELSE 'radius' END
         FROM project_area AS a
         JOIN user_place AS u ON ST_Intersects(a.geom, u.home)
         WHERE a.project_id = project
           AND (SELECT p.scope_kind FROM project AS p WHERE p.id = project) IN ('area', 'radius')
           AND u.commune_code IS NOT NULL
         UNION ALL
-        SELECT u.user_id, 'national'
+        SELECT u.user_id, u.commune_code, 'national'
         FROM user_place AS u
         WHERE (SELECT p.scope_kind FROM project AS p WHERE p.id = project) = 'national'
           AND u.commune_code IS NOT NULL
     )
-    SELECT r.user_id, r.level
+    SELECT r.user_id, r.commune_code, r.level
     FROM reached AS r
     WHERE EXISTS (SELECT FROM visible_projects(NULL) AS v WHERE v.id = project)
        OR r.user_id IN (
