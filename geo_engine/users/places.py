@@ -171,7 +171,7 @@ def coarsen(
     return clon, clat
 
 
-COMMUNE_CODES = load_sql("geo_engine.users.places", "commune_codes.sql")
+COMMUNE_CODES = load_sql("geo_engine.users", "commune_codes.sql")
 
 
 @dataclass(frozen=True)
