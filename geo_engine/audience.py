@@ -13,6 +13,7 @@ the narrowest to the widest.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ LEVELS: tuple[str, ...] = (
     "region",
     "national",
 )
+
+_CURSORS = itertools.count(1)  # server-side cursors have names; two audiences may be open
 
 AUDIENCE_PACKED = load_sql("geo_engine.queries", "audience_packed.sql")
 CANDIDATES_PACKED = load_sql("geo_engine.queries", "candidates_packed.sql")
@@ -78,7 +81,7 @@ def audience(
     with (
         _big_query(conn),
         conn.transaction(),
-        conn.cursor(name="project_audience", binary=True) as cur,
+        conn.cursor(name=f"project_audience_{next(_CURSORS)}", binary=True) as cur,
     ):
         cur.itersize = 500  # groups per round trip
         cur.execute(AUDIENCE_PACKED, {"project": project_id})
