@@ -13,6 +13,7 @@ the narrowest to the widest.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ LEVELS: tuple[str, ...] = (
     "region",
     "national",
 )
+
+_CURSORS = itertools.count(1)  # server-side cursors have names; two audiences may be open
 
 AUDIENCE_PACKED = load_sql("geo_engine", "audience_packed.sql")
 CANDIDATES_PACKED = load_sql("geo_engine", "candidates_packed.sql")
@@ -78,7 +81,7 @@ def audience(
     with (
         _big_query(conn),
         conn.transaction(),
-        conn.cursor(name="project_audience", binary=True) as cur,
+        conn.cursor(name=f"project_audience_{next(_CURSORS)}", binary=True) as cur,
     ):
         cur.itersize = 500  # groups per round trip
         cur.execute(AUDIENCE_PACKED, {"project": project_id})
@@ -141,7 +144,8 @@ def candidates(
     level: list[npt.NDArray[np.int16]] = []
     distance: list[npt.NDArray[np.float64]] = []
     with _big_query(conn), conn.cursor(binary=True) as cur:
-        cur.execute(CANDIDATES_PACKED, params)
+        # Never prepared: planned for the communes given (a generic plan is 100 times slower).
+        cur.execute(CANDIDATES_PACKED, params, prepare=False)
         for code, word, ids, distances in cur:
             p = np.frombuffer(ids, dtype=">i8").astype(np.int64)
             project.append(p)
