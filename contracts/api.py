@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.catalog import Space, Status, Tool, Visibility
+from contracts.catalog import ConcernLevel, Space, Status, Tool, Visibility
 from contracts.territories import AreaRef, EpciRef
 
 
@@ -32,19 +32,9 @@ class ProjectProperties(BaseModel):
     closes_at: datetime | None
     results_at: datetime | None
     distance_m: float | None = Field(default=None, description="nearby only: metres away")
-    concerns_via: (
-        Literal[
-            "commune",
-            "arrondissement",
-            "epci",
-            "area",
-            "radius",
-            "departement",
-            "region",
-            "national",
-        ]
-        | None
-    ) = Field(default=None, description="commune lists only: the narrowest reason")
+    concerns_via: ConcernLevel | None = Field(
+        default=None, description="commune lists only: the narrowest reason"
+    )
 
 
 class ProjectFeature(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -92,6 +92,13 @@ class Level(StrEnum):
     DEPARTEMENT = "departement"
     REGION = "region"
 
+
+# Why a project concerns a place, from the narrowest reason to the widest: the words of the SQL
+# functions project_candidates and project_audience (migrations/sql/0003_*.sql).
+ConcernLevel = Literal[
+    "commune", "arrondissement", "epci", "area", "radius", "departement", "region", "national"
+]
+CONCERN_LEVELS: tuple[ConcernLevel, ...] = get_args(ConcernLevel)
 
 CODE_PATTERNS: dict[Level, str] = {
     Level.COMMUNE: INSEE_CODE,

@@ -22,18 +22,10 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 
+from contracts.catalog import CONCERN_LEVELS
 from geo_engine.db import load_sql
 
-LEVELS: tuple[str, ...] = (
-    "commune",
-    "arrondissement",
-    "epci",
-    "area",
-    "radius",
-    "departement",
-    "region",
-    "national",
-)
+LEVELS: tuple[str, ...] = CONCERN_LEVELS
 
 _CURSORS = itertools.count(1)  # server-side cursors have names; two audiences may be open
 
