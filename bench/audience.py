@@ -11,12 +11,8 @@ Each is run ``RUNS`` times; the figure is the best run, the first run is reporte
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,40 +31,18 @@ def audience_database(
     settings: DatabaseSettings, geo: GeoSettings, users: int, seed: int
 ) -> DatabaseSettings:
     """``<database>_bench_audience`` with France, ``users`` users and ``PROJECTS`` projects."""
-    from bench.runner import bench_database
+    from bench.runner import fixture_database
 
-    database = bench_database(settings, geo, suffix="_bench_audience")
-    with db.connect(database) as conn:
-        row = conn.execute(
-            "SELECT (SELECT count(*) FROM app_user), (SELECT count(*) FROM project)"
-        ).fetchone()
-        if row == (users, PROJECTS):
-            return database
-        conn.execute(
-            "TRUNCATE contribution, project_territory, project_area, project, "
-            "organisation_member, organisation, user_place, app_user"
-        )
-        conn.commit()
-    subprocess.run(  # noqa: S603 (our own entry point, fixed arguments)
-        [
-            str(Path(sys.executable).with_name("geo-engine")),
-            "fixtures",
-            "load",
-            "--users",
-            str(users),
-            "--projects",
-            str(PROJECTS),
-            "--contributions",
-            "0",
-            "--seed",
-            str(seed),
-        ],
-        env={**os.environ, "GEO_ENGINE_DATABASE_URL": database.database_url},
-        check=True,
+    return fixture_database(
+        settings,
+        geo,
+        "_bench_audience",
+        "--contributions",
+        "0",
+        users=users,
+        projects=PROJECTS,
+        seed=seed,
     )
-    with db.connect(database, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
-    return database
 
 
 def _add_projects(conn: psycopg.Connection) -> tuple[int, int]:

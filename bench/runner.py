@@ -110,20 +110,28 @@ DEFAULT_SIZE = 10_000
 HTTP_USERS = 20_000
 
 
-def http_database(
-    settings: DatabaseSettings, geo: GeoSettings, projects: int, seed: int
+def fixture_database(
+    settings: DatabaseSettings,
+    geo: GeoSettings,
+    suffix: str,
+    *fixtures_args: str,
+    users: int,
+    projects: int,
+    seed: int,
 ) -> DatabaseSettings:
-    """``<database>_bench_http``: France, users and ``projects`` projects (about ten
-    contributions each), committed, since the served API reads them from its own connections.
-    Loaded through `geo-engine fixtures load` once per size."""
-    database = bench_database(settings, geo, suffix="_bench_http")
+    """``<database><suffix>``: France with ``users`` users and ``projects`` projects, committed
+    through `geo-engine fixtures load` (with ``fixtures_args``) and vacuumed, once per size: a
+    database that already holds as many is used as it is."""
+    database = bench_database(settings, geo, suffix=suffix)
     with db.connect(database) as conn:
-        row = conn.execute("SELECT count(*) FROM project").fetchone()
-        if row is not None and row[0] == projects:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM app_user), (SELECT count(*) FROM project)"
+        ).fetchone()
+        if row == (users, projects):
             return database
         conn.execute(
             "TRUNCATE contribution, project_territory, project_area, project, "
-            "organisation_member, organisation"
+            "organisation_member, organisation, user_place, app_user, outbox"
         )
         conn.commit()
     subprocess.run(  # noqa: S603 (our own entry point, fixed arguments)
@@ -132,11 +140,12 @@ def http_database(
             "fixtures",
             "load",
             "--users",
-            str(HTTP_USERS),
+            str(users),
             "--projects",
             str(projects),
             "--seed",
             str(seed),
+            *fixtures_args,
         ],
         env={**os.environ, "GEO_ENGINE_DATABASE_URL": database.database_url},
         check=True,
@@ -144,6 +153,16 @@ def http_database(
     with db.connect(database, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     return database
+
+
+def http_database(
+    settings: DatabaseSettings, geo: GeoSettings, projects: int, seed: int
+) -> DatabaseSettings:
+    """``<database>_bench_http``: France, users and ``projects`` projects (about ten
+    contributions each), committed, since the served API reads them from its own connections."""
+    return fixture_database(
+        settings, geo, "_bench_http", users=HTTP_USERS, projects=projects, seed=seed
+    )
 
 
 def run(name: str, size: int, seed: int, settings: DatabaseSettings, geo: GeoSettings) -> Figures:
