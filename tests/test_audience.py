@@ -267,3 +267,43 @@ def test_nearby_contributions_of_a_hidden_map_read_none_of_its_rows(
     assert rows_read(20, None) == (0, 0)  # anonymous: not one row of the hidden map read
     assert rows_read(20, 9002) == (0, 0)  # a signed-in non-member: the same
     assert rows_read(999_999, None) == (0, 0)  # a missing map: the same work
+
+
+def test_nearby_contributions_of_every_map_walk_the_index_nearest_first(
+    world: psycopg.Connection,
+) -> None:
+    """Without a map, the nearest contributions come from a KNN walk of idx_contribution_geog
+    that stops after ``limit`` rows, whatever the size of the table: a materialised point made
+    the planner read and check every contribution instead (seconds among a million)."""
+    lon, lat = 5.37, 43.30
+    _write(world, [project(21, ORG, square(lon, lat, 0.5), tool="carte_participative")])
+    catalog_load.store_contributions(
+        world,
+        _lines(
+            [
+                contribution(40_000 + i, 21, (lon + (i % 60) * 1e-3, lat + (i // 60) * 1e-3))
+                for i in range(3000)
+            ]
+        ),
+        "test",
+    )
+    world.execute("ANALYZE contribution")
+    params = {
+        "lon": lon,
+        "lat": lat,
+        "radius_m": 5000,
+        "limit": 20,
+        "viewer": None,
+        "project_id": None,
+    }
+    row = world.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {NEARBY_CONTRIBUTIONS}", params).fetchone()
+    assert row is not None
+    nodes = _nodes(row[0][0]["Plan"])
+    scans = [n for n in nodes if n.get("Relation Name") == "contribution"]
+    assert [n["Node Type"] for n in scans] == ["Index Scan"], scans
+    assert scans[0]["Index Name"] == "idx_contribution_geog"
+    assert scans[0]["Actual Rows"] * scans[0]["Actual Loops"] <= 20
+    answer = world.execute(NEARBY_CONTRIBUTIONS, params).fetchone()
+    assert answer is not None
+    distances = [f["properties"]["distance_m"] for f in json.loads(answer[0])["features"]]
+    assert len(distances) == 20 and distances == sorted(distances)
