@@ -164,6 +164,10 @@ Insee = Annotated[
 ]
 MAX_ID = 2**63 - 1
 ProjectIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="project id"), Integer]
+OrganisationIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="organisation id"), Integer]
+UserIdPath = Annotated[
+    int, Path(ge=1, le=MAX_ID, description="user id (yours: your token's sub)"), Integer
+]
 ProjectIdQuery = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="only this map's contributions"), Integer
 ]

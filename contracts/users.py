@@ -16,9 +16,14 @@ INSEE_CODE = r"^([0-9]{5}|2[AB][0-9]{3})$"  # ASCII digits: \d would take ٧٥٠
 POSTAL_CODE = r"^[0-9]{5}$"
 
 
+# Names in the zone database that are no place's zone: "localtime" is whatever the server's
+# /etc/localtime says, "Factory" a placeholder, "posixrules" a template.
+NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @cache
 def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - NOT_ZONES
 
 
 class Home(BaseModel):

@@ -41,7 +41,12 @@ def _number(value: object) -> object:
 
 
 def _integer(value: object) -> object:
-    return parse_int(value) if isinstance(value, str) else value
+    if isinstance(value, str):
+        return parse_int(value)
+    # JSON's true and 3.0 are not integers, though Python's int() would take them.
+    if isinstance(value, bool | float):
+        raise ValueError(f"{value!r} is not an integer (ASCII digits, e.g. 12)")
+    return value
 
 
 # Put in an Annotated number type: a number given as text (a query parameter, a path segment,

@@ -107,9 +107,8 @@ def _require_role(
     if actor.staff:
         return
     if _role(conn, organisation_id, user_id) not in roles:
-        raise Forbidden(
-            f"only {' or '.join(sorted(roles))}s of organisation {organisation_id} may do this"
-        )
+        who = " or ".join(sorted(f"{role}s" for role in roles))
+        raise Forbidden(f"only {who} of organisation {organisation_id} may do this")
 
 
 def _exists(conn: psycopg.Connection, query: str, params: Sequence[Any]) -> bool:

@@ -393,3 +393,27 @@ def test_the_map_page_keeps_its_own_headers(client: TestClient) -> None:
     response = client.get("/map")
     assert "default-src 'self'" in response.headers["content-security-policy"]
     assert response.headers.get_list("referrer-policy") == ["no-referrer"]
+
+
+@pytest.mark.parametrize("value", ["3.0", "1_0", " 3", "٣"])
+def test_ids_in_every_path_are_ascii_digits_only(client: TestClient, value: str) -> None:
+    """The users' and members' paths read ids with the same strict parser as the others."""
+    for method, path in (
+        ("GET", f"/v1/users/{value}"),
+        ("PATCH", f"/v1/users/{value}"),
+        ("DELETE", f"/v1/members/{value}/2"),
+        ("DELETE", f"/v1/members/2/{value}"),
+    ):
+        answer = client.request(method, path, headers=STAFF, json={} if method == "PATCH" else None)
+        body = assert_problem(answer, 422)
+        assert "not an integer" in body["detail"], (method, path, body)
+
+
+@pytest.mark.parametrize("value", [True, 3.0, "3.5"])
+def test_ids_in_a_body_are_integers_not_booleans_or_decimals(
+    client: TestClient, value: object
+) -> None:
+    body = assert_problem(
+        client.post("/v1/users", headers=STAFF, json={"id": value, "commune": "75056"}), 422
+    )
+    assert "id" in body["detail"] and "not an integer" in body["detail"], body

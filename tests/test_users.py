@@ -538,3 +538,12 @@ def test_read_jsonl_valid_file_and_many_errors(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "bad.jsonl:20:" in message and "bad.jsonl:21:" not in message
     assert message.rstrip().endswith("and 10 more")
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "Europe/Reims"])
+def test_a_time_zone_is_a_place_s_iana_zone(zone: str) -> None:
+    """``localtime`` is whatever the server's clock says, ``Factory`` a placeholder: both are
+    in the zone database, neither is where anyone lives."""
+    with pytest.raises(ValueError, match="unknown time zone"):
+        UserRecord.model_validate({"id": 1, "commune": "75056", "timezone": zone})
+    assert UserRecord.model_validate({"id": 1, "commune": "75056", "timezone": "Pacific/Marquesas"})

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 
-from api.deps import ViewerDep
+from api.deps import UserIdPath, ViewerDep
 from api.problems import documented
 from api.routes.writes import PoolDep, actor
 from contracts.users import UserPatch, UserRecord, UserView
@@ -15,7 +15,6 @@ from geo_engine import writes
 from geo_engine.settings import UserSettings
 
 router = APIRouter(prefix="/v1/users", tags=["users"], responses=documented(401, 404, 422))
-UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the user's id (your token's sub)")]
 
 
 def _settings(request: Request) -> UserSettings:
@@ -38,7 +37,7 @@ def register(
 
 
 @router.get("/{user_id}", response_model=UserView)
-def read(user_id: UserId, viewer: ViewerDep, pool: PoolDep) -> UserView:
+def read(user_id: UserIdPath, viewer: ViewerDep, pool: PoolDep) -> UserView:
     """Yourself (or anyone, for staff). Any other id answers 404 like a missing one."""
     with pool.connection() as conn:
         return writes.get_user(conn, actor(viewer), user_id)
@@ -46,7 +45,7 @@ def read(user_id: UserId, viewer: ViewerDep, pool: PoolDep) -> UserView:
 
 @router.patch("/{user_id}", response_model=UserView)
 def change(
-    user_id: UserId,
+    user_id: UserIdPath,
     body: UserPatch,
     viewer: ViewerDep,
     pool: PoolDep,

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from psycopg_pool import ConnectionPool
 
 from api.auth import Viewer
-from api.deps import ViewerDep
+from api.deps import OrganisationIdPath, UserIdPath, ViewerDep
 from api.problems import documented
 from contracts.api import Written
 from contracts.catalog import ContributionWrite, MemberRecord, OrganisationRecord, ProjectWrite
@@ -26,7 +26,6 @@ def _pool(request: Request) -> ConnectionPool:
 
 
 PoolDep = Annotated[ConnectionPool, Depends(_pool)]
-IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def actor(viewer: Viewer) -> Actor:
@@ -49,7 +48,7 @@ def add_member(body: MemberRecord, viewer: ViewerDep, pool: PoolDep) -> Written:
 
 @router.delete("/members/{organisation_id}/{user_id}", response_model=Written)
 def remove_member(
-    organisation_id: IdPath, user_id: IdPath, viewer: ViewerDep, pool: PoolDep
+    organisation_id: OrganisationIdPath, user_id: UserIdPath, viewer: ViewerDep, pool: PoolDep
 ) -> Written:
     """Remove a member (staff, the organisation's admins, or the member themself);
     ``written`` is 0 when there was no such membership."""
