@@ -19,7 +19,9 @@ import uvicorn
 
 from api.limits import uvicorn_options
 from cli.common import err
-from geo_engine.settings import ApiSettings
+from contracts.errors import Conflict
+from geo_engine.db import connect
+from geo_engine.settings import ApiSettings, DatabaseSettings
 
 APP = "api.app:create_app"
 
@@ -39,6 +41,19 @@ def _worker(host: str, port: int) -> None:
     uvicorn.Server(_config()).run(sockets=[sock])
 
 
+def _port_is_free(host: str, port: int) -> None:
+    """Refuse a port another server listens on. The workers' SO_REUSEPORT would otherwise join
+    it silently and the kernel would share connections between the two (another checkout,
+    another database, another secret); a plain bind (SO_REUSEADDR only) is refused instead."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise Conflict(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def serve(
     port: int | None = typer.Option(None, "--port", help="default: GEO_ENGINE_PORT or 8000"),
     host: str | None = typer.Option(None, "--host", help="default: GEO_ENGINE_HOST or 127.0.0.1"),
@@ -51,6 +66,10 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     workers = workers or settings.workers
+    _port_is_free(host, port)
+    # One clear line (exit 75) when the database is out of reach, before any worker starts.
+    with connect(DatabaseSettings()) as conn:
+        conn.execute("SELECT 1")
     err.print(f"API and map on http://{host}:{port} (map: http://{host}:{port}/map)")
     if workers == 1:
         uvicorn.run(

@@ -84,3 +84,48 @@ def test_two_workers_share_the_port_and_stop_together(
     for pid in workers:
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid), 0)
+
+
+def test_a_port_another_server_listens_on_is_refused_in_one_line(
+    make_database: Callable[[], DatabaseSettings],
+) -> None:
+    """Another server on the port (with SO_REUSEPORT, as a second `serve` would be): refused,
+    rather than silently sharing its connections with it."""
+    database = make_database()
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        done = subprocess.run(  # noqa: S603 (our own CLI)
+            [str(CLI), "serve", "--port", str(port), "--workers", "2"],
+            cwd=REPO,
+            env={**os.environ, "GEO_ENGINE_DATABASE_URL": database.database_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 7, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_an_unreachable_database_is_one_line_before_any_worker_starts() -> None:
+    port = _free_port()
+    done = subprocess.run(  # noqa: S603 (our own CLI)
+        [str(CLI), "serve", "--port", str(port), "--workers", "2"],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "GEO_ENGINE_DATABASE_URL": f"postgresql://nobody:x@127.0.0.1:{_free_port()}/none",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 75, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "cannot reach the database" in done.stderr
