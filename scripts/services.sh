@@ -16,6 +16,16 @@ STATE="$ROOT/.services"
 PG_PORT=${GEO_ENGINE_PG_PORT:-55432}
 REDIS_PORT=${GEO_ENGINE_REDIS_PORT:-56379}
 ENV_FILE="$ROOT/.env"
+# Ports not given: those this checkout's services were started on (its .env), so that `status`
+# and `down` speak of this checkout's own instances, never of another's on the default ports.
+if [ -z "${GEO_ENGINE_PG_PORT:-}" ] && [ -f "$ENV_FILE" ]; then
+  port=$(sed -n 's|^GEO_ENGINE_DATABASE_URL=postgresql://.*@127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$ENV_FILE")
+  [ -n "$port" ] && PG_PORT=$port
+fi
+if [ -z "${GEO_ENGINE_REDIS_PORT:-}" ] && [ -f "$ENV_FILE" ]; then
+  port=$(sed -n 's|^GEO_ENGINE_REDIS_URL=redis://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$ENV_FILE")
+  [ -n "$port" ] && REDIS_PORT=$port
+fi
 MODE=${GEO_ENGINE_SERVICES:-auto}
 
 say() { printf '\033[1m[services]\033[0m %s\n' "$*" >&2; }
