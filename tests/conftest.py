@@ -6,6 +6,7 @@ each test then works inside a transaction that is rolled back.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -95,6 +97,25 @@ def geodata_dir(geo_settings: GeoSettings) -> Path:
 @pytest.fixture(scope="session")
 def france(geodata_dir: Path) -> geodata.GeoDataSet:
     return geodata.read(geodata_dir)
+
+
+@pytest.fixture(scope="session")
+def communes_json(geodata_dir: Path) -> dict[str, dict[str, Any]]:
+    """The communes in force of ``membership/communes.json``, read with plain json, by INSEE
+    code: the expected values of tests, independent of the loader."""
+    records = json.loads((geodata_dir / "membership" / "communes.json").read_text("utf-8"))
+    return {r["code"]: r for r in records if r["type"] == "commune-actuelle"}
+
+
+@pytest.fixture(scope="session")
+def former_codes(communes_json: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Former INSEE code → the commune nouvelle that absorbed it."""
+    return {
+        old: code
+        for code, record in communes_json.items()
+        for old in record.get("anciensCodes") or []
+        if old != code
+    }
 
 
 @pytest.fixture(scope="session")

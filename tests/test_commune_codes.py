@@ -42,31 +42,15 @@ def records(geodata_dir: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def communes(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {r["code"]: r for r in records if r["type"] == "commune-actuelle"}
-
-
-@pytest.fixture(scope="module")
 def arrondissements(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["code"]: r for r in records if r["type"] == "arrondissement-municipal"}
 
 
 @pytest.fixture(scope="module")
-def successor(communes: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Former code -> the commune nouvelle that absorbed it."""
-    return {
-        old: code
-        for code, r in communes.items()
-        for old in r.get("anciensCodes") or []
-        if old != code
-    }
-
-
-@pytest.fixture(scope="module")
-def postal(communes: dict[str, dict[str, Any]]) -> dict[str, set[str]]:
+def postal(communes_json: dict[str, dict[str, Any]]) -> dict[str, set[str]]:
     """Live postal code -> the communes it serves."""
     served: dict[str, set[str]] = defaultdict(set)
-    for code, r in communes.items():
+    for code, r in communes_json.items():
         for p in r.get("codesPostaux") or []:
             served[p].add(code)
     return served
@@ -123,15 +107,15 @@ def test_every_arrondissement_postal_code_names_its_arrondissement(
 
 def test_every_code_in_force_reads_as_itself(
     conn: psycopg.Connection,
-    communes: dict[str, dict[str, Any]],
+    communes_json: dict[str, dict[str, Any]],
     arrondissements: dict[str, dict[str, Any]],
 ) -> None:
     """Codes in force are INSEE codes first, even the 3,045 that are also another commune's
     postal code (and 13210, Marseille 10e, the postal code of Saint-Rémy-de-Provence)."""
-    codes = sorted(communes) + sorted(arrondissements)
+    codes = sorted(communes_json) + sorted(arrondissements)
     read = read_commune_codes(conn, codes)
     assert len(read) == 34_969 + 45
-    for code in communes:
+    for code in communes_json:
         assert (read[code].commune, read[code].arrondissement, read[code].problem) == (
             code,
             None,
@@ -147,17 +131,17 @@ def test_every_code_in_force_reads_as_itself(
 
 def test_every_former_code_follows_its_commune_unless_it_is_a_postal_code_elsewhere(
     conn: psycopg.Connection,
-    communes: dict[str, dict[str, Any]],
-    successor: dict[str, str],
+    communes_json: dict[str, dict[str, Any]],
+    former_codes: dict[str, str],
     postal: dict[str, set[str]],
 ) -> None:
     """The rule, checked on each of the 4,240 former codes of the data set."""
-    ambiguous = {old for old, new in successor.items() if postal.get(old, set()) - {new}}
-    assert len(successor) == 4_240
+    ambiguous = {old for old, new in former_codes.items() if postal.get(old, set()) - {new}}
+    assert len(former_codes) == 4_240
     assert len(ambiguous) == 415
     assert "75015" in ambiguous and "74011" not in ambiguous
 
-    olds = sorted(successor)
+    olds = sorted(former_codes)
     with pytest.raises(UserImportError) as refused:
         _import(conn, *({"commune": old} for old in olds))
     # Exactly the ambiguous lines are refused, each naming both readings.
@@ -167,9 +151,9 @@ def test_every_former_code_follows_its_commune_unless_it_is_a_postal_code_elsewh
     assert {olds[n - 1] for n in by_line} == ambiguous
     for n, error in by_line.items():
         old = olds[n - 1]
-        new = successor[old]
+        new = former_codes[old]
         assert f"commune: {old} is ambiguous: a former INSEE code" in error
-        assert f"of {communes[new]['nom']} ({new})" in error
+        assert f"of {communes_json[new]['nom']} ({new})" in error
         others = sorted(postal[old] - {new})
         assert f"({others[0]}" in error or f"{others[0]})" in error, error
         assert (f"{len(others)} communes: " in error) == (len(others) > 1), error
@@ -179,7 +163,7 @@ def test_every_former_code_follows_its_commune_unless_it_is_a_postal_code_elsewh
     plain = [old for old in olds if old not in ambiguous]
     _import(conn, *({"commune": old} for old in plain))
     placed = _places(conn)
-    assert [placed[i] for i in range(1, len(plain) + 1)] == [(successor[o], None) for o in plain]
+    assert [placed[i] for i in range(1, len(plain) + 1)] == [(former_codes[o], None) for o in plain]
 
 
 def test_a_move_reads_codes_alike(conn: psycopg.Connection) -> None:
@@ -203,7 +187,7 @@ def test_codes_are_ascii_digits(code: str) -> None:
 
 def test_choose_reads_codes_alike(
     conn: psycopg.Connection,
-    successor: dict[str, str],
+    former_codes: dict[str, str],
     postal: dict[str, set[str]],
 ) -> None:
     # A postal code shared by several communes, one of which absorbed a (plain) former code.
@@ -211,10 +195,10 @@ def test_choose_reads_codes_alike(
         (p, old)
         for p, served in postal.items()
         if len(served) > 1
-        for old, new in successor.items()
+        for old, new in former_codes.items()
         if new in served and not postal.get(old, set()) - {new}
     )
-    new = successor[old]
+    new = former_codes[old]
     _import(conn, {"postal_code": shared}, {"postal_code": shared})
     choose_commune(conn, 1, old)
     assert _places(conn)[1] == (new, None)

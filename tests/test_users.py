@@ -9,7 +9,6 @@ transaction that is rolled back.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -44,12 +43,6 @@ BAY_OF_BISCAY = (-3.0, 45.0)
 
 
 @pytest.fixture(scope="module")
-def communes_json(geodata_dir: Path) -> dict[str, dict[str, Any]]:
-    records = json.loads((geodata_dir / "membership" / "communes.json").read_text("utf-8"))
-    return {r["code"]: r for r in records if r["type"] == "commune-actuelle"}
-
-
-@pytest.fixture(scope="module")
 def postal_map(communes_json: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     """Postal code → sorted codes of the communes it serves."""
     served: dict[str, set[str]] = defaultdict(set)
@@ -57,17 +50,6 @@ def postal_map(communes_json: dict[str, dict[str, Any]]) -> dict[str, list[str]]
         for postal in record.get("codesPostaux") or []:
             served[postal].add(code)
     return {p: sorted(c) for p, c in served.items()}
-
-
-@pytest.fixture(scope="module")
-def former_codes(communes_json: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Former INSEE code → its commune nouvelle."""
-    return {
-        old: code
-        for code, record in communes_json.items()
-        for old in record.get("anciensCodes") or []
-        if old != code
-    }
 
 
 def _record(user_id: int, **place: Any) -> UserRecord:
