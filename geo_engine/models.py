@@ -114,7 +114,11 @@ class Commune(Base):
     timezone: Mapped[str] = mapped_column(Text)
     geom = mapped_column(_area(), nullable=True)
 
-    __table_args__ = (Index("ix_commune_epci_siren", "epci_siren"),)
+    __table_args__ = (
+        Index("ix_commune_epci_siren", "epci_siren"),
+        Index("ix_commune_departement_code", "departement_code", postgresql_include=["population"]),
+        Index("ix_commune_region_code", "region_code", postgresql_include=["population"]),
+    )
 
 
 class CommunePiece(Base):
