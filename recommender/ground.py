@@ -175,7 +175,7 @@ def recommend_for_user(
     )
     matrix = coparticipation.block(items.ids) if coparticipation is not None else None
     ranked = rank_group(items, users, group, scorer, config, matrix)
-    return explain(items, users, ranked, 0, matrix)
+    return explain(items, users, ranked, 0, matrix, config.min_contribution)
 
 
 def _one_user(items: Items, row_of: dict[int, int], place: Place, signals: object) -> Users:
