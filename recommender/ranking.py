@@ -24,7 +24,7 @@ import numpy.typing as npt
 from scipy import sparse
 
 from recommender.facts import CandidateGroup, Items, Users
-from recommender.features import budget_full, group_features
+from recommender.features import GroupFeatures, budget_full, group_features
 from recommender.reasons import MAX_REASONS
 from recommender.rerank import exposure_floor, mmr, similarity
 from recommender.scorers import LinearScorer
@@ -68,6 +68,20 @@ def exclusions(items: Items, users: Users, group: CandidateGroup) -> npt.NDArray
     return excluded
 
 
+def score_group(
+    items: Items,
+    users: Users,
+    group: CandidateGroup,
+    scorer: LinearScorer,
+    coparticipation: sparse.csr_matrix | npt.NDArray[np.float32] | None = None,
+) -> tuple[GroupFeatures, npt.NDArray[np.float32]]:
+    """Stages 1-3: the group's features and scores (users × candidates), -inf where excluded."""
+    features = group_features(items, users, group, coparticipation)
+    scores = scorer.score(features)
+    scores[exclusions(items, users, group)] = -np.inf
+    return features, scores
+
+
 def rank_group(
     items: Items,
     users: Users,
@@ -75,11 +89,11 @@ def rank_group(
     scorer: LinearScorer,
     config: RankingConfig,
     coparticipation: sparse.csr_matrix | npt.NDArray[np.float32] | None = None,
+    scored: tuple[GroupFeatures, npt.NDArray[np.float32]] | None = None,
 ) -> Ranked:
-    """The top ``config.k`` of one group (see the module's stages)."""
-    features = group_features(items, users, group, coparticipation)
-    scores = scorer.score(features)
-    scores[exclusions(items, users, group)] = -np.inf
+    """The top ``config.k`` of one group (see the module's stages); ``scored`` is
+    :func:`score_group`'s answer when the caller already has it."""
+    features, scores = scored or score_group(items, users, group, scorer, coparticipation)
     cols = mmr(scores, similarity(items, group.items), config.k, config.mmr_lambda, config.mmr_pool)
     if config.exposure_floor:
         cols = exposure_floor(cols, scores, group.levels)
