@@ -48,7 +48,8 @@ class Items:
     (NaN: no end). ``budget``: int64 index into ``budget_cap`` or -1 (a ballot the project
     belongs to); ``budget_cap``: most projects one person may support in that ballot (-1: no cap).
     ``text``: CSR (n, V) L2-normalised TF-IDF rows of title, description and themes.
-    ``titles``: for reasons.
+    ``titles``: for reasons. ``territory``: int64 id of the territory the project names
+    (its commune, district…; equal ids, same territory), -1 for none (national, drawn areas).
     """
 
     ids: Ints
@@ -67,6 +68,7 @@ class Items:
     budget_cap: Ints
     text: sparse.csr_matrix
     titles: Sequence[str]
+    territory: Ints
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -24,6 +24,8 @@ The names, in :data:`FEATURES`:
 - ``freshness``: exp(−days open / 14). ``closing_soon``: closes within 7 days.
 - ``space:loi``, ``space:idees``: the space (``territoires`` is the reference).
 - ``tool_affinity``: the share of the user's participations made with the project's tool.
+- ``place_affinity``: the share of the user's participations in projects naming the same
+  territory as this one (where they take part, beyond where they live).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ PAIR_FEATURES: tuple[str, ...] = (
     "followed",
     "theme_muted",
     "tool_affinity",
+    "place_affinity",
 )
 FEATURES: tuple[str, ...] = (*ITEM_FEATURES, *PAIR_FEATURES)
 
@@ -169,15 +172,33 @@ def group_features(
 
     pair["followed"] = _dense(u.followed[:, c])
 
-    tools = np.asarray(items.tool, dtype=object)
-    vocabulary, tool_of = np.unique(tools, return_inverse=True)
-    tool_onehot = sparse.csr_matrix(
-        (np.ones(len(items)), (np.arange(len(items)), tool_of)), shape=(len(items), len(vocabulary))
-    )
-    per_tool = _dense(history @ tool_onehot)  # (m, tools)
-    pair["tool_affinity"] = per_tool[:, tool_of[c]]
+    _, tool_of = np.unique(np.asarray(items.tool, dtype=object), return_inverse=True)
+    pair["tool_affinity"] = _shares(history, tool_of.astype(np.int64), c)
+    pair["place_affinity"] = _shares(history, items.territory, c)
 
     return GroupFeatures(item_features(items, group), pair, distance)
+
+
+def _shares(
+    history: sparse.csr_matrix, labels: npt.NDArray[np.int64], c: npt.NDArray[np.int64]
+) -> Matrix:
+    """(m, n_c): the share of each user's (row-normalised) history whose label equals the
+    candidate's; -1 labels match nothing."""
+    known = labels >= 0
+    if not known.any():
+        return np.zeros((history.shape[0], len(c)), dtype=np.float32)
+    _, code = np.unique(labels[known], return_inverse=True)
+    onehot = sparse.csr_matrix(
+        (np.ones(int(known.sum())), (np.flatnonzero(known), code)),
+        shape=(len(labels), int(code.max()) + 1),
+    )
+    per_label = _dense(history @ onehot)
+    full = np.full(len(labels), -1, dtype=np.int64)
+    full[known] = code
+    label_c = full[c]
+    out = np.where(label_c[None, :] >= 0, per_label[:, np.maximum(label_c, 0)], 0.0)
+    shares: Matrix = out.astype(np.float32)
+    return shares
 
 
 def _dense(matrix: object) -> Matrix:

@@ -87,7 +87,9 @@ def project_facts(
         for t in row[2] or ():
             if t in index:
                 themes[r, index[t]] = True
-    col = list(zip(*rows, strict=True)) if rows else [()] * 14
+    col = list(zip(*rows, strict=True)) if rows else [()] * 15
+    named = np.array([t or "" for t in col[14]], dtype=object)
+    _, territory = np.unique(named, return_inverse=True)
 
     def floats(values: Sequence[object]) -> npt.NDArray[np.float64]:
         return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)  # type: ignore[arg-type]
@@ -109,6 +111,7 @@ def project_facts(
         budget_cap=np.zeros(0, dtype=np.int64),
         text=vectors(documents(list(col[6]), list(col[7]), [list(t or ()) for t in col[2]])),
         titles=list(col[6]),
+        territory=np.where(named == "", -1, territory).astype(np.int64),
     )
     return items, np.isin(np.array(col[5], dtype=object), OPEN)
 

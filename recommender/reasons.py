@@ -115,6 +115,8 @@ def _reason(
         return "Nouveau"
     if name == "closing_soon":
         return _closing(float(items.closes_in_days[item]))
+    if name == "place_affinity":
+        return "Concerne un territoire où vous participez déjà"
     if name == "tool_affinity":
         tool = items.tool[item]
         label = TOOL_LABELS.get(Tool(tool), tool) if tool in Tool.__members__.values() else tool

@@ -8,7 +8,8 @@
 --   audience (people the scope concerns: the INSEE population of the communes,
 --   arrondissements, EPCI, départements or régions named; of the communes an area or circle
 --   touches; of France for a national project; at least 1); age_days, closes_in_days (from now,
---   NULL when unknown).
+--   NULL when unknown); territory (the first territory it names, as 'level:code', NULL for
+--   none).
 -- Indexes: pk_project (through visible_projects), pk_project_territory (project_id leads),
 --   pk_project_area, pk_commune, pk_arrondissement, pk_epci, ix_commune_departement_code and
 --   ix_commune_region_code for the sums, idx_commune_piece_geom for areas and circles.
@@ -43,7 +44,9 @@ SELECT p.id, p.organisation_id, p.themes, p.tool, p.space, p.status, p.title, p.
                              WHERE ST_Intersects(cp.geom, pa.geom))),
            1)),
        extract(epoch FROM now() - p.opens_at) / 86400,
-       extract(epoch FROM p.closes_at - now()) / 86400
+       extract(epoch FROM p.closes_at - now()) / 86400,
+       (SELECT min(t.level || ':' || t.code) FROM project_territory AS t
+        WHERE t.project_id = p.id)
 FROM visible_projects(%(viewer)s) AS p
 LEFT JOIN project_area AS pa ON pa.project_id = p.id
 LEFT JOIN scope AS s ON s.project_id = p.id
