@@ -73,6 +73,7 @@ def training_examples(
     """
     if isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 0:
         raise InvalidInput(f"negatives must be a non-negative integer, not {negatives!r}")
+    check_seed(seed)
     if positives.shape != (len(users), len(items)):
         raise InvalidInput(
             f"positives must be users × items, {len(users)} × {len(items)}, "
@@ -163,6 +164,13 @@ class LearnedModel:
         return out
 
 
+def check_seed(seed: object) -> int:
+    """``seed`` if it is an integer numpy and scikit-learn accept (0 ≤ seed < 2³²)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise InvalidInput(f"the seed must be an integer from 0 to 2**32 - 1, not {seed!r}")
+    return seed
+
+
 def check_window(window: object) -> Window:
     """``window`` if it is two aware datetimes in order or a non-empty description."""
     if isinstance(window, str):
@@ -202,6 +210,11 @@ def train(
     (N, len(FEATURES)) finite numbers with 0/1 labels, or too few of either label.
     ``C``: scikit-learn's inverse regularisation strength."""
     window = check_window(window)
+    check_seed(seed)
+    if class_weight not in (None, "balanced"):
+        raise InvalidInput(f'class_weight must be None or "balanced", not {class_weight!r}')
+    if not (isinstance(C, int | float) and not isinstance(C, bool) and np.isfinite(C) and C > 0):
+        raise InvalidInput(f"C must be a positive number, not {C!r}")
     X = np.asarray(X)
     y = np.asarray(y)
     if X.ndim != 2 or X.shape[1] != len(FEATURES):

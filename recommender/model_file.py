@@ -97,7 +97,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def save(model: LearnedModel, path: Path) -> Path:
     """Write the model to ``path`` and its metadata to :func:`metadata_path` (each file
-    replaced atomically); return the metadata's path."""
+    replaced atomically); return the metadata's path. InvalidInput when it cannot be written
+    (no such folder, no permission)."""
+    path = Path(path)
     data = skops.io.dumps(model.pipeline)
     metadata = {
         "format": FORMAT,
@@ -114,13 +116,20 @@ def save(model: LearnedModel, path: Path) -> Path:
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     meta = metadata_path(path)
-    _write_atomically(path, data)
-    _write_atomically(meta, (json.dumps(metadata, indent=2, ensure_ascii=False) + "\n").encode())
+    text = json.dumps(metadata, indent=2, ensure_ascii=False) + "\n"
+    try:
+        _write_atomically(path, data)
+        _write_atomically(meta, text.encode())
+    except OSError as error:
+        raise InvalidInput(
+            f"cannot write learned model {path}: {error.strerror or error}"
+        ) from None
     return meta
 
 
 def load(path: Path) -> LearnedModel:
     """The model saved at ``path``, after every check of the module's list (InvalidInput)."""
+    path = Path(path)
     where = f"learned model {path}"
     try:
         data = path.read_bytes()

@@ -19,7 +19,7 @@ from recommender.facts import CandidateGroup, Items, Users
 from recommender.features import FEATURES, distances_km, group_features
 from recommender.learned import LearnedModel, train, training_examples
 from recommender.model_file import TRUSTED_TYPES, load, metadata_path, save
-from recommender.ranking import exclusions
+from recommender.ranking import RankingConfig, exclusions, rank_group
 from tests.recommender_facts import THEMES, make_group, make_items, make_users
 
 WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
@@ -257,6 +257,29 @@ def test_training_refuses_a_bad_window() -> None:
         train(X, y, window=(WINDOW[1], WINDOW[0]), seed=0)
     with pytest.raises(InvalidInput, match="empty"):
         train(X, y, window=" ", seed=0)
+    with pytest.raises(InvalidInput, match="seed"):
+        train(X, y, window=WINDOW, seed=-1)
+    with pytest.raises(InvalidInput, match="class_weight"):
+        train(X, y, window=WINDOW, seed=0, class_weight="heavy")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="C must be"):
+        train(X, y, window=WINDOW, seed=0, C=0.0)
+
+
+def test_the_learned_scorer_ranks_through_the_ranking_stages() -> None:
+    """Trained where engagement follows proximity, the learned scorer puts near projects first
+    through the same stages as the weighted one (exclusions, MMR, floor, contributions)."""
+    items, users, groups, positives = _world(15, users_per_group=30, groups=2)
+    X, y, _ = training_examples(items, users, groups[:1], positives, None, negatives=6, seed=15)
+    scorer = train(X, y, window=WINDOW, seed=15).scorer()
+    group = groups[1]  # users the model never saw
+    ranked = rank_group(items, users, group, scorer, RankingConfig(k=5, exposure_floor=False))
+    assert (ranked.items >= 0).all()
+    features = group_features(items, users, group, None)
+    proximity = features.pair["proximity"]
+    local = np.searchsorted(group.items, ranked.items)
+    top = np.take_along_axis(proximity, local, axis=1)
+    assert top.mean() > 2 * proximity.mean()
+    assert "proximity" in {FEATURES[f] for f in ranked.reason_features.ravel() if f >= 0}
 
 
 # --- the model on disk -----------------------------------------------------------------------
@@ -388,6 +411,11 @@ def test_a_model_file_with_an_untrusted_type_is_refused_unloaded(  # type: ignor
     with pytest.raises(InvalidInput, match=f"outside the allow-list.*{expected}"):
         load(path)
     assert Booby.armed == []
+
+
+def test_an_unwritable_place_is_refused(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidInput, match="cannot write learned model"):
+        save(trained[0], tmp_path / "no such folder" / "ranker.skops")
 
 
 def test_missing_or_malformed_files_are_refused(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
