@@ -8,6 +8,7 @@ no ballot); a test passes only what it is about. Sparse user × item matrices ar
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeAlias
 
 import numpy as np
 from scipy import sparse
@@ -16,7 +17,8 @@ from recommender.facts import CandidateGroup, Items, Users, level_index
 
 THEMES: tuple[str, ...] = ("mobilite", "environnement", "culture", "sport")
 
-Sparse = Mapping[int, Mapping[int, float]] | np.ndarray | sparse.csr_matrix | None
+Sparse: TypeAlias = Mapping[int, Mapping[int, float]] | np.ndarray | sparse.csr_matrix | None
+Floats: TypeAlias = Sequence[float] | np.ndarray
 
 
 def user_item(value: Sparse, m: int, n: int) -> sparse.csr_matrix:
@@ -44,11 +46,11 @@ def make_items(
     organisation: Sequence[int] | None = None,
     tool: Sequence[str] | None = None,
     space: Sequence[str] | None = None,
-    reach_m: Sequence[float] | None = None,
-    audience: Sequence[float] | None = None,
-    participants: Sequence[float] | None = None,
-    age_days: Sequence[float] | None = None,
-    closes_in_days: Sequence[float] | None = None,
+    reach_m: Floats | None = None,
+    audience: Floats | None = None,
+    participants: Floats | None = None,
+    age_days: Floats | None = None,
+    closes_in_days: Floats | None = None,
     budget: Sequence[int] | None = None,
     budget_cap: Sequence[int] = (),
 ) -> Items:
@@ -61,7 +63,7 @@ def make_items(
     norms = np.sqrt(onehot.sum(axis=1, keepdims=True))
     text = sparse.csr_matrix(np.divide(onehot, norms, out=np.zeros(onehot.shape), where=norms > 0))
 
-    def floats(value: Sequence[float] | None, default: float) -> np.ndarray:
+    def floats(value: Floats | None, default: float) -> np.ndarray:
         return np.full(n, default) if value is None else np.asarray(value, dtype=np.float64)
 
     return Items(

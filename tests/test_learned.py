@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -240,7 +242,7 @@ def test_the_learned_scorer_equals_the_pipeline_decision_function() -> None:
         (lambda X, y: (X[y == 0], y[y == 0]), "too few"),
     ],
 )
-def test_training_refuses_bad_rows(change, message) -> None:  # type: ignore[no-untyped-def]
+def test_training_refuses_bad_rows(change: Callable[..., tuple[Any, Any]], message: str) -> None:
     items, users, groups, positives = _world(14, users_per_group=10, groups=1)
     X, y, _ = training_examples(items, users, groups, positives, None, negatives=3, seed=14)
     bad_X, bad_y = change(X, y)
@@ -285,8 +287,11 @@ def test_the_learned_scorer_ranks_through_the_ranking_stages() -> None:
 # --- the model on disk -----------------------------------------------------------------------
 
 
+Trained = tuple[LearnedModel, Items, Users, list[CandidateGroup]]
+
+
 @pytest.fixture(scope="module")
-def trained() -> tuple[LearnedModel, Items, Users, list[CandidateGroup]]:
+def trained() -> Trained:
     items, users, groups, positives = _world(21, users_per_group=20, groups=2)
     X, y, _ = training_examples(items, users, groups, positives, None, negatives=6, seed=21)
     return train(X, y, window=WINDOW, seed=21), items, users, groups
@@ -305,7 +310,7 @@ def _rewrite_metadata(path: Path, **changes: object) -> None:
     meta.write_text(json.dumps(document))
 
 
-def test_a_saved_model_loads_and_scores_the_same(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
+def test_a_saved_model_loads_and_scores_the_same(tmp_path: Path, trained: Trained) -> None:
     model, items, users, groups = trained
     path = _saved(tmp_path, model)
     metadata = json.loads(metadata_path(path).read_text())
@@ -330,7 +335,7 @@ def test_a_saved_model_loads_and_scores_the_same(tmp_path: Path, trained) -> Non
     assert load(path).window == "pabulib training voters"
 
 
-def test_a_tampered_model_file_is_refused(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
+def test_a_tampered_model_file_is_refused(tmp_path: Path, trained: Trained) -> None:
     path = _saved(tmp_path, trained[0])
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -339,7 +344,7 @@ def test_a_tampered_model_file_is_refused(tmp_path: Path, trained) -> None:  # t
         load(path)
 
 
-def test_a_model_of_other_features_is_refused_naming_them(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
+def test_a_model_of_other_features_is_refused_naming_them(tmp_path: Path, trained: Trained) -> None:
     path = _saved(tmp_path, trained[0])
     other = [("distance_km" if f == "proximity" else f) for f in FEATURES if f != "freshness"]
     _rewrite_metadata(path, features=other)
@@ -353,7 +358,7 @@ def test_a_model_of_other_features_is_refused_naming_them(tmp_path: Path, traine
         load(path)
 
 
-def test_a_model_of_another_scikit_learn_is_refused(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
+def test_a_model_of_another_scikit_learn_is_refused(tmp_path: Path, trained: Trained) -> None:
     path = _saved(tmp_path, trained[0])
     major, minor = sklearn.__version__.split(".")[:2]
     versions = json.loads(metadata_path(path).read_text())["versions"]
@@ -381,8 +386,8 @@ def booby_function(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("payload", ["class", "function"])
-def test_a_model_file_with_an_untrusted_type_is_refused_unloaded(  # type: ignore[no-untyped-def]
-    tmp_path: Path, trained, payload: str
+def test_a_model_file_with_an_untrusted_type_is_refused_unloaded(
+    tmp_path: Path, trained: Trained, payload: str
 ) -> None:
     model = trained[0]
     pipeline = model.pipeline
@@ -413,12 +418,12 @@ def test_a_model_file_with_an_untrusted_type_is_refused_unloaded(  # type: ignor
     assert Booby.armed == []
 
 
-def test_an_unwritable_place_is_refused(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
+def test_an_unwritable_place_is_refused(tmp_path: Path, trained: Trained) -> None:
     with pytest.raises(InvalidInput, match="cannot write learned model"):
         save(trained[0], tmp_path / "no such folder" / "ranker.skops")
 
 
-def test_missing_or_malformed_files_are_refused(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
+def test_missing_or_malformed_files_are_refused(tmp_path: Path, trained: Trained) -> None:
     with pytest.raises(InvalidInput, match="does not exist"):
         load(tmp_path / "nowhere.skops")
     path = _saved(tmp_path, trained[0])
@@ -429,7 +434,7 @@ def test_missing_or_malformed_files_are_refused(tmp_path: Path, trained) -> None
     metadata_path(path).write_text("{not json")
     with pytest.raises(InvalidInput, match="not JSON"):
         load(path)
-    for change, message in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"format": "pickle"}, "format"),
         ({"features": "proximity"}, "'features'"),
         ({"sha256": "abc"}, "'sha256'"),
@@ -440,7 +445,8 @@ def test_missing_or_malformed_files_are_refused(tmp_path: Path, trained) -> None
         ({"versions": {}}, "'versions'"),
         ({"created_at": "yesterday"}, "'created_at'"),
         ({"class_weight": {"0": 1}}, "'class_weight'"),
-    ]:
+    ]
+    for change, message in cases:
         metadata_path(path).write_text(good)
         _rewrite_metadata(path, **change)
         with pytest.raises(InvalidInput, match=f"bad metadata.*{message}"):
