@@ -67,7 +67,9 @@ def training_examples(
 
     ``positives``: (m, n) over :class:`Users` × :class:`Items`, > 0 where the user took part.
     They are the caller's to keep out of ``users.history`` if the features must not see the
-    label (a leave-out split); a positive is a positive even when a ranking would exclude it.
+    label (a leave-out split); a positive is a positive even when a ranking would exclude it,
+    and gives a row only when it is one of the user's group's candidates (features exist only
+    for those). A user with no positive still gives negatives.
     ``negatives``: how many non-positive candidates to draw per user (all of them when fewer).
     Same inputs and seed, same rows; one loop per group, array operations inside it.
     """
