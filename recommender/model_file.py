@@ -32,7 +32,7 @@ import os
 import platform
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from sklearn.preprocessing import StandardScaler
 
 from contracts.errors import InvalidInput
 from recommender.features import FEATURES
-from recommender.learned import LearnedModel, check_window
+from recommender.learned import LearnedModel, Window, check_window
 
 FORMAT = "geo-engine/learned-ranker"
 FORMAT_VERSION = 1
@@ -78,7 +78,7 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _window_json(window: tuple[datetime, datetime] | str) -> dict[str, str]:
+def _window_json(window: Window) -> dict[str, str]:
     if isinstance(window, str):
         return {"label": window}
     return {"start": window[0].isoformat(), "end": window[1].isoformat()}
@@ -237,7 +237,7 @@ def _read_metadata(path: Path, where: str) -> dict[str, Any]:
     return out
 
 
-def _read_window(window: object, bad: Any) -> tuple[datetime, datetime] | str:
+def _read_window(window: object, bad: Callable[[str], InvalidInput]) -> Window:
     if isinstance(window, dict) and set(window) == {"label"} and isinstance(window["label"], str):
         label: str = window["label"]
         return label
@@ -252,7 +252,7 @@ def _read_window(window: object, bad: Any) -> tuple[datetime, datetime] | str:
     raise bad('\'window\' must be {"start", "end"} ISO datetimes or {"label"}')
 
 
-def _numbers(value: object, name: str, bad: Any) -> dict[str, float]:
+def _numbers(value: object, name: str, bad: Callable[[str], InvalidInput]) -> dict[str, float]:
     if not isinstance(value, dict) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
     ):
