@@ -15,6 +15,7 @@ from recommender.scorers import LinearScorer, load_weighted
 from recommender.settings import RecommenderSettings
 
 COPARTICIPATION_FILE = "coparticipation.npz"
+RANKER_FILE = "ranker.skops"
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,9 @@ class Recommender:
         if settings.scorer == "weighted":
             scorer = load_weighted(settings.weights)
         else:
-            from recommender.learned import load_model  # noqa: PLC0415 (skops only when used)
+            from recommender.model_file import load  # noqa: PLC0415 (skops only when used)
 
-            scorer = load_model(settings.model_dir).scorer()
+            scorer = load(settings.model_dir / RANKER_FILE).scorer()
         co_path = settings.model_dir / COPARTICIPATION_FILE
         co = CoParticipationIndex.load(co_path) if co_path.is_file() else None
         return cls(settings, scorer, co)

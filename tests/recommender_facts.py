@@ -53,6 +53,7 @@ def make_items(
     closes_in_days: Floats | None = None,
     budget: Sequence[int] | None = None,
     budget_cap: Sequence[int] = (),
+    territory: Sequence[int] | None = None,
 ) -> Items:
     """n projects, ids 1..n; ``themes`` per project as theme slugs of :data:`THEMES`. Their
     text is their themes (one-hot rows, L2-normalised), enough for ``interest_learned``."""
@@ -83,6 +84,7 @@ def make_items(
         budget_cap=np.asarray(budget_cap, dtype=np.int64),
         text=text,
         titles=[f"Projet {i + 1}" for i in range(n)],
+        territory=np.full(n, -1, np.int64) if territory is None else np.asarray(territory, np.int64),
     )
 
 
