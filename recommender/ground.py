@@ -23,13 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from geo_engine.engagement import user_signals
 from scipy import sparse
 
 from contracts.errors import NotFound
 from contracts.themes import Theme
 from geo_engine import audience
 from geo_engine.db import load_sql
+from geo_engine.engagement import PARTICIPATION, UserSignals, user_signals
 from recommender.coparticipation_index import CoParticipationIndex
 from recommender.explain import Recommendation, explain
 from recommender.facts import CandidateGroup, Items, Users, level_index
@@ -181,36 +181,44 @@ def recommend_for_user(
     return explain(items, users, ranked, 0, matrix, config.min_contribution)
 
 
-def _one_user(items: Items, row_of: dict[int, int], place: Place, signals: object) -> Users:
+def _one_user(items: Items, row_of: dict[int, int], place: Place, signals: UserSignals) -> Users:
+    """One user's facts over ``items`` from their place and signals."""
     n = len(items)
-    s = signals  # geo_engine.engagement.UserSignals of this one user
-    history = sparse.lil_matrix((1, n), dtype=np.float32)
-    for p, kind in zip(s.e_project, s.e_kind, strict=True):  # type: ignore[attr-defined]
-        r = row_of.get(int(p))
-        if r is not None:
-            weight = 1.0 if kind == 0 else CLICK_WEIGHT
-            history[0, r] = max(history[0, r], weight)
-    followed = sparse.lil_matrix((1, n), dtype=np.float32)
-    orgs = {int(o) for o in s.o_organisation}  # type: ignore[attr-defined]
-    for r, org in enumerate(items.organisation):
-        if int(org) in orgs:
-            followed[0, r] = 1.0
-    dismissed = sparse.lil_matrix((1, n), dtype=np.float32)
+
+    def over_items(
+        project_ids: npt.NDArray[np.int64], values: npt.NDArray[np.float32]
+    ) -> sparse.csr_matrix:
+        rows = np.array([row_of.get(int(p), -1) for p in project_ids], dtype=np.int64)
+        keep = rows >= 0
+        matrix = sparse.csr_matrix(
+            (values[keep], (np.zeros(int(keep.sum()), dtype=np.int64), rows[keep])), shape=(1, n)
+        )
+        matrix.sum_duplicates()
+        return matrix
+
+    # A participation weighs 1, a click less; the greater wins for a project with both.
+    weights = np.where(signals.e_kind == PARTICIPATION, 1.0, CLICK_WEIGHT).astype(np.float32)
+    history = (
+        over_items(signals.e_project, np.zeros(0, dtype=np.float32)) if not len(weights) else None
+    )
+    if history is None:
+        order = np.argsort(-weights, kind="stable")
+        projects, first = np.unique(signals.e_project[order], return_index=True)
+        history = over_items(projects, weights[order][first])
+    organisations = np.isin(items.organisation, signals.o_organisation)
+    followed = sparse.csr_matrix(organisations[None, :].astype(np.float32))
+    theme_rows = signals.f_theme >= 0
     muted = np.zeros((1, len(THEMES)), dtype=bool)
-    for p, theme in zip(s.f_project, s.f_theme, strict=True):  # type: ignore[attr-defined]
-        if theme >= 0:
-            muted[0, int(theme)] = True
-        elif int(p) in row_of:
-            dismissed[0, row_of[int(p)]] = 1.0
-    interests = np.isin(np.array(THEMES), list(place.interests))[None, :]
-    names = dict(place.names)
+    muted[0, signals.f_theme[theme_rows]] = True
+    dismissed_ids = np.unique(signals.f_project[~theme_rows])
+    dismissed = over_items(dismissed_ids, np.ones(len(dismissed_ids), dtype=np.float32))
     return Users(
         ids=np.zeros(1, dtype=np.int64),
         lonlat=np.array([place.home if place.home else (np.nan, np.nan)], dtype=np.float64),
-        place_names=[names],
-        interests=interests,
+        place_names=[dict(place.names)],
+        interests=np.isin(np.array(THEMES), list(place.interests))[None, :],
         muted=muted,
-        history=sparse.csr_matrix(history),
-        followed=sparse.csr_matrix(followed),
-        dismissed=sparse.csr_matrix(dismissed),
+        history=history,
+        followed=followed,
+        dismissed=dismissed,
     )
