@@ -41,13 +41,13 @@ IntArray = npt.NDArray[np.int64]
 DEFAULT_MAX_ITEMS = 20_000
 """Above this many items a dense item × item matrix is refused (configurable per model)."""
 
-EASE_GRID: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+EASE_GRID: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 """λ of EASE as multiples of the mean diagonal of XᵀX (the mean item count), a log grid."""
 
 KNN_NEIGHBOURS_GRID: tuple[int | None, ...] = (5, 10, 20, 50, 100, None)
 """Neighbours kept per item for item-kNN (``None``: all of them)."""
 
-KNN_SHRINK_GRID: tuple[float, ...] = (0.0, 1.0, 5.0, 20.0, 100.0)
+KNN_SHRINK_GRID: tuple[float, ...] = (0.0, 3.0, 10.0, 30.0, 100.0, 300.0)
 """Shrink of the cosine denominator for item-kNN, in participations."""
 
 VALIDATION_FRACTION = 0.2
@@ -295,6 +295,7 @@ def validation_split(
         raise InvalidInput(f"the validation fraction must lie strictly between 0 and 1: {fraction}")
     x = participations(interactions)
     rng = np.random.default_rng(seed)
+    x = x[_canonical_rows(x, rng)]
     n_rows = x.shape[0]
     n_validation = round(n_rows * fraction)
     order = rng.permutation(n_rows)
@@ -317,6 +318,22 @@ def validation_split(
     kept.data[positions] = 0.0
     kept.eliminate_zeros()
     return ValidationSplit(train=x[train], history=kept, hidden=hidden)
+
+
+def _canonical_rows(x: sp.csr_matrix, rng: np.random.Generator) -> IntArray:
+    """An order of the rows that depends on their contents only, not on the input order.
+
+    Each row is keyed by two 64-bit sums (wrapping) of random weights of its items, a hash of
+    the item set; rows with equal keys are (but for a 2⁻¹²⁸ chance) equal rows, whose relative
+    order changes nothing. So a split of these rows is the same however the users come.
+    """
+    weights = rng.integers(0, np.iinfo(np.uint64).max, size=(2, x.shape[1]), dtype=np.uint64)
+    row_of = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    keys = np.zeros((2, x.shape[0]), dtype=np.uint64)
+    for key, weight in zip(keys, weights, strict=True):
+        np.add.at(key, row_of, weight[x.indices])
+    order: IntArray = np.lexsort((keys[1], keys[0])).astype(np.int64)
+    return order
 
 
 def hit_rate(scores: FloatArray, history: sp.csr_matrix, hidden: IntArray, k: int = HIT_K) -> float:

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contracts.errors import InvalidInput, TooLarge
 from recommender.coparticipation import (
@@ -322,3 +324,58 @@ def test_tuned_lambda_matters() -> None:
     # held-out part: the grid is not flat, so the choice is a real one
     results = ease_validation(planted_clusters(13), seed=2)
     assert max(results.values()) > min(results.values())
+
+
+def test_split_and_tuning_do_not_depend_on_user_order() -> None:
+    x = planted_clusters(14, users=600)
+    order = np.random.default_rng(0).permutation(x.shape[0])
+    split, shuffled = validation_split(x, seed=3), validation_split(x[order], seed=3)
+    assert (split.train != shuffled.train).nnz == 0
+    assert (split.history != shuffled.history).nnz == 0
+    np.testing.assert_array_equal(split.hidden, shuffled.hidden)
+    assert ease_validation(x, seed=3) == ease_validation(x[order], seed=3)
+    assert tune_item_knn(x, seed=3) == tune_item_knn(x[order], seed=3)
+
+
+def test_ease_validation_is_fitting_on_the_training_part() -> None:
+    x = planted_clusters(15, users=500)
+    split = validation_split(x, seed=9)
+    scale = ease_l2_scale(split.train)
+    results = ease_validation(x, seed=9, grid=(0.1, 10.0))
+    for factor, hit in results.items():
+        scores = Ease(factor * scale).fit(split.train).score(split.history)
+        assert hit == pytest.approx(hit_rate(scores, split.history, split.hidden))
+    knn = item_knn_validation(x, seed=9, neighbours=(3,), shrink=(10.0,))
+    scores = ItemKNN(3, 10.0).fit(split.train).score(split.history)
+    assert knn[ItemKNNParams(3, 10.0)] == pytest.approx(
+        hit_rate(scores, split.history, split.hidden)
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 12).flatmap(
+        lambda items: st.tuples(
+            st.lists(
+                st.lists(st.booleans(), min_size=items, max_size=items), min_size=1, max_size=15
+            ),
+            st.permutations(range(items)),
+        )
+    ),
+    st.randoms(use_true_random=False),
+    st.sampled_from(["knn", "knn2", "ease"]),
+)
+def test_ranking_does_not_depend_on_input_order(data, rand, kind) -> None:  # type: ignore[no-untyped-def]
+    matrix, perm = data
+    x = sp.csr_matrix(np.array(matrix, dtype=np.float64))
+    users = list(range(x.shape[0]))
+    rand.shuffle(users)
+    perm = np.array(perm)
+
+    def make() -> ItemKNN | Ease:
+        return {"knn": ItemKNN(), "knn2": ItemKNN(2, 1.0), "ease": Ease(0.5)}[kind]
+
+    plain = make().fit(x).score(x)
+    np.testing.assert_array_equal(make().fit(x[users]).score(x), plain)
+    permuted = make().fit(x[users][:, perm]).score(x[:, perm])
+    np.testing.assert_allclose(permuted, plain[:, perm], rtol=1e-9, atol=1e-12)
