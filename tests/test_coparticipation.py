@@ -115,10 +115,14 @@ def test_counts_and_duplicates_are_one_participation() -> None:
 
 def test_co_participated_items_score_higher() -> None:
     for model in (ItemKNN().fit(TINY), Ease(1.0).fit(TINY)):
-        scores = model.score(rows([2]))[0]
-        # items 1 and 0 were taken by people who took item 2; item 3 by nobody of them
-        assert scores[1] > scores[3]
-        assert scores[0] > scores[3]
+        scores = model.score(rows([2], [0]))
+        # item 1 was taken by both people who took item 2, item 3 by nobody of them
+        assert scores[0, 1] > scores[0, 3]
+        assert scores[1, 1] > scores[1, 3]
+    # item-kNN also counts the weaker link 2–0 (one person); EASE explains item 0 by item 1
+    # alone here, so its weight 2 → 0 is zero (the partial correlation, by the closed form)
+    assert ItemKNN().fit(TINY).score(rows([2]))[0, 0] > 0
+    assert Ease(1.0).fit(TINY).weights[2, 0] == pytest.approx(0, abs=1e-12)
 
 
 def test_top_k_leaves_the_history_out() -> None:
@@ -344,11 +348,12 @@ def test_ease_validation_is_fitting_on_the_training_part() -> None:
     results = ease_validation(x, seed=9, grid=(0.1, 10.0))
     for factor, hit in results.items():
         scores = Ease(factor * scale).fit(split.train).score(split.history)
-        assert hit == pytest.approx(hit_rate(scores, split.history, split.hidden))
+        # the validation ranks in float32: equal but for near ties
+        assert hit == pytest.approx(hit_rate(scores, split.history, split.hidden), abs=0.01)
     knn = item_knn_validation(x, seed=9, neighbours=(3,), shrink=(10.0,))
     scores = ItemKNN(3, 10.0).fit(split.train).score(split.history)
     assert knn[ItemKNNParams(3, 10.0)] == pytest.approx(
-        hit_rate(scores, split.history, split.hidden)
+        hit_rate(scores, split.history, split.hidden), abs=0.01
     )
 
 
