@@ -117,9 +117,7 @@ class ItemModel:
     _weights: FloatArray | None
 
     def __init__(self, max_items: int = DEFAULT_MAX_ITEMS) -> None:
-        if max_items < 1:
-            raise InvalidInput(f"max_items must be at least 1, not {max_items}")
-        self.max_items = max_items
+        self.max_items = _whole(max_items, "max_items")
         self._weights = None
 
     @property
@@ -151,8 +149,7 @@ class ItemModel:
         chunks of rows, so ``n`` may be large.
         """
         weights = self._fitted()
-        if k < 1:
-            raise InvalidInput(f"k must be at least 1, not {k}")
+        k = _whole(k, "k")
         rows = participations(history, what="history", items=weights.shape[0])
         k = min(k, weights.shape[0])
         indices = np.empty((rows.shape[0], k), dtype=np.int64)
@@ -177,7 +174,7 @@ class ItemKNN(ItemModel):
 
     neighbours: int | None
     shrink: float
-    similarity: sp.csr_matrix
+    _similarity: sp.csr_matrix | None = None
 
     def __init__(
         self,
@@ -200,15 +197,40 @@ class ItemKNN(ItemModel):
     def _fit_gram(self, gram: FloatArray) -> ItemKNN:
         dense = _prune(_cosine(gram, self.shrink), self.neighbours)
         self._weights = dense
-        self.similarity = sp.csr_matrix(dense)
+        self._similarity = sp.csr_matrix(dense)
         return self
+
+    @property
+    def similarity(self) -> sp.csr_matrix:
+        """The kept similarities, items × items CSR, zero diagonal (not symmetric once pruned)."""
+        self._fitted()
+        assert self._similarity is not None  # set with the weights
+        return self._similarity
 
 
 def _check_knn(neighbours: int | None, shrink: float) -> None:
-    if neighbours is not None and (isinstance(neighbours, bool) or neighbours < 1):
-        raise InvalidInput(f"neighbours must be at least 1 (or None for all), not {neighbours}")
-    if not (np.isfinite(shrink) and shrink >= 0):
-        raise InvalidInput(f"shrink must be a finite number ≥ 0, not {shrink}")
+    if neighbours is not None:
+        _whole(neighbours, "neighbours (or None for all)")
+    _number(shrink, "shrink", minimum=0.0, strict=False)
+
+
+def _whole(value: object, name: str) -> int:
+    """``value`` as an int, refused unless it is an integer ≥ 1."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise InvalidInput(f"{name} must be an integer ≥ 1, not {value!r}")
+    return int(value)
+
+
+def _number(value: object, name: str, *, minimum: float, strict: bool) -> float:
+    """``value`` as a float, refused unless finite and above (or at, if not ``strict``)
+    ``minimum``."""
+    bound = f"> {minimum:g}" if strict else f"≥ {minimum:g}"
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidInput(f"{name} must be a finite number {bound}, not {value!r}")
+    number = float(value)
+    if not np.isfinite(number) or number < minimum or (strict and number == minimum):
+        raise InvalidInput(f"{name} must be a finite number {bound}, not {value!r}")
+    return number
 
 
 def _cosine(gram: FloatArray, shrink: float) -> FloatArray:
@@ -239,9 +261,7 @@ class Ease(ItemModel):
 
     def __init__(self, l2: float, *, max_items: int = DEFAULT_MAX_ITEMS) -> None:
         super().__init__(max_items)
-        if not (np.isfinite(l2) and l2 > 0):
-            raise InvalidInput(f"l2 (λ of EASE) must be a finite number > 0, not {l2}")
-        self.l2 = float(l2)
+        self.l2 = _number(l2, "l2 (λ of EASE)", minimum=0.0, strict=True)
 
     @property
     def weights(self) -> FloatArray:
@@ -352,8 +372,20 @@ def _canonical_rows(x: sp.csr_matrix, rng: np.random.Generator) -> IntArray:
 
 def hit_rate(scores: FloatArray, history: sp.csr_matrix, hidden: IntArray, k: int = HIT_K) -> float:
     """Mean hit@k of the ``hidden`` items given ``scores`` ``(n, items)``, history items left
-    out, ties counted as the expected hit of a random tie-break."""
-    return float(np.mean(_hits(scores.copy(), history, hidden, k))) if hidden.size else 0.0
+    out, ties counted as the expected hit of a random tie-break (0 for no user)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    hidden = np.asarray(hidden)
+    if scores.ndim != 2 or hidden.shape != (scores.shape[0],):
+        raise InvalidInput(
+            f"scores {scores.shape} must be (users, items) with one hidden item per user "
+            f"({hidden.shape})"
+        )
+    if hidden.size and (hidden.min() < 0 or hidden.max() >= scores.shape[1]):
+        raise InvalidInput(f"a hidden item is not one of the {scores.shape[1]} item columns")
+    rows = participations(history, what="history", items=scores.shape[1])
+    if rows.shape[0] != scores.shape[0]:
+        raise InvalidInput(f"history has {rows.shape[0]} users but scores {scores.shape[0]}")
+    return float(np.mean(_hits(scores.copy(), rows, hidden, k))) if hidden.size else 0.0
 
 
 def _hits(block: AnyFloatArray, history: sp.csr_matrix, hidden: IntArray, k: int) -> FloatArray:
@@ -412,8 +444,7 @@ def ease_validation(
     if not grid:
         raise InvalidInput("the λ grid of EASE is empty")
     for factor in grid:
-        if not (np.isfinite(factor) and factor > 0):
-            raise InvalidInput(f"a factor of the λ grid of EASE must be > 0, not {factor}")
+        _number(factor, "a factor of the λ grid of EASE", minimum=0.0, strict=True)
     split = validation_split(interactions, seed)
     _check_items(split.train.shape[1], max_items)
     scale = ease_l2_scale(split.train)

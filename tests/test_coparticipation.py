@@ -240,6 +240,26 @@ def test_refusals() -> None:
         ItemKNN(max_items=4).fit(sp.csr_matrix((3, 5)))
     with pytest.raises(InvalidInput, match="two or more items"):
         tune_ease(rows([0], [1], [2], [3]), seed=1)
+    with pytest.raises(InvalidInput, match="neighbours"):
+        ItemKNN(2.5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="neighbours"):
+        ItemKNN(True)
+    with pytest.raises(InvalidInput, match="l2"):
+        Ease("1")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="l2"):
+        Ease(float("nan"))
+    with pytest.raises(InvalidInput, match="not fitted"):
+        _ = ItemKNN().similarity
+    with pytest.raises(InvalidInput, match="k must be an integer"):
+        ItemKNN().fit(TINY).top_k(TINY, 0)
+    with pytest.raises(InvalidInput, match="hidden"):
+        hit_rate(np.zeros((2, 4)), rows([0], [1]), np.array([1]))
+    with pytest.raises(InvalidInput, match="not one of the 4 item columns"):
+        hit_rate(np.zeros((2, 4)), rows([0], [1]), np.array([1, 4]))
+    with pytest.raises(InvalidInput, match="factor of the λ grid"):
+        ease_validation(TINY, seed=1, grid=(1.0, -1.0))
+    with pytest.raises(InvalidInput, match="empty"):
+        tune_item_knn(TINY, seed=1, neighbours=())
 
 
 # --------------------------------------------------------------------------- validation, tuning
