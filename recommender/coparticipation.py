@@ -19,7 +19,18 @@ Tuning (:func:`tune_ease`, :func:`tune_item_knn`) uses only the rows it is given
 passes its training users): a seeded 80/20 split of those rows, one item hidden at random from
 each validation row with at least two items, the rest kept as its history, and the hit rate at
 10 of the hidden item among the items outside the history (ties counted as the expectation of a
-random tie-break, so that a constant scorer gets the chance rate, not 0 or 1).
+random tie-break, so that a constant scorer gets the chance rate, not 0 or 1). The split orders
+the rows by a seeded hash of their item sets first, so the tuned values do not depend on the
+order in which the users come either. The grids:
+
+- EASE: λ = factor × the mean diagonal of XᵀX (mean participations per item, so that one grid
+  fits a city of 7,000 voters and one of 70,000), factors on a half-decade log grid from 0.003
+  to 100 (:data:`EASE_GRID`); all λ of the grid come from one eigendecomposition of XᵀX;
+- item-kNN: neighbours kept per item in 5, 10, 20, 50, 100 or all, × shrink in 0, 3, 10, 30,
+  100, 300 participations (:data:`KNN_NEIGHBOURS_GRID`, :data:`KNN_SHRINK_GRID`).
+
+Measured on 2 shared cores (Warsaw 2026, 72,524 voters × 1,373 projects): EASE fit 0.4–1.2 s,
+scores for 13,700 users 0.3–0.7 s, tuning 6–13 s; item-kNN fit 0.1–0.4 s.
 """
 
 from __future__ import annotations
