@@ -26,8 +26,8 @@ order in which the users come either. The grids:
 - EASE: λ = factor × the mean diagonal of XᵀX (mean participations per item, so that one grid
   fits a city of 7,000 voters and one of 70,000), factors on a half-decade log grid from 0.003
   to 100 (:data:`EASE_GRID`); all λ of the grid come from one eigendecomposition of XᵀX;
-- item-kNN: neighbours kept per item in 5, 10, 20, 50, 100 or all, × shrink in 0, 3, 10, 30,
-  100, 300 participations (:data:`KNN_NEIGHBOURS_GRID`, :data:`KNN_SHRINK_GRID`).
+- item-kNN: neighbours kept per item in 5, 10, 20, 50, 100 or all, × shrink in 0, 10, 30,
+  100, 300, 1000 participations (:data:`KNN_NEIGHBOURS_GRID`, :data:`KNN_SHRINK_GRID`).
 
 Measured on 2 shared cores (Warsaw 2026, 72,524 voters × 1,373 projects): EASE fit 0.4–1.2 s,
 scores for 13,700 users 0.3–0.7 s, tuning 6–13 s; item-kNN fit 0.1–0.4 s.
@@ -59,7 +59,7 @@ EASE_GRID: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.
 KNN_NEIGHBOURS_GRID: tuple[int | None, ...] = (5, 10, 20, 50, 100, None)
 """Neighbours kept per item for item-kNN (``None``: all of them)."""
 
-KNN_SHRINK_GRID: tuple[float, ...] = (0.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+KNN_SHRINK_GRID: tuple[float, ...] = (0.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 """Shrink of the cosine denominator for item-kNN, in participations."""
 
 VALIDATION_FRACTION = 0.2
