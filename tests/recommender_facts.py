@@ -84,7 +84,9 @@ def make_items(
         budget_cap=np.asarray(budget_cap, dtype=np.int64),
         text=text,
         titles=[f"Projet {i + 1}" for i in range(n)],
-        territory=np.full(n, -1, np.int64) if territory is None else np.asarray(territory, np.int64),
+        territory=np.full(n, -1, np.int64)
+        if territory is None
+        else np.asarray(territory, np.int64),
     )
 
 
