@@ -171,10 +171,30 @@ class ItemModel:
             block = np.asarray(chunk @ weights, dtype=np.float64)
             if exclude_history:
                 _mask(block, chunk)
-            order = np.argsort(-block, axis=1, kind="stable")[:, :k]
+            order = _best(block, k)
             indices[start : start + chunk.shape[0]] = order
             scores[start : start + chunk.shape[0]] = np.take_along_axis(block, order, axis=1)
         return indices, scores
+
+
+def _best(block: FloatArray, k: int) -> IntArray:
+    """Column indices of the ``k`` largest values per row, best first, equal values in column
+    order: ``argsort(-block, kind="stable")[:, :k]`` without sorting whole rows."""
+    n, width = block.shape
+    if k >= width:
+        full: IntArray = np.argsort(-block, axis=1, kind="stable").astype(np.int64)
+        return full
+    kth = -np.partition(-block, k - 1, axis=1)[:, k - 1 : k]  # the k-th largest value
+    above = block > kth
+    level = block == kth
+    # of the values equal to the k-th, the first ones by column fill the places left
+    room = k - np.count_nonzero(above, axis=1, keepdims=True)
+    keep = above | (level & (np.cumsum(level, axis=1) <= room))
+    chosen = np.nonzero(keep)[1].reshape(n, k)  # row-major: each row's k columns, ascending
+    values = np.take_along_axis(block, chosen, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    best: IntArray = np.take_along_axis(chosen, order, axis=1).astype(np.int64)
+    return best
 
 
 class ItemKNN(ItemModel):

@@ -415,3 +415,28 @@ def test_ranking_does_not_depend_on_input_order(data, rand, kind) -> None:  # ty
     np.testing.assert_array_equal(make().fit(x[users]).score(x), plain)
     permuted = make().fit(x[users][:, perm]).score(x[:, perm])
     np.testing.assert_allclose(permuted, plain[:, perm], rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 15).flatmap(
+        lambda items: st.tuples(
+            st.lists(
+                st.lists(st.booleans(), min_size=items, max_size=items), min_size=1, max_size=12
+            ),
+            st.integers(1, items + 2),
+        )
+    ),
+    st.booleans(),
+)
+def test_top_k_is_the_stable_sort(data, exclude) -> None:  # type: ignore[no-untyped-def]
+    matrix, k = data
+    x = sp.csr_matrix(np.array(matrix, dtype=np.float64))
+    model = ItemKNN(1).fit(x)  # one neighbour: many equal scores
+    indices, scores = model.top_k(x, k, exclude_history=exclude)
+    full = model.score(x)
+    if exclude:
+        full[x.toarray() > 0] = -np.inf
+    expected = np.argsort(-full, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_array_equal(scores, np.take_along_axis(full, expected, axis=1))
