@@ -30,7 +30,8 @@ order in which the users come either. The grids:
   100, 300, 1000 participations (:data:`KNN_NEIGHBOURS_GRID`, :data:`KNN_SHRINK_GRID`).
 
 Measured on 2 shared cores (Warsaw 2026, 72,524 voters × 1,373 projects): EASE fit 0.4–1.2 s,
-scores for 13,700 users 0.3–0.7 s, tuning 6–13 s; item-kNN fit 0.1–0.4 s.
+scores for 13,700 users 0.2–0.8 s, tuning 6–12 s each; item-kNN fit 0.1–0.4 s (the spread is the
+load of the machine; see :func:`_one_blas_thread`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.linalg
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no py.typed
 
 from contracts.errors import InvalidInput, TooLarge
 
@@ -169,10 +171,30 @@ class ItemModel:
             block = np.asarray(chunk @ weights, dtype=np.float64)
             if exclude_history:
                 _mask(block, chunk)
-            order = np.argsort(-block, axis=1, kind="stable")[:, :k]
+            order = _best(block, k)
             indices[start : start + chunk.shape[0]] = order
             scores[start : start + chunk.shape[0]] = np.take_along_axis(block, order, axis=1)
         return indices, scores
+
+
+def _best(block: FloatArray, k: int) -> IntArray:
+    """Column indices of the ``k`` largest values per row, best first, equal values in column
+    order: ``argsort(-block, kind="stable")[:, :k]`` without sorting whole rows."""
+    n, width = block.shape
+    if k >= width:
+        full: IntArray = np.argsort(-block, axis=1, kind="stable").astype(np.int64)
+        return full
+    kth = -np.partition(-block, k - 1, axis=1)[:, k - 1 : k]  # the k-th largest value
+    above = block > kth
+    level = block == kth
+    # of the values equal to the k-th, the first ones by column fill the places left
+    room = k - np.count_nonzero(above, axis=1, keepdims=True)
+    keep = above | (level & (np.cumsum(level, axis=1) <= room))
+    chosen = np.nonzero(keep)[1].reshape(n, k)  # row-major: each row's k columns, ascending
+    values = np.take_along_axis(block, chosen, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    best: IntArray = np.take_along_axis(chosen, order, axis=1).astype(np.int64)
+    return best
 
 
 class ItemKNN(ItemModel):
@@ -286,10 +308,11 @@ class Ease(ItemModel):
         regularised = _gram(x)
         regularised[np.diag_indices_from(regularised)] += self.l2
         # XᵀX + λI is symmetric positive definite: its Cholesky factor inverts it.
-        factor = scipy.linalg.cho_factor(regularised, overwrite_a=True, check_finite=False)
-        precision = scipy.linalg.cho_solve(
-            factor, np.eye(x.shape[1]), overwrite_b=True, check_finite=False
-        )
+        with _one_blas_thread():
+            factor = scipy.linalg.cho_factor(regularised, overwrite_a=True, check_finite=False)
+            precision = scipy.linalg.cho_solve(
+                factor, np.eye(x.shape[1]), overwrite_b=True, check_finite=False
+            )
         self._weights = _ease_weights(precision)
         return self
 
@@ -304,10 +327,24 @@ def _ease_weights(precision: FloatArray) -> FloatArray:
 def _ease_path(gram: FloatArray, l2s: Sequence[float]) -> Iterator[FloatArray]:
     """B for each λ of ``l2s`` from one eigendecomposition XᵀX = Q Λ Qᵀ: then
     P = Q (Λ + λI)⁻¹ Qᵀ is one matrix product per λ instead of one inversion."""
-    eigenvalues, vectors = scipy.linalg.eigh(gram, driver="evd", check_finite=False)
+    with _one_blas_thread():
+        eigenvalues, vectors = scipy.linalg.eigh(gram, driver="evd", check_finite=False)
     np.clip(eigenvalues, 0.0, None, out=eigenvalues)  # XᵀX is positive semi-definite
     for l2 in l2s:
-        yield _ease_weights((vectors / (eigenvalues + l2)[None, :]) @ vectors.T)
+        with _one_blas_thread():
+            precision = (vectors / (eigenvalues + l2)[None, :]) @ vectors.T
+        yield _ease_weights(precision)
+
+
+def _one_blas_thread() -> Any:
+    """BLAS limited to one thread, for the dense algebra of this module.
+
+    On cores shared with other processes (this engine's API, consumers, batch scoring) OpenBLAS
+    threads stall each other: measured on 2 busy cores with Warsaw's 1,373 items, the EASE fit
+    took 2.8–4.8 s on two threads and 0.6–0.9 s on one, the eigendecomposition 7–30 s against
+    1.2–2.4 s. Alone on 2 cores, one thread costs at most twice a sub-second step.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def ease_l2_scale(interactions: sp.csr_matrix) -> float:
