@@ -131,7 +131,8 @@ def fixture_database(
             return database
         conn.execute(
             "TRUNCATE contribution, project_territory, project_area, project, "
-            "organisation_member, organisation, user_place, app_user, outbox"
+            "organisation_member, organisation, engagement, follow, recommendation_feedback, "
+            "user_place, app_user, outbox"
         )
         conn.commit()
     subprocess.run(  # noqa: S603 (our own entry point, fixed arguments)

@@ -13,12 +13,12 @@ The names, in :data:`FEATURES`:
 - ``proximity``: exp(−d / scale), d the distance in km from home to the project's footprint
   (its point, or the edge of its area or circle, 0 inside); 0 when either is unknown.
 - ``interest_declared``: the share of the project's themes the user declared.
-- ``interest_learned``: cosine between the project's TF-IDF text and the profile of what the user
-  took part in (scikit-learn's TfidfVectorizer, :mod:`recommender.texts`).
+- ``interest_learned``: the mean cosine between the project's text and the texts of what the
+  user took part in (TF-IDF vectors, :mod:`recommender.texts`).
 - ``co_participation``: mean, over what the user took part in, of the co-participation model's
   item-to-item score (people who took part in this also took part in that).
 - ``followed``: the user follows or belongs to the project's organisation.
-- ``theme_muted``: one of the project's themes is one the user asked for less of.
+- ``theme_muted``: the share of the project's themes the user asked for less of.
 - ``popularity``: participants per person concerned, log-scaled to [0, 1]: a village's project
   that half the village joined outranks a metropole's that 1 % joined.
 - ``freshness``: exp(−days open / 14). ``closing_soon``: closes within 7 days.
@@ -87,17 +87,25 @@ class GroupFeatures:
 
 
 def distances_km(homes: Floats, places: Floats, reach_m: Floats) -> Matrix:
-    """Great-circle distances in km from each home (m, 2) to each place (n, 2), less the
-    place's reach (0 inside): (m, n) float32, NaN where either point is unknown."""
-    lon1, lat1 = np.radians(homes[:, 0])[:, None], np.radians(homes[:, 1])[:, None]
-    lon2, lat2 = np.radians(places[:, 0])[None, :], np.radians(places[:, 1])[None, :]
-    h = (
-        np.sin((lat2 - lat1) / 2) ** 2
-        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    )
-    metres = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
-    km: Matrix = (np.maximum(metres - reach_m[None, :], 0.0) / 1000.0).astype(np.float32)
-    return km
+    """Distances in km from each home (m, 2) to each place (n, 2) (degrees), less the place's
+    reach (0 inside): (m, n) float32, NaN where either point is unknown.
+
+    On a local plane (equirectangular at the homes' mean latitude), computed as
+    |h|² + |p|² − 2 h·p so that the m × n part is one matrix product: within 100 km of the
+    homes the error is under 0.5 % (e.g. 2.30 km for 2.31), which the reasons round away;
+    far places are far either way.
+    """
+    known = ~np.isnan(homes).any(axis=1)
+    lat0 = np.radians(np.mean(homes[known, 1])) if known.any() else 0.0
+    scale = np.array([np.cos(lat0), 1.0]) * np.radians(1.0) * EARTH_RADIUS_M / 1000.0
+    h = np.nan_to_num(homes * scale)
+    p = np.nan_to_num(places * scale)
+    squared = (h * h).sum(axis=1)[:, None] + (p * p).sum(axis=1)[None, :] - 2.0 * (h @ p.T)
+    km = np.sqrt(np.maximum(squared, 0.0)) - reach_m[None, :] / 1000.0
+    out: Matrix = np.maximum(km, 0.0).astype(np.float32)
+    out[~known] = np.nan
+    out[:, np.isnan(places).any(axis=1)] = np.nan
+    return out
 
 
 def _row_normalised(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -140,65 +148,56 @@ def group_features(
     no model is loaded (the feature is then 0).
     """
     c = group.items
-    u = users.take(group.users.astype(np.intp))
-    m, n_c = len(u), len(c)
+    rows = group.users.astype(np.intp)
+    n_c = len(c)
     pair: dict[str, Matrix] = {}
 
-    distance = distances_km(u.lonlat, items.lonlat[c], items.reach_m[c])
+    distance = distances_km(users.lonlat[rows], items.lonlat[c], items.reach_m[c])
     pair["proximity"] = np.where(
-        np.isnan(distance), 0.0, np.exp(-distance / PROXIMITY_SCALE_KM)
+        np.isnan(distance), 0.0, np.exp(-distance / np.float32(PROXIMITY_SCALE_KM))
     ).astype(np.float32)
 
     themes_c = items.themes[c].astype(np.float32)  # (n_c, T)
-    n_themes = np.maximum(themes_c.sum(axis=1), 1.0)
-    pair["interest_declared"] = (u.interests.astype(np.float32) @ themes_c.T) / n_themes
-    pair["theme_muted"] = ((u.muted.astype(np.float32) @ themes_c.T) > 0).astype(np.float32)
+    share_c = themes_c.T / np.maximum(themes_c.sum(axis=1), 1.0)  # (T, n_c)
+    pair["interest_declared"] = users.interests[rows].astype(np.float32) @ share_c
+    pair["theme_muted"] = users.muted[rows].astype(np.float32) @ share_c
 
-    history = _row_normalised(u.history)  # (m, n), rows sum to 1
-    if history.nnz:
-        profile = history @ items.text  # (m, V)
-        norms = np.sqrt(np.asarray(profile.multiply(profile).sum(axis=1)).ravel())
-        profile = (
-            sparse.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ profile
-        )
-        pair["interest_learned"] = _dense(profile @ items.text[c].T)
-    else:
-        pair["interest_learned"] = np.zeros((m, n_c), dtype=np.float32)
-
-    if coparticipation is not None and history.nnz:
-        pair["co_participation"] = _dense(history @ coparticipation[:, c])
-    else:
-        pair["co_participation"] = np.zeros((m, n_c), dtype=np.float32)
-
-    pair["followed"] = _dense(u.followed[:, c])
-
-    _, tool_of = np.unique(np.asarray(items.tool, dtype=object), return_inverse=True)
-    pair["tool_affinity"] = _shares(history, tool_of.astype(np.int64), c)
-    pair["place_affinity"] = _shares(history, items.territory, c)
+    # What the group's users took part in: the h projects any of them did. Relations of those
+    # to the candidates are (h × n_c); the features average them over each user's history.
+    history = users.history[rows]
+    seen = np.unique(history.indices)
+    h = _row_normalised(sparse.csr_matrix(history[:, seen], dtype=np.float32))  # rows sum to 1
+    related = {
+        "interest_learned": _dense(items.text[seen] @ items.text[c].T),
+        "co_participation": (
+            _dense(coparticipation[seen][:, c])
+            if coparticipation is not None
+            else np.zeros((len(seen), n_c), dtype=np.float32)
+        ),
+        "tool_affinity": _same(np.asarray(items.tool, dtype=object), seen, c),
+        "place_affinity": _same(items.territory, seen, c, unknown=-1),
+    }
+    for name, relation in related.items():
+        pair[name] = np.asarray(h @ relation, dtype=np.float32)
+    pair["followed"] = _dense(users.followed[rows][:, c])
 
     return GroupFeatures(item_features(items, group), pair, distance)
 
 
-def _shares(
-    history: sparse.csr_matrix, labels: npt.NDArray[np.int64], c: npt.NDArray[np.int64]
+def _same(
+    labels: npt.NDArray[np.generic],
+    seen: npt.NDArray[np.int64],
+    c: npt.NDArray[np.int64],
+    unknown: object = None,
 ) -> Matrix:
-    """(m, n_c): the share of each user's (row-normalised) history whose label equals the
-    candidate's; -1 labels match nothing."""
-    known = labels >= 0
-    if not known.any():
-        return np.zeros((history.shape[0], len(c)), dtype=np.float32)
-    _, code = np.unique(labels[known], return_inverse=True)
-    onehot = sparse.csr_matrix(
-        (np.ones(int(known.sum())), (np.flatnonzero(known), code)),
-        shape=(len(labels), int(code.max()) + 1),
-    )
-    per_label = _dense(history @ onehot)
-    full = np.full(len(labels), -1, dtype=np.int64)
-    full[known] = code
-    label_c = full[c]
-    out = np.where(label_c[None, :] >= 0, per_label[:, np.maximum(label_c, 0)], 0.0)
-    shares: Matrix = out.astype(np.float32)
-    return shares
+    """(h, n_c) 1 where a seen project and a candidate share a label (``unknown`` matches
+    nothing)."""
+    a, b = labels[seen][:, None], labels[c][None, :]
+    same = a == b
+    if unknown is not None:
+        same &= a != unknown
+    out: Matrix = same.astype(np.float32)
+    return out
 
 
 def _dense(matrix: object) -> Matrix:
