@@ -40,9 +40,12 @@ def strict_float(text: str) -> float:
     return parse_number(text)
 
 
-def strict_int(text: str) -> int:
-    """Typer parser of an integer argument or option (ASCII digits)."""
-    return parse_int(text)
+def strict_int(text: str | int) -> int:
+    """Typer parser of an integer argument or option (ASCII digits). Typer hands an option's
+    default to the parser as it is, an int."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    return parse_int(str(text))
 
 
 @contextmanager
