@@ -62,8 +62,11 @@ def training_examples(
     *,
     negatives: int,
     seed: int,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int8], npt.NDArray[np.int64]]:
-    """Rows (X, y, groups_of_rows) for :func:`train` (see the module).
+) -> tuple[
+    npt.NDArray[np.float32], npt.NDArray[np.int8], npt.NDArray[np.int64], npt.NDArray[np.int64]
+]:
+    """Rows (X, y, groups_of_rows, users_of_rows) for :func:`train` (see the module);
+    ``users_of_rows`` are rows of ``users``, for :func:`pairwise`.
 
     ``positives``: (m, n) over :class:`Users` × :class:`Items`, > 0 where the user took part.
     They are the caller's to keep out of ``users.history`` if the features must not see the
@@ -86,6 +89,7 @@ def training_examples(
     xs: list[npt.NDArray[np.float32]] = []
     ys: list[npt.NDArray[np.int8]] = []
     gs: list[npt.NDArray[np.int64]] = []
+    us: list[npt.NDArray[np.int64]] = []
     for g, group in enumerate(groups):
         m, n_c = len(group.users), len(group.items)
         if m == 0 or n_c == 0:
@@ -116,13 +120,52 @@ def training_examples(
         xs.append(block)
         ys.append(np.concatenate([np.ones(len(pos_u)), np.zeros(len(neg_u))]).astype(np.int8))
         gs.append(np.full(len(u), g, dtype=np.int64))
+        us.append(rows[u].astype(np.int64))
     if not xs:
         return (
             np.zeros((0, len(FEATURES)), dtype=np.float32),
             np.zeros(0, dtype=np.int8),
             np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
         )
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), np.concatenate(us)
+
+
+def pairwise(
+    X: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int8],
+    users: npt.NDArray[np.int64],
+    *,
+    seed: int,
+    per_positive: int = 10,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int8]]:
+    """Pairs of one user's rows, as differences for :func:`train`: for each positive, up to
+    ``per_positive`` of the same user's negatives, drawn with ``seed``; each pair once as
+    (positive − negative, 1) and once as (negative − positive, 0). A linear model fitted on them
+    orders a user's candidates (RankNet's pairwise logistic loss, Burges et al. 2005) rather
+    than telling likely rows from unlikely ones across users: what a user-level signal (a long
+    history, a busy district) adds to all of a user's candidates cancels out."""
+    rng = np.random.default_rng(check_seed(seed))
+    order = np.lexsort((-y, users))
+    X, y, users = X[order], y[order], users[order]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    ends = np.r_[starts[1:], len(users)]
+    diffs: list[npt.NDArray[np.float32]] = []
+    for start, end in zip(starts, ends, strict=True):
+        labels = y[start:end]
+        pos = start + np.flatnonzero(labels == 1)
+        neg = start + np.flatnonzero(labels == 0)
+        if not len(pos) or not len(neg):
+            continue
+        for p in pos:
+            drawn = rng.choice(neg, min(per_positive, len(neg)), replace=False)
+            diffs.append(X[p][None, :] - X[drawn])
+    if not diffs:
+        return np.zeros((0, X.shape[1]), dtype=np.float32), np.zeros(0, dtype=np.int8)
+    d = np.concatenate(diffs)
+    both = np.concatenate([d, -d]).astype(np.float32)
+    labels_out = np.concatenate([np.ones(len(d)), np.zeros(len(d))]).astype(np.int8)
+    return both, labels_out
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ def train_from_engagement(
     history_csr.eliminate_zeros()
     users_facts = dataclasses.replace(batch.users, history=history_csr)
     progress("training examples")
-    X, y, _ = training_examples(
+    X, y, _, _ = training_examples(
         batch.items,
         users_facts,
         batch.groups,

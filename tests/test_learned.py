@@ -60,7 +60,9 @@ def _small() -> tuple[Items, Users, CandidateGroup, sparse.csr_matrix]:
 def test_examples_take_every_positive_and_never_an_excluded_negative() -> None:
     items, users, group, positives = _small()
     for seed in range(20):
-        X, y, g = training_examples(items, users, [group], positives, None, negatives=10, seed=seed)
+        X, y, g, _ = training_examples(
+            items, users, [group], positives, None, negatives=10, seed=seed
+        )
         assert X.dtype == np.float32 and y.dtype == np.int8 and g.dtype == np.int64
         assert X.shape == (len(y), len(FEATURES)) and (g == 0).all()
         # Which (user, project) each row is: freshness tells the projects apart and proximity
@@ -102,7 +104,7 @@ def test_examples_take_every_positive_and_never_an_excluded_negative() -> None:
 
 def test_examples_draw_the_requested_number_of_negatives_seeded() -> None:
     items, users, group, positives = _small()
-    X, y, _ = training_examples(items, users, [group], positives, None, negatives=2, seed=7)
+    X, y, _, _ = training_examples(items, users, [group], positives, None, negatives=2, seed=7)
     # 3 positives; negatives: user 0 has only 2 eligible, users 1 and 2 get 2 each.
     assert int(y.sum()) == 3 and int((y == 0).sum()) == 6
     again = training_examples(items, users, [group], positives, None, negatives=2, seed=7)
@@ -118,7 +120,7 @@ def test_examples_draw_the_requested_number_of_negatives_seeded() -> None:
 
 def test_examples_read_the_features_of_their_pair() -> None:
     items, users, group, positives = _small()
-    X, y, _ = training_examples(items, users, [group], positives, None, negatives=0, seed=1)
+    X, y, _, _ = training_examples(items, users, [group], positives, None, negatives=0, seed=1)
     # Positives in row-major order: (0, 0), (0, 1), (1, 5).
     features = group_features(items, users, group, None)
     for row, (u, c) in zip(X, [(0, 0), (0, 1), (1, 5)], strict=True):
@@ -133,7 +135,7 @@ def test_examples_read_the_features_of_their_pair() -> None:
 def test_examples_span_groups_and_name_them() -> None:
     items, users, _, positives = _small()
     groups = [make_group([0, 1, 2], [0]), make_group([], [1]), make_group([3, 4, 5], [1, 2])]
-    X, y, g = training_examples(items, users, groups, positives, None, negatives=5, seed=3)
+    X, y, g, _ = training_examples(items, users, groups, positives, None, negatives=5, seed=3)
     assert set(g.tolist()) == {0, 2}
     # Group 0: user 0's positives 0, 1 and no negative (2 joined). Group 2: user 1's positive
     # 5 and negatives 3, 4; user 2's negatives 3, 4, 5.
@@ -147,7 +149,7 @@ def test_examples_refuse_bad_arguments() -> None:
         training_examples(items, users, [group], positives, None, negatives=-1, seed=0)
     with pytest.raises(InvalidInput, match="users × items"):
         training_examples(items, users, [group], positives[:, :5], None, negatives=1, seed=0)
-    X, y, g = training_examples(items, users, [], positives, None, negatives=1, seed=0)
+    X, y, g, _ = training_examples(items, users, [], positives, None, negatives=1, seed=0)
     assert X.shape == (0, len(FEATURES)) and y.shape == g.shape == (0,)
 
 
@@ -188,7 +190,7 @@ def _world(
 
 def test_training_on_proximity_learns_a_positive_proximity_weight() -> None:
     items, users, groups, positives = _world(11)
-    X, y, _ = training_examples(items, users, groups, positives, None, negatives=6, seed=11)
+    X, y, _, _ = training_examples(items, users, groups, positives, None, negatives=6, seed=11)
     model = train(X, y, window=WINDOW, seed=11)
     scorer = model.scorer()
     assert model.features == FEATURES and scorer.name == "learned"
@@ -205,14 +207,14 @@ def test_training_on_shuffled_labels_learns_nothing() -> None:
     """The same rows with labels that no longer depend on anything: chance-level AUC. (The
     previous test's AUC is then the features' doing, not the metric's.)"""
     items, users, groups, positives = _world(12)
-    X, y, _ = training_examples(items, users, groups, positives, None, negatives=6, seed=12)
+    X, y, _, _ = training_examples(items, users, groups, positives, None, negatives=6, seed=12)
     model = train(X, np.random.default_rng(0).permutation(y), window="shuffled", seed=12)
     assert abs(model.metrics["roc_auc"] - 0.5) < 0.08
 
 
 def test_the_learned_scorer_equals_the_pipeline_decision_function() -> None:
     items, users, groups, positives = _world(13, users_per_group=25, groups=2)
-    X, y, _ = training_examples(items, users, groups, positives, None, negatives=6, seed=13)
+    X, y, _, _ = training_examples(items, users, groups, positives, None, negatives=6, seed=13)
     model = train(X, y, window=WINDOW, seed=13, class_weight="balanced")
     scorer = model.scorer()
     group = groups[1]
@@ -244,7 +246,7 @@ def test_the_learned_scorer_equals_the_pipeline_decision_function() -> None:
 )
 def test_training_refuses_bad_rows(change: Callable[..., tuple[Any, Any]], message: str) -> None:
     items, users, groups, positives = _world(14, users_per_group=10, groups=1)
-    X, y, _ = training_examples(items, users, groups, positives, None, negatives=3, seed=14)
+    X, y, _, _ = training_examples(items, users, groups, positives, None, negatives=3, seed=14)
     bad_X, bad_y = change(X, y)
     with pytest.raises(InvalidInput, match=message):
         train(bad_X, bad_y, window=WINDOW, seed=0)
@@ -271,7 +273,7 @@ def test_the_learned_scorer_ranks_through_the_ranking_stages() -> None:
     """Trained where engagement follows proximity, the learned scorer puts near projects first
     through the same stages as the weighted one (exclusions, MMR, floor, contributions)."""
     items, users, groups, positives = _world(15, users_per_group=30, groups=2)
-    X, y, _ = training_examples(items, users, groups[:1], positives, None, negatives=6, seed=15)
+    X, y, _, _ = training_examples(items, users, groups[:1], positives, None, negatives=6, seed=15)
     scorer = train(X, y, window=WINDOW, seed=15).scorer()
     group = groups[1]  # users the model never saw
     ranked = rank_group(items, users, group, scorer, RankingConfig(k=5, exposure_floor=False))
@@ -293,7 +295,7 @@ Trained = tuple[LearnedModel, Items, Users, list[CandidateGroup]]
 @pytest.fixture(scope="module")
 def trained() -> Trained:
     items, users, groups, positives = _world(21, users_per_group=20, groups=2)
-    X, y, _ = training_examples(items, users, groups, positives, None, negatives=6, seed=21)
+    X, y, _, _ = training_examples(items, users, groups, positives, None, negatives=6, seed=21)
     return train(X, y, window=WINDOW, seed=21), items, users, groups
 
 
