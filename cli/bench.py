@@ -12,7 +12,7 @@ from geo_engine.settings import DatabaseSettings, GeoSettings
 
 
 def bench(
-    name: str = typer.Argument(..., help="placement, locate, http or audience"),
+    name: str = typer.Argument(..., help="placement, locate, http, audience or recommend"),
     size: int | None = typer.Option(
         None,
         min=100,

@@ -29,6 +29,7 @@ from recommender.scorers import LinearScorer
 
 USER_PLACE = load_sql("recommender", "sql/user_place.sql")
 _LEVELS = ("commune", "arrondissement", "epci", "departement", "region")
+CHUNK = 2048  # residents ranked together: (CHUNK × candidates) float32 matrices stay small
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,10 @@ def rank_batch(
     config: RankingConfig,
     coparticipation: sparse.csr_matrix | npt.NDArray[np.float32] | None = None,
 ) -> Iterator[Ranked]:
-    """The top ``config.k`` of every user of the batch, one :class:`Ranked` per commune."""
+    """The top ``config.k`` of every user of the batch, one :class:`Ranked` per commune, or per
+    ``CHUNK`` of its residents (a commune of 100,000 residents would otherwise need
+    gigabytes of users × candidates matrices)."""
     for group in batch.groups:
-        yield rank_group(batch.items, batch.users, group, scorer, config, coparticipation)
+        for start in range(0, len(group.users), CHUNK):
+            part = CandidateGroup(group.items, group.levels, group.users[start : start + CHUNK])
+            yield rank_group(batch.items, batch.users, part, scorer, config, coparticipation)
