@@ -31,6 +31,9 @@ from hypothesis import strategies as st
 from contracts.api import ContributionCollection, ProjectCollection, ProjectDetail
 from geo_engine import audience, db
 from geo_engine.settings import DatabaseSettings
+from recommender.ground import recommend_for_user
+from recommender.ranking import RankingConfig
+from recommender.scorers import load_weighted
 from tests.api_data import (
     assert_problem,
     contribution,
@@ -412,6 +415,9 @@ def _views(client: TestClient, ex: Example, registry: Registry, viewer: int | No
     assert total == expected_total, (viewer, total, expected_total)
 
 
+WEIGHTED = load_weighted()
+
+
 def _geography(api_db: DatabaseSettings, ex: Example, registry: Registry) -> None:
     """Candidates and audiences, straight from the SQL functions through geo_engine.audience."""
     with db.connect(api_db) as conn:
@@ -434,6 +440,11 @@ def _geography(api_db: DatabaseSettings, ex: Example, registry: Registry) -> Non
                 assert reached & set(ex.users) <= allowed
             else:
                 assert reached & set(ex.users) == allowed, (pid, scope)
+        # Recommendations: everything the ranking may touch comes through the same rule.
+        for viewer in ex.users:
+            ranked = recommend_for_user(conn, viewer, WEIGHTED, RankingConfig(k=100))
+            leaked = {r.project_id for r in ranked if not registry.visible(r.project_id, viewer)}
+            assert not leaked, f"recommended to {viewer} who may not see them: {leaked}"
 
 
 @pytest.mark.slow
