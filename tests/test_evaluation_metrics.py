@@ -131,3 +131,17 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_mean() -> None:
     constant = metrics.bootstrap_ci(np.ones(10), seed=1, resamples=50)
     assert constant == (1.0, 1.0)
     assert metrics.bootstrap_ci(np.array([np.nan]), seed=1) is None
+
+
+def test_top_k_equals_a_full_stable_sort() -> None:
+    """The partition-based top k is the first k of a full sort (ties to the lower column,
+    -inf never ranked), on random small cases with many ties."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n, m, k = int(rng.integers(1, 6)), int(rng.integers(1, 12)), int(rng.integers(1, 15))
+        scores = rng.integers(0, 4, size=(n, m)).astype(np.float64)
+        scores[rng.random((n, m)) < 0.2] = -np.inf
+        order = np.argsort(-scores, axis=1, kind="stable")[:, : min(k, m)]
+        expected = np.where(np.isfinite(np.take_along_axis(scores, order, axis=1)), order, -1)
+        expected = np.hstack([expected, np.full((n, max(0, k - m)), -1)])
+        assert metrics.top_k(scores, k).tolist() == expected.tolist()

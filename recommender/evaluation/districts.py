@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Letters with a stroke or ligature that Unicode decomposition leaves alone.
 _FOLD = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe", "ı": "i"})
@@ -20,6 +21,7 @@ _SEPARATORS = re.compile(r"[\s\-_/,|.;:'’\"()]+")
 _NO_DISTRICT = {"", "none", "nan", "null", "brak"}
 
 
+@lru_cache(maxsize=65_536)
 def normalise(name: str) -> str:
     """The comparable form of a territory name: lower case, no accents, single spaces."""
     decomposed = unicodedata.normalize("NFKD", name.casefold().translate(_FOLD))

@@ -26,12 +26,22 @@ import scipy.sparse
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """(n × k) column indices of the k best finite scores of each row, best first; ties go to
-    the lower column; ``-1`` where a row has fewer than k finite scores."""
+    the lower column; ``-1`` where a row has fewer than k finite scores. Linear in the row
+    length: the k-th value by partition, then only k columns sorted."""
     n, m = scores.shape
     k_eff = min(k, m)
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k_eff]
-    finite = np.isfinite(np.take_along_axis(scores, order, axis=1))
-    top = np.where(finite, order, -1)
+    if k_eff == 0:
+        return np.full((n, k), -1, dtype=np.int64)
+    kth = -np.partition(-scores, k_eff - 1, axis=1)[:, k_eff - 1 : k_eff]
+    above = scores > kth
+    tied = scores == kth
+    room = k_eff - above.sum(axis=1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))  # lowest tied columns first
+    columns = np.nonzero(chosen)[1].reshape(n, k_eff)  # ascending within each row
+    order = np.argsort(-np.take_along_axis(scores, columns, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(columns, order, axis=1)
+    finite = np.isfinite(np.take_along_axis(scores, top, axis=1))
+    top = np.where(finite, top, -1)
     if k_eff < k:
         top = np.hstack([top, np.full((n, k - k_eff), -1, dtype=top.dtype)])
     return top.astype(np.int64)
@@ -109,33 +119,54 @@ def mean(values: np.ndarray) -> float | None:
     return float(defined.mean()) if defined.size else None
 
 
-def bootstrap_ci(
-    values: np.ndarray, seed: int, resamples: int = 1000, level: float = 0.95
-) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the mean over users (undefined values left out),
-    resampling users with replacement, seeded. ``None`` when no value is defined."""
-    defined = values[~np.isnan(values)]
-    if defined.size == 0:
-        return None
+def bootstrap_weights(n_users: int, seed: int, resamples: int = 1000) -> np.ndarray:
+    """(resamples × n_users) float32: how many times each user is drawn in each resample of the
+    users with replacement, seeded. Drawn once per task, shared by its scorers and metrics (the
+    scorers are compared on the same resamples)."""
     rng = np.random.default_rng(seed)
-    means = np.empty(resamples, dtype=np.float64)
-    chunk = max(1, 2_000_000 // defined.size)
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        picks = rng.integers(0, defined.size, size=(stop - start, defined.size))
-        means[start:stop] = defined[picks].mean(axis=1)
+    if n_users == 0:
+        return np.zeros((resamples, 0), dtype=np.float32)
+    draws = rng.integers(0, n_users, size=(resamples, n_users))
+    draws += (np.arange(resamples) * n_users)[:, None]
+    counts = np.bincount(draws.ravel(), minlength=resamples * n_users)
+    return counts.reshape(resamples, n_users).astype(np.float32)
+
+
+def bootstrap_ci(
+    values: np.ndarray,
+    seed: int,
+    resamples: int = 1000,
+    level: float = 0.95,
+    weights: np.ndarray | None = None,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean over users, resampling users with replacement
+    (``weights`` from :func:`bootstrap_weights`, else drawn from ``seed``); undefined (NaN)
+    values are left out of each resample's mean. ``None`` when no value is defined."""
+    defined = ~np.isnan(values)
+    if not defined.any():
+        return None
+    if weights is None:
+        weights = bootstrap_weights(len(values), seed, resamples)
+    mask = defined.astype(np.float32)
+    counts = weights @ mask
+    sums = weights @ np.where(defined, values, 0.0).astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (sums / counts)[counts > 0].astype(np.float64)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
-    return float(low), float(high)
+    # float32 sums: keep the interval within the values' own range
+    low = max(float(low), float(np.nanmin(values)))
+    high = min(float(high), float(np.nanmax(values)))
+    return low, high
 
 
 def summarise(
-    per_user: Mapping[str, np.ndarray], seed: int, resamples: int
+    per_user: Mapping[str, np.ndarray], weights: np.ndarray
 ) -> tuple[dict[str, float | None], dict[str, list[float] | None]]:
-    """Each metric's mean and its bootstrap 95% interval."""
+    """Each metric's mean and its bootstrap 95% interval over the resamples ``weights``."""
     means = {name: mean(values) for name, values in per_user.items()}
     cis: dict[str, list[float] | None] = {}
     for name, values in per_user.items():
-        ci = bootstrap_ci(values, seed, resamples)
+        ci = bootstrap_ci(values, 0, weights=weights)
         cis[name] = None if ci is None else [ci[0], ci[1]]
     return means, cis

@@ -55,10 +55,9 @@ def all_scorers() -> list[Scorer]:
     return scorers
 
 
-def evaluate_scores(
-    task: TaskData, scores: np.ndarray, seed: int, resamples: int
-) -> dict[str, Any]:
-    """The metrics of one scorer's scores on one task (without the dataset/scorer names)."""
+def evaluate_scores(task: TaskData, scores: np.ndarray, weights: np.ndarray) -> dict[str, Any]:
+    """The metrics of one scorer's scores on one task (without the dataset/scorer names);
+    ``weights`` are the task's bootstrap resamples (:func:`metrics.bootstrap_weights`)."""
     n_test, n_cols = len(task.test_users), len(task.items)
     if scores.shape != (n_test, n_cols):
         raise InvalidInput(f"scores of shape {scores.shape}, expected {(n_test, n_cols)}")
@@ -83,7 +82,7 @@ def evaluate_scores(
     per_user["out_of_scope@10"] = metrics.out_of_scope_at_k(
         top, eligible[place_of][:, task.items], located, 10
     )
-    means, cis = metrics.summarise(per_user, seed, resamples)
+    means, cis = metrics.summarise(per_user, weights)
     district_of = [
         t if space.territories[t].level != "area" else (space.territories[t].parent or t)
         for t in (space.item_territory[i] for i in task.items.tolist())
@@ -115,10 +114,15 @@ def evaluate(
     for folder in folders:
         if progress is not None and bar is not None:
             progress.update(bar, description=f"{folder.name}: reading")
+        weights: dict[str, np.ndarray] = {}
         for task, scorer in _units(folder, seed, settings, chosen):
             if progress is not None and bar is not None:
                 progress.update(bar, description=f"{folder.name} {task.task} {scorer.name}")
-            figures = evaluate_scores(task, scorer(task), seed, settings.bootstrap_resamples)
+            if task.task not in weights:
+                weights[task.task] = metrics.bootstrap_weights(
+                    len(task.test_users), seed, settings.bootstrap_resamples
+                )
+            figures = evaluate_scores(task, scorer(task), weights[task.task])
             rows.append(
                 {
                     "dataset": task.dataset,

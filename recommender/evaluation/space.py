@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -86,7 +87,6 @@ class EvaluationSpace:
         project of a city file is open to all; a district or area file's only to that
         district's or area's voters (an area's also to a voter of its district whose area is
         unknown). A voter whose location is unknown may vote on everything."""
-        budget_territory = [self.budgets[b].territory for b in self.item_budget.tolist()]
         index: dict[tuple[str | None, str | None], int] = {}
         rows: list[np.ndarray] = []
         place_of = np.empty(len(voters), dtype=np.int64)
@@ -97,15 +97,28 @@ class EvaluationSpace:
             row = index.get(key)
             if row is None:
                 row = index[key] = len(rows)
-                if key == (None, None):
-                    rows.append(np.ones(self.n_items, dtype=bool))
-                else:
-                    rows.append(
-                        np.array([self._open_to(t, *key) for t in budget_territory], dtype=bool)
-                    )
+                rows.append(self._open_row(*key))
             place_of[n] = row
         eligible = np.vstack(rows) if rows else np.ones((0, self.n_items), dtype=bool)
         return eligible, place_of, located
+
+    @cached_property
+    def _open_rows(self) -> dict[tuple[str | None, str | None], np.ndarray]:
+        return {}
+
+    def _open_row(self, district: str | None, area: str | None) -> np.ndarray:
+        """(n_items) bool: what a voter of this district and area may vote on (memoised)."""
+        row = self._open_rows.get((district, area))
+        if row is None:
+            if district is None and area is None:
+                row = np.ones(self.n_items, dtype=bool)
+            else:
+                by_budget = np.array(
+                    [self._open_to(b.territory, district, area) for b in self.budgets], dtype=bool
+                )
+                row = by_budget[self.item_budget]
+            self._open_rows[(district, area)] = row
+        return row
 
     def _open_to(self, territory: str, district: str | None, area: str | None) -> bool:
         t = self.territories[territory]
