@@ -18,6 +18,14 @@ app = typer.Typer(no_args_is_help=True, help="Recommend projects, and measure ho
 _COLUMNS = ("recall@5", "recall@10", "recall@20", "ndcg@10", "hit@10", "out_of_scope@10")
 
 
+def _seed(value: str | int) -> int:
+    """The seed: ASCII digits only (the default arrives as an int already)."""
+    number = value if isinstance(value, int) else strict_int(value)
+    if number < 0:
+        raise ValueError(f"{number} is negative: a seed is 0 or more")
+    return number
+
+
 def _cell(value: Any) -> str:
     return "–" if value is None else f"{value:.3f}"
 
@@ -30,7 +38,7 @@ def evaluate(
         help="folder of Pabulib city-edition folders (default: GEO_ENGINE_REALDATA_DIR)",
     ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    seed: int = typer.Option(0, parser=strict_int, help="seed of the voter split and resamples"),
+    seed: int = typer.Option(0, parser=_seed, help="seed of the voter split and resamples"),
     datasets: str | None = typer.Option(
         None, help="comma-separated edition folders to evaluate (default: every one)"
     ),

@@ -19,7 +19,7 @@ import pytest
 from recommender.evaluation.space import build
 from recommender.evaluation.tasks import build_tasks, split
 from recommender.settings import EvaluationSettings
-from tests.cli import run_cli
+from tests.cli import run_cli, run_parallel
 
 DATASETS = "toulouse_2024,katowice_2021"
 
@@ -154,3 +154,39 @@ def test_task_c_hides_one_approval_and_gives_the_rest(realdata_dir: Path) -> Non
     assert not set(task_c.test_users.tolist()) & set(task_c.train_users.tolist())
     assert task_a.history.nnz == 0
     assert math.isclose(task_a.targets.sum(), space.ballots[task_a.test_users].sum())
+
+
+BAD_ARGUMENTS = {
+    "no folder": (
+        ["--pabulib", "/nonexistent-folder"],
+        "error: /nonexistent-folder is not a folder",
+    ),
+    "outside": (["--datasets", "../x"], "error: no dataset folder '../x' under"),
+    "non-ASCII seed": (["--seed", "٣"], "is not an integer (ASCII digits"),
+    "negative seed": (["--seed", "-1"], "-1 is negative"),
+}
+
+
+def test_bad_arguments_are_refused_clearly(tmp_path: Path) -> None:
+    def cli(*args: str) -> Any:
+        return run_cli("recommend", "evaluate", "--pabulib", str(tmp_path), *args, env={})
+
+    runs = run_parallel(cli, {name: args for name, (args, _) in BAD_ARGUMENTS.items()})
+    for name, (_, message) in BAD_ARGUMENTS.items():
+        run = runs[name]
+        assert run.returncode == 2, (name, run.stderr)
+        assert message in " ".join(run.stderr.split()), (name, run.stderr)
+        assert "Traceback" not in run.stderr
+
+
+def test_a_malformed_file_is_refused_naming_folder_file_and_line(tmp_path: Path) -> None:
+    edition = tmp_path / "town_2024"
+    edition.mkdir()
+    (edition / "town.pb").write_text(
+        "META\nkey;value\nunit;Town\nPROJECTS\nproject_id;cost\n1;2;3\nVOTES\nvoter_id;vote\n",
+        encoding="utf-8",
+    )
+    run = run_cli("recommend", "evaluate", "--pabulib", str(tmp_path), "--json", env={})
+    assert run.returncode == 2
+    assert f"{edition}: town.pb:6: PROJECTS row has 3 fields, the header has 2" in run.stderr
+    assert run.stdout == ""

@@ -122,7 +122,10 @@ def read_folder(folder: Path) -> list[PbFile]:
     files = sorted(folder.glob("*.pb"))
     if not files:
         raise InvalidInput(f"{folder}: no .pb file in this folder")
-    return [read(path) for path in files]
+    try:
+        return [read(path) for path in files]
+    except InvalidInput as exc:
+        raise exc.within(str(folder)) from None
 
 
 def split_list(value: str) -> list[str]:
