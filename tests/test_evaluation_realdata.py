@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import orjson
 import pytest
 
+from recommender.evaluation.run import all_scorers
 from recommender.evaluation.space import build
 from recommender.evaluation.tasks import build_tasks, split
 from recommender.settings import EvaluationSettings
@@ -190,3 +192,17 @@ def test_a_malformed_file_is_refused_naming_folder_file_and_line(tmp_path: Path)
     assert run.returncode == 2
     assert f"{edition}: town.pb:6: PROJECTS row has 3 fields, the header has 2" in run.stderr
     assert run.stdout == ""
+
+
+@pytest.mark.parametrize("dataset", ["toulouse_2024", "katowice_2021"])
+def test_scorers_never_learn_from_test_voters(realdata_dir: Path, dataset: str) -> None:
+    """Every scorer gives the same scores when the test voters' ballots are erased from the
+    space (only the task's own history, in C, may speak for them)."""
+    space = build(realdata_dir / dataset)
+    for task in build_tasks(space, seed=5):
+        ballots = space.ballots.tolil()
+        ballots[task.test_users] = 0
+        blind = replace(task, space=replace(space, ballots=ballots.tocsr()))
+        for scorer in all_scorers():
+            if task.task in scorer.tasks:
+                assert np.array_equal(scorer(task), scorer(blind)), (task.task, scorer.name)
