@@ -149,3 +149,21 @@ def build_tasks(
         users_d = test[(counts[test] >= 1) & declared[test]]
         add("D", all_items, users_d, empty, _rows(ballots, users_d), True)
     return out
+
+
+def exhausted(task: TaskData) -> np.ndarray:
+    """(n_test × len(task.items)) bool: the item's budget is already full in the voter's
+    history (as many supported projects there as its file's cap allows), so a real platform
+    would not offer it. All False outside task C (no history)."""
+    space = task.space
+    n_budgets = len(space.budgets)
+    caps = np.array(
+        [b.cap if b.cap is not None else np.iinfo(np.int64).max for b in space.budgets],
+        dtype=np.int64,
+    )
+    history = task.history.tocoo()
+    used = np.zeros((history.shape[0], n_budgets), dtype=np.int64)
+    np.add.at(used, (history.row, space.item_budget[history.col]), 1)
+    full = used >= caps[None, :]
+    result: np.ndarray = full[:, space.item_budget[task.items]]
+    return result
