@@ -206,3 +206,15 @@ def test_scorers_never_learn_from_test_voters(realdata_dir: Path, dataset: str) 
         for scorer in all_scorers():
             if task.task in scorer.tasks:
                 assert np.array_equal(scorer(task), scorer(blind)), (task.task, scorer.name)
+
+
+def test_declared_interests_make_task_d(realdata_dir: Path) -> None:
+    """Zurich: every participant declared topic points summing to 100 and a preferred district;
+    projects repeat across the six ballot formats, each kept as its own (file, id)."""
+    space = build(realdata_dir / "zurich_experiment_2023")
+    assert space.voter_interests is not None
+    assert all(sum(points.values()) == 100 for points in space.voter_interests)
+    assert set(space.voter_interests[0]) == {"transport", "culture", "nature"}
+    assert set(space.voter_district) == {"nord", "sud", "ost", "west"}
+    assert space.n_items == 6 * 24 == len(set(space.item_keys))
+    assert [t.task for t in build_tasks(space, seed=5)] == ["A", "C", "D"]

@@ -283,10 +283,11 @@ def _read_voters(
             if loc_col and recorded[row] is None and district_or_none(v.get(loc_col)):
                 recorded[row] = v[loc_col]
             for key, value in v.items():
-                if key.startswith(INTEREST_PREFIX) and not interests[row].get(key):
+                topic = key.removeprefix(INTEREST_PREFIX)
+                if topic != key and topic not in interests[row]:  # the first file's answer
                     points = _float(value)
                     if not math.isnan(points):
-                        interests[row][key.removeprefix(INTEREST_PREFIX)] = points
+                        interests[row][topic] = points
                         any_interest = True
             chosen = pabulib.split_list(v.get("vote", ""))
             points_text = pabulib.split_list(v.get("points", ""))
@@ -319,7 +320,7 @@ def _locate_voters(
     """Each voter's district and area: the value the city recorded when it names a district
     that has projects, else the district or area file the voter cast a ballot in."""
     with_items = set(item_territory)
-    with_items |= {b.territories[t].parent for t in with_items} - {None}  # type: ignore[arg-type]
+    with_items |= {p for t in with_items if (p := b.territories[t].parent) is not None}
     by_code = {t.code: t for t in b.territories.values()}
     by_name = {normalise(t.name): t for t in b.territories.values() if t.level != "city"}
     district: list[str | None] = [None] * len(voters)
