@@ -17,11 +17,13 @@ from psycopg_pool import AsyncConnectionPool
 from api import map_page, problems
 from api.deps import PoolDep
 from api.limits import RequestLimits, openapi_description
-from api.routes import projects, territories, tiles, users, writes
+from api.routes import projects, recommendations, territories, tiles, users, writes
 from contracts.api import Problem
 from contracts.errors import EngineError, Unavailable
 from geo_engine import pools
 from geo_engine.settings import ApiSettings, DatabaseSettings, RedisSettings, UserSettings
+from recommender.service import Recommender
+from recommender.settings import RecommenderSettings
 
 log = logging.getLogger("api")
 
@@ -31,11 +33,14 @@ def create_app(
     api_settings: ApiSettings | None = None,
     redis_settings: RedisSettings | None = None,
     user_settings: UserSettings | None = None,
+    recommender_settings: RecommenderSettings | None = None,
 ) -> FastAPI:
     database = database or DatabaseSettings()
     api_settings = api_settings or ApiSettings()
     redis_settings = redis_settings or RedisSettings()
     user_settings = user_settings or UserSettings()
+    # Loaded before serving: a missing or refused model stops the start with its reason.
+    recommender = Recommender.load(recommender_settings or RecommenderSettings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,6 +71,7 @@ def create_app(
     )
     app.state.api_settings = api_settings
     app.state.user_settings = user_settings
+    app.state.recommender = recommender
     problems.install(app)
     app.add_middleware(
         RequestLimits,
@@ -73,7 +79,14 @@ def create_app(
         max_url_bytes=api_settings.max_url_bytes,
         max_header_bytes=api_settings.max_header_bytes,
     )
-    for router in (territories.router, projects.router, tiles.router, writes.router, users.router):
+    for router in (
+        territories.router,
+        projects.router,
+        tiles.router,
+        writes.router,
+        users.router,
+        recommendations.router,
+    ):
         app.include_router(router)
     app.include_router(map_page.router)
 

@@ -16,6 +16,7 @@ from cli.common import err, progress_bar
 from cli.users import load_batch
 from contracts.errors import EngineError
 from fixtures.catalog import CONTRIBUTIONS_PER_PROJECT, Catalog, generate_catalog, write_catalog
+from fixtures.engagement import generate_engagement, store_engagement
 from fixtures.population import generate_users, to_jsonl
 from geo_engine.catalog.load import (
     store_contributions,
@@ -106,6 +107,26 @@ def _store_catalog(catalog: Catalog) -> None:
     )
 
 
+def _load_engagement(seed: int) -> None:
+    """Simulate follows and engagement of the users in the database and store them in one
+    transaction (bulk COPY, no outbox events: see ``fixtures/engagement.py``)."""
+    with connect(DatabaseSettings()) as conn, progress_bar() as bar:
+        task = bar.add_task("simulating engagement", total=None)
+        try:
+            generated = generate_engagement(conn, seed)
+        except RuntimeError as exc:  # nothing to engage with (no users or no projects)
+            raise EngineError(str(exc)) from exc
+        bar.update(task, total=1, completed=1)
+        task = bar.add_task("storing engagement and follows", total=None)
+        engagement, follows = store_engagement(conn, generated)
+        conn.commit()
+        bar.update(task, total=1, completed=1)
+    err.print(
+        f"{generated.clicks:,} clicks, {generated.participations:,} participations "
+        f"({engagement:,} rows written), {follows:,} follows"
+    )
+
+
 @app.command()
 def users(
     out: Path = typer.Option(..., "--out", help="JSON Lines file to write"),
@@ -156,9 +177,25 @@ def load(
     ),
     contributions: int | None = CONTRIBUTIONS,
     seed: int = SEED,
+    engagement: bool = typer.Option(
+        True,
+        "--engagement/--no-engagement",
+        help="with --projects, simulated follows, clicks and participations (seeded)",
+    ),
 ) -> None:
     """Generate a synthetic population and load it in one go; then, with --projects, a
-    catalogue of organisations, members, projects and contributions."""
+    catalogue of organisations, members, projects and contributions, and (unless
+    --no-engagement) simulated engagement."""
     load_batch(_generate(count, seed))
     if projects:
         _store_catalog(_generate_catalog(projects, contributions, seed))
+        if engagement:
+            _load_engagement(seed)
+
+
+@app.command("engagement")
+def engagement_(seed: int = SEED) -> None:
+    """Simulate follows, clicks and participations of the users in the database on its public
+    projects (a seeded behaviour model: geography first, interests, popularity) and store them;
+    rows already there for the same user and project are replaced."""
+    _load_engagement(seed)

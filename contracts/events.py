@@ -192,6 +192,47 @@ class UserPreferencesChanged(Event):
     user_id: Id
 
 
+# --- engagement ------------------------------------------------------------------------------
+
+
+class OrganisationFollowed(Event):
+    """A user started following an organisation (a repeat is not announced)."""
+
+    type: Literal["organisation.followed"] = "organisation.followed"
+    version: Literal[1] = 1
+    organisation_id: Id
+    user_id: Id
+
+
+class OrganisationUnfollowed(Event):
+    """A user stopped following an organisation."""
+
+    type: Literal["organisation.unfollowed"] = "organisation.unfollowed"
+    version: Literal[1] = 1
+    organisation_id: Id
+    user_id: Id
+
+
+class EngagementRecorded(Event):
+    """A user clicked on or took part in a project for the first time (further ones only
+    count up). The kind is read from the engine, as every fact."""
+
+    type: Literal["user.engagement_recorded"] = "user.engagement_recorded"
+    version: Literal[1] = 1
+    user_id: Id
+    project_id: Id
+
+
+class FeedbackGiven(Event):
+    """A user told the recommender something new about a project (``project_id``) or a theme
+    (``project_id`` null); what they said is read from the engine (it is a preference)."""
+
+    type: Literal["user.feedback_given"] = "user.feedback_given"
+    version: Literal[1] = 1
+    user_id: Id
+    project_id: Id | None
+
+
 AnyEvent = Annotated[
     OrganisationCreated
     | OrganisationUpdated
@@ -209,7 +250,11 @@ AnyEvent = Annotated[
     | ContributionUpdated
     | UserRegistered
     | UserMoved
-    | UserPreferencesChanged,
+    | UserPreferencesChanged
+    | OrganisationFollowed
+    | OrganisationUnfollowed
+    | EngagementRecorded
+    | FeedbackGiven,
     Field(discriminator="type"),
 ]
 
@@ -235,6 +280,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         UserRegistered,
         UserMoved,
         UserPreferencesChanged,
+        OrganisationFollowed,
+        OrganisationUnfollowed,
+        EngagementRecorded,
+        FeedbackGiven,
     )
 }
 

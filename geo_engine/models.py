@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from contracts.catalog import Level, OrganisationKind, Role, Space, Status, Tool, Visibility
+from contracts.engagement import EngagementKind, FeedbackKind
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -114,7 +115,11 @@ class Commune(Base):
     timezone: Mapped[str] = mapped_column(Text)
     geom = mapped_column(_area(), nullable=True)
 
-    __table_args__ = (Index("ix_commune_epci_siren", "epci_siren"),)
+    __table_args__ = (
+        Index("ix_commune_epci_siren", "epci_siren"),
+        Index("ix_commune_departement_code", "departement_code", postgresql_include=["population"]),
+        Index("ix_commune_region_code", "region_code", postgresql_include=["population"]),
+    )
 
 
 class CommunePiece(Base):
@@ -351,6 +356,79 @@ class Contribution(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (Index("ix_contribution_project_id", "project_id"),)
+
+
+class Follow(Base):
+    """An organisation a user follows: its projects become the user's candidates."""
+
+    __tablename__ = "follow"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True
+    )
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_follow_organisation_id", "organisation_id"),)
+
+
+class Engagement(Base):
+    """What a user did with a project: clicked on it, or took part; ``count`` times between
+    ``first_at`` and ``last_at``. The recommender learns from these rows."""
+
+    __tablename__ = "engagement"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    count: Mapped[int] = mapped_column(Integer, server_default="1")
+
+    __table_args__ = (
+        _one_of("kind", EngagementKind),
+        CheckConstraint("count >= 1", name="count_positive"),
+        CheckConstraint("first_at <= last_at", name="in_order"),
+        # Popularity: participants per project, from the index alone.
+        Index("ix_engagement_project_id", "project_id", "kind"),
+    )
+
+
+class RecommendationFeedback(Base):
+    """What a user told the recommender: a project (``not_interested``, ``not_my_commune``)
+    or a theme (``less_of_theme``). One row per (user, kind, project, theme), NULLs equal."""
+
+    __tablename__ = "recommendation_feedback"
+    __mapper_args__ = {"primary_key": ["user_id", "kind", "project_id", "theme"]}
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(Text)
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), nullable=True
+    )
+    theme: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        _one_of("kind", FeedbackKind),
+        CheckConstraint(
+            "CASE kind WHEN 'less_of_theme' THEN theme IS NOT NULL AND project_id IS NULL"
+            " ELSE project_id IS NOT NULL AND theme IS NULL END",
+            name="kind_target",
+        ),
+        Index(
+            "uq_recommendation_feedback_user_id",
+            "user_id",
+            "kind",
+            "project_id",
+            "theme",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+    )
 
 
 class Outbox(Base):

@@ -11,7 +11,9 @@ Who may write:
 - members: staff, or the organisation's admins; a member may also remove themself;
 - projects: staff, or the organisation's admins and agents;
 - contributions: any signed-in user, on a participatory map they can see, as its author;
-- users: the user themself (the token's ``sub``) or staff.
+- users: the user themself (the token's ``sub``) or staff;
+- a user's follows, engagement and feedback: the user themself or staff, on projects that
+  user can see.
 
 **Ids and existence (no oracle).** Ids are global, so a write that names an id must not tell
 "exists but is not yours" from "does not exist". The rule: *creating is done without an id and
@@ -47,8 +49,19 @@ from contracts.catalog import (
     ProjectRecord,
     ProjectWrite,
 )
+from contracts.engagement import (
+    PROJECT_FEEDBACK,
+    EngagementRow,
+    EngagementWrite,
+    FeedbackRow,
+    FeedbackStored,
+    FeedbackWrite,
+    FollowRow,
+)
 from contracts.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from contracts.themes import Theme
 from contracts.users import Home, Notifications, UserPatch, UserRecord, UserView
+from geo_engine import outbox
 from geo_engine.catalog import load as catalog_load
 from geo_engine.jsonl import ImportRejected, Line
 from geo_engine.settings import UserSettings
@@ -62,6 +75,7 @@ from geo_engine.users.places import (
 )
 
 R = TypeVar("R", bound=BaseModel)
+THEME_VALUES = frozenset(t.value for t in Theme)
 
 MAX_ASSIGNED_ID = 2**53 - 1  # exact in JavaScript, which reads the map's ids
 SOURCE = "request"
@@ -355,3 +369,214 @@ def update_user(
         view = read_user(conn, user_id)
     assert view is not None
     return view
+
+
+# --- follows, engagement, feedback -----------------------------------------------------------
+# The user themself or staff (anyone else: NO_USER); a project must be visible to that user,
+# whoever writes (staff acting for them included), else the answer of a missing project.
+# Repeats are idempotent: the same follow or feedback again stores nothing and announces
+# nothing; the same engagement again counts up without an event.
+
+
+def no_project(project_id: int) -> str:
+    """The one answer for a project that does not exist or that the user may not see."""
+    return f"no project {project_id}"
+
+
+def _require_user(conn: psycopg.Connection, actor: Actor, user_id: int) -> None:
+    _require_self(actor, user_id)
+    if not _exists(conn, "SELECT 1 FROM app_user WHERE id = %s FOR KEY SHARE", (user_id,)):
+        raise NotFound(NO_USER)
+
+
+def _project_themes(conn: psycopg.Connection, user_id: int, project_id: int) -> list[str]:
+    """The themes of a project the user may see (FOR KEY SHARE: it stays until commit)."""
+    row = conn.execute(
+        """SELECT p.themes FROM project AS p
+           WHERE p.id = %s AND p.id IN (SELECT v.id FROM visible_projects(%s) AS v)
+           FOR KEY SHARE OF p""",
+        (project_id, user_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound(no_project(project_id))
+    return [str(t) for t in row[0]]
+
+
+FEEDBACK_WRITE = (
+    """WITH given AS (
+           SELECT %(user)s::int8 AS user_id, %(kind)s::text AS kind, g.project_id, g.theme
+           FROM unnest(%(projects)s::int8[], %(themes)s::text[]) AS g(project_id, theme)
+       ),
+       written AS (
+           INSERT INTO recommendation_feedback (user_id, kind, project_id, theme)
+           SELECT user_id, kind, project_id, theme FROM given
+           ON CONFLICT (user_id, kind, project_id, theme) DO NOTHING
+           RETURNING user_id
+       ),
+       announced AS ("""
+    + outbox.insert_events(
+        """(SELECT 'user.feedback_given' AS type,
+                   jsonb_build_object('user_id', w.user_id, 'project_id', %(given)s::int8)
+                   AS payload
+            FROM written AS w GROUP BY w.user_id)"""
+    )
+    + """ RETURNING 1)
+       SELECT (SELECT count(*) FROM written)"""
+)
+
+
+def give_feedback(
+    conn: psycopg.Connection, actor: Actor, user_id: int, body: FeedbackWrite
+) -> FeedbackStored:
+    """Store "pas intéressé", "pas ma commune" (a project) or "moins de ce thème" (a theme, or
+    every theme of a project), with one ``user.feedback_given`` event when anything is new."""
+    with conn.transaction():
+        _require_user(conn, actor, user_id)
+        projects: list[int | None]
+        themes: list[str | None]
+        if body.kind in PROJECT_FEEDBACK:
+            assert body.project_id is not None
+            _project_themes(conn, user_id, body.project_id)
+            projects, themes = [body.project_id], [None]
+        elif body.theme is not None:
+            projects, themes = [None], [body.theme.value]
+        else:
+            assert body.project_id is not None
+            muted = sorted(set(_project_themes(conn, user_id, body.project_id)) & THEME_VALUES)
+            if not muted:
+                raise InvalidInput(
+                    f"project {body.project_id} has no theme to mute; give a theme instead",
+                    errors=[{"where": "body.project_id", "reason": "project has no theme"}],
+                )
+            projects, themes = [None] * len(muted), list(muted)
+        row = conn.execute(
+            FEEDBACK_WRITE,
+            {
+                "user": user_id,
+                "kind": body.kind.value,
+                "projects": projects,
+                "themes": themes,
+                "given": body.project_id,
+            },
+        ).fetchone()
+        assert row is not None
+        created = int(row[0])
+        stored = conn.execute(
+            """SELECT f.user_id, f.kind, f.project_id, f.theme, f.created_at
+               FROM recommendation_feedback AS f
+               JOIN unnest(%s::int8[], %s::text[]) AS g(project_id, theme)
+                 ON (f.project_id, f.theme) IS NOT DISTINCT FROM (g.project_id, g.theme)
+               WHERE f.user_id = %s AND f.kind = %s
+               ORDER BY f.theme, f.project_id""",
+            (projects, themes, user_id, body.kind.value),
+        ).fetchall()
+    return FeedbackStored(
+        feedback=[
+            FeedbackRow(user_id=u, kind=k, project_id=p, theme=t, created_at=at)
+            for u, k, p, t, at in stored
+        ],
+        created=created,
+    )
+
+
+def follow(conn: psycopg.Connection, actor: Actor, user_id: int, organisation_id: int) -> FollowRow:
+    """Follow an organisation (organisations are public: a missing one is simply missing);
+    ``organisation.followed`` when it is new."""
+    with conn.transaction():
+        _require_user(conn, actor, user_id)
+        if not _exists(
+            conn, "SELECT 1 FROM organisation WHERE id = %s FOR KEY SHARE", (organisation_id,)
+        ):
+            raise NotFound(f"no organisation {organisation_id}")
+        row = conn.execute(
+            """WITH written AS (
+                   INSERT INTO follow (user_id, organisation_id) VALUES (%(user)s, %(org)s)
+                   ON CONFLICT (user_id, organisation_id) DO NOTHING
+                   RETURNING user_id, organisation_id
+               ),
+               announced AS ("""
+            + outbox.insert_events(
+                """(SELECT 'organisation.followed' AS type,
+                           jsonb_build_object('user_id', user_id,
+                                              'organisation_id', organisation_id) AS payload
+                    FROM written)"""
+            )
+            + """ RETURNING 1)
+               SELECT (SELECT count(*) FROM written)""",
+            {"user": user_id, "org": organisation_id},
+        ).fetchone()
+        assert row is not None
+        stored = conn.execute(
+            "SELECT created_at FROM follow WHERE user_id = %s AND organisation_id = %s",
+            (user_id, organisation_id),
+        ).fetchone()
+    assert stored is not None
+    return FollowRow(
+        user_id=user_id,
+        organisation_id=organisation_id,
+        created_at=stored[0],
+        created=row[0] > 0,
+    )
+
+
+def unfollow(conn: psycopg.Connection, actor: Actor, user_id: int, organisation_id: int) -> Written:
+    """Stop following; ``written`` is 0 (and nothing announced) when the user did not."""
+    with conn.transaction():
+        _require_user(conn, actor, user_id)
+        row = conn.execute(
+            """WITH gone AS (
+                   DELETE FROM follow WHERE user_id = %(user)s AND organisation_id = %(org)s
+                   RETURNING user_id, organisation_id
+               ),
+               announced AS ("""
+            + outbox.insert_events(
+                """(SELECT 'organisation.unfollowed' AS type,
+                           jsonb_build_object('user_id', user_id,
+                                              'organisation_id', organisation_id) AS payload
+                    FROM gone)"""
+            )
+            + """ RETURNING 1)
+               SELECT (SELECT count(*) FROM gone)""",
+            {"user": user_id, "org": organisation_id},
+        ).fetchone()
+    assert row is not None
+    return Written(written=int(row[0]))
+
+
+def record_engagement(
+    conn: psycopg.Connection, actor: Actor, user_id: int, body: EngagementWrite
+) -> EngagementRow:
+    """Count a click on or a participation in a project the user can see; the first of each
+    kind is announced (``user.engagement_recorded``), further ones only count up."""
+    with conn.transaction():
+        _require_user(conn, actor, user_id)
+        _project_themes(conn, user_id, body.project_id)
+        row = conn.execute(
+            """WITH written AS (
+                   INSERT INTO engagement AS e (user_id, project_id, kind)
+                   VALUES (%(user)s, %(project)s, %(kind)s)
+                   ON CONFLICT (user_id, project_id, kind) DO UPDATE
+                   SET count = e.count + 1, last_at = greatest(e.last_at, now())
+                   RETURNING e.*, xmax = 0 AS inserted
+               ),
+               announced AS ("""
+            + outbox.insert_events(
+                """(SELECT 'user.engagement_recorded' AS type,
+                           jsonb_build_object('user_id', user_id, 'project_id', project_id)
+                           AS payload
+                    FROM written WHERE inserted)"""
+            )
+            + """ RETURNING 1)
+               SELECT user_id, project_id, kind, first_at, last_at, count FROM written""",
+            {"user": user_id, "project": body.project_id, "kind": body.kind.value},
+        ).fetchone()
+    assert row is not None
+    user, project, kind, first_at, last_at, count = row
+    return EngagementRow(
+        user_id=user,
+        project_id=project,
+        kind=kind,
+        first_at=first_at,
+        last_at=last_at,
+        count=count,
+    )

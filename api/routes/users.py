@@ -1,15 +1,24 @@
 """Users over HTTP: register, read, change (the user themself or staff), through the write
-layer with the rules of ``users import``."""
+layer with the rules of ``users import``; and what the recommender learns from them (follows,
+engagement) and what they tell it (feedback)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
-from api.deps import UserIdPath, ViewerDep
+from api.deps import OrganisationIdPath, UserIdPath, ViewerDep
 from api.problems import documented
 from api.routes.writes import PoolDep, actor
+from contracts.api import Written
+from contracts.engagement import (
+    EngagementRow,
+    EngagementWrite,
+    FeedbackStored,
+    FeedbackWrite,
+    FollowRow,
+)
 from contracts.users import UserPatch, UserRecord, UserView
 from geo_engine import writes
 from geo_engine.settings import UserSettings
@@ -55,3 +64,76 @@ def change(
     notifications or time zone; absent fields are kept. Yourself, or anyone for staff."""
     with pool.connection() as conn:
         return writes.update_user(conn, actor(viewer), user_id, body, settings)
+
+
+# --- what the recommender learns from and obeys -----------------------------------------------
+
+
+@router.post(
+    "/{user_id}/feedback",
+    response_model=FeedbackStored,
+    status_code=201,
+    responses={200: {"model": FeedbackStored, "description": "a repeat: nothing new stored"}},
+)
+def feedback(
+    user_id: UserIdPath, body: FeedbackWrite, viewer: ViewerDep, pool: PoolDep, response: Response
+) -> FeedbackStored:
+    """Tell the recommender "pas intéressé" (``not_interested``) or "pas ma commune"
+    (``not_my_commune``) about a project you can see, or "moins de ce thème"
+    (``less_of_theme``) with a ``theme``, or with a ``project_id`` to mute all its themes.
+    201 when something new is stored, 200 on a repeat. A project you cannot see answers 404
+    like a missing one."""
+    with pool.connection() as conn:
+        stored = writes.give_feedback(conn, actor(viewer), user_id, body)
+    if not stored.created:
+        response.status_code = 200
+    return stored
+
+
+@router.put(
+    "/{user_id}/follows/{organisation_id}",
+    response_model=FollowRow,
+    status_code=201,
+    responses={200: {"model": FollowRow, "description": "already followed"}},
+)
+def follow(
+    user_id: UserIdPath,
+    organisation_id: OrganisationIdPath,
+    viewer: ViewerDep,
+    pool: PoolDep,
+    response: Response,
+) -> FollowRow:
+    """Follow an organisation: its projects become candidates of your recommendations
+    (201; 200 if you already followed it)."""
+    with pool.connection() as conn:
+        row = writes.follow(conn, actor(viewer), user_id, organisation_id)
+    if not row.created:
+        response.status_code = 200
+    return row
+
+
+@router.delete("/{user_id}/follows/{organisation_id}", response_model=Written)
+def unfollow(
+    user_id: UserIdPath, organisation_id: OrganisationIdPath, viewer: ViewerDep, pool: PoolDep
+) -> Written:
+    """Stop following an organisation; ``written`` is 0 when you did not follow it."""
+    with pool.connection() as conn:
+        return writes.unfollow(conn, actor(viewer), user_id, organisation_id)
+
+
+@router.post(
+    "/{user_id}/engagements",
+    response_model=EngagementRow,
+    status_code=201,
+    responses={200: {"model": EngagementRow, "description": "counted again"}},
+)
+def engage(
+    user_id: UserIdPath, body: EngagementWrite, viewer: ViewerDep, pool: PoolDep, response: Response
+) -> EngagementRow:
+    """Record a click on (``click``) or a participation in (``participation``) a project you
+    can see: 201 the first time, 200 with the count raised after."""
+    with pool.connection() as conn:
+        row = writes.record_engagement(conn, actor(viewer), user_id, body)
+    if row.count > 1:
+        response.status_code = 200
+    return row

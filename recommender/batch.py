@@ -1,0 +1,167 @@
+"""Many users at once, from the ground: the daily digests' scoring and the ranker's training.
+
+Users are grouped by commune; each commune's candidates are read once
+(``project_candidates`` for all the communes in one statement, anonymous viewer: public
+projects only; private ones reach their members through the fan-out, which checks membership)
+and shared by its residents. Users' signals come in one statement
+(:func:`geo_engine.engagement.user_signals`), projects' facts in one more. Then
+:func:`recommender.ranking.rank_group` per commune: array operations over its residents ×
+its candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from scipy import sparse
+
+from geo_engine import audience
+from geo_engine.db import load_sql
+from geo_engine.engagement import PARTICIPATION, user_signals
+from recommender.facts import CandidateGroup, Items, Users, level_index
+from recommender.ground import CLICK_WEIGHT, THEMES, project_facts
+from recommender.ranking import Ranked, RankingConfig, rank_group
+from recommender.scorers import LinearScorer
+
+USER_PLACE = load_sql("recommender", "sql/user_place.sql")
+_LEVELS = ("commune", "arrondissement", "epci", "departement", "region")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """``items`` and ``users`` facts, and ``groups``: one per commune (users still choosing
+    their commune are left out: they get the national list from the API)."""
+
+    items: Items
+    users: Users
+    groups: list[CandidateGroup]
+
+
+def _index(ids: npt.NDArray[np.int64], wanted: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Position of each ``wanted`` id in the sorted ``ids``, -1 when absent."""
+    pos = np.searchsorted(ids, wanted)
+    pos = np.minimum(pos, max(len(ids) - 1, 0))
+    found = (ids[pos] == wanted) if len(ids) else np.zeros(len(wanted), dtype=bool)
+    return np.where(found, pos, -1).astype(np.int64)
+
+
+def _matrix(
+    rows: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float32],
+    shape: tuple[int, int],
+) -> sparse.csr_matrix:
+    """CSR of ``values`` at (rows, cols), pairs with a -1 left out, duplicates summed."""
+    keep = (rows >= 0) & (cols >= 0)
+    return sparse.csr_matrix((values[keep], (rows[keep], cols[keep])), shape=shape)
+
+
+def load_batch(conn: psycopg.Connection, user_ids: Sequence[int]) -> Batch:
+    """Facts and per-commune candidate groups of ``user_ids`` (unknown ids are skipped)."""
+    rows = sorted(conn.execute(USER_PLACE, {"users": list(user_ids)}).fetchall())
+    rows = [r for r in rows if r[2] is not None]
+    uid = np.array([r[0] for r in rows], dtype=np.int64)
+    commune_of = [r[2] for r in rows]
+    communes = sorted(set(commune_of))
+    found = audience.candidates(conn, communes)
+    signals = user_signals(conn, uid)
+    universe = np.unique(np.concatenate([found.project_id, signals.e_project, signals.f_project]))
+    items, is_open = project_facts(conn, universe.tolist(), None)
+    n, m = len(items), len(uid)
+
+    # A participation weighs 1, a click less; both on one project: 1 (the sum, capped).
+    weights = np.where(signals.e_kind == PARTICIPATION, 1.0, CLICK_WEIGHT).astype(np.float32)
+    history = _matrix(
+        _index(uid, signals.e_user), _index(items.ids, signals.e_project), weights, (m, n)
+    )
+    history.data = np.minimum(history.data, 1.0)
+    # Organisations followed or belonged to, as user × organisation, then × its projects.
+    orgs = np.unique(items.organisation)
+    belongs = _matrix(
+        _index(uid, signals.o_user),
+        _index(orgs, signals.o_organisation),
+        np.ones(len(signals.o_user), dtype=np.float32),
+        (m, len(orgs)),
+    )
+    projects_of = _matrix(
+        _index(orgs, items.organisation),
+        np.arange(n, dtype=np.int64),
+        np.ones(n, dtype=np.float32),
+        (len(orgs), n),
+    )
+    followed = sparse.csr_matrix(belongs @ projects_of)
+    theme_rows = signals.f_theme >= 0
+    muted = np.zeros((m, len(THEMES)), dtype=bool)
+    f_rows = _index(uid, signals.f_user)
+    ok = theme_rows & (f_rows >= 0)
+    muted[f_rows[ok], signals.f_theme[ok]] = True
+    dismissed = _matrix(
+        f_rows[~theme_rows],
+        _index(items.ids, signals.f_project[~theme_rows]),
+        np.ones(int((~theme_rows).sum()), dtype=np.float32),
+        (m, n),
+    )
+    users = Users(
+        ids=uid,
+        lonlat=np.array(
+            [(np.nan, np.nan) if r[3] is None else (r[3], r[4]) for r in rows], dtype=np.float64
+        ).reshape(m, 2),
+        place_names=[{k: v for k, v in zip(_LEVELS, r[5:10], strict=True) if v} for r in rows],
+        interests=np.array([np.isin(THEMES, list(r[1] or ())) for r in rows], dtype=bool).reshape(
+            m, len(THEMES)
+        ),
+        muted=muted,
+        history=history,
+        followed=followed,
+        dismissed=dismissed,
+    )
+    xxl = [bool(r[10]) for r in rows]
+    return Batch(items, users, list(_groups(found, communes, commune_of, xxl, items, is_open)))
+
+
+def _groups(
+    found: audience.Candidates,
+    communes: list[str],
+    commune_of: list[str],
+    xxl: list[bool],
+    items: Items,
+    is_open: npt.NDArray[np.bool_],
+) -> Iterator[CandidateGroup]:
+    rows = _index(items.ids, found.project_id)
+    keep = rows >= 0
+    keep[keep] &= is_open[rows[keep]]
+    national = keep & (found.commune == -1)
+    epci, epci_xxl = level_index("epci"), level_index("epci_xxl")
+    to_match = np.array([level_index(w) for w in audience.LEVELS], dtype=np.int64)
+    residents: dict[str, list[int]] = {}
+    xxl_of: dict[str, bool] = {}
+    for r, code in enumerate(commune_of):
+        residents.setdefault(code, []).append(r)
+        xxl_of[code] = xxl[r]
+    order = np.argsort(found.commune, kind="stable")
+    bounds = np.searchsorted(found.commune[order], np.arange(len(communes) + 1))
+    for i, code in enumerate(communes):
+        own = order[bounds[i] : bounds[i + 1]]
+        own = own[keep[own]]
+        picked = np.concatenate([own, np.flatnonzero(national)])
+        levels = to_match[found.level[picked]]
+        if xxl_of[code]:
+            levels[levels == epci] = epci_xxl
+        yield CandidateGroup(
+            items=rows[picked], levels=levels, users=np.array(residents[code], dtype=np.int64)
+        )
+
+
+def rank_batch(
+    batch: Batch,
+    scorer: LinearScorer,
+    config: RankingConfig,
+    coparticipation: sparse.csr_matrix | npt.NDArray[np.float32] | None = None,
+) -> Iterator[Ranked]:
+    """The top ``config.k`` of every user of the batch, one :class:`Ranked` per commune."""
+    for group in batch.groups:
+        yield rank_group(batch.items, batch.users, group, scorer, config, coparticipation)
