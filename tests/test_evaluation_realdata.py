@@ -77,6 +77,8 @@ def test_tasks_are_read_from_the_data(results: list[dict[str, Any]]) -> None:
     scorers = {(r["task"], r["scorer"]) for r in results if r["dataset"] == "katowice_2021"}
     assert {("A", "same_district_first"), ("B", "own_district_first")} <= scorers
     assert {("C", "same_area_history"), ("A", "popularity"), ("A", "random")} <= scorers
+    assert {("C", "item_knn"), ("C", "ease")} <= scorers
+    assert ("A", "ease") not in scorers  # nothing to learn from without a history
 
 
 def test_json_shape_and_bounds(results: list[dict[str, Any]]) -> None:
@@ -118,6 +120,16 @@ def test_popularity_beats_random(results: list[dict[str, Any]]) -> None:
         assert popular["recall@10"] > random["recall@10"]
         # well apart: the intervals do not overlap
         assert popular["ci95"]["recall@10"][0] > random["ci95"]["recall@10"][1]
+
+
+def test_co_participation_finds_the_hidden_approval(results: list[dict[str, Any]]) -> None:
+    """Task C: the collaborative filters, tuned on training voters only, find the hidden
+    approval far more often than popularity."""
+    for dataset in ("toulouse_2024", "katowice_2021"):
+        popular = _row(results, dataset, "C", "popularity")
+        for name in ("item_knn", "ease"):
+            learned = _row(results, dataset, "C", name)
+            assert learned["ci95"]["hit@10"][0] > popular["ci95"]["hit@10"][1], (dataset, name)
 
 
 def test_eligibility_and_geography_show(results: list[dict[str, Any]]) -> None:

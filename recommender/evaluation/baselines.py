@@ -11,6 +11,7 @@ import hashlib
 import numpy as np
 import scipy.sparse
 
+from recommender.coparticipation import Ease, tune_ease, tune_item_knn
 from recommender.evaluation.scorer import Scorer
 from recommender.evaluation.tasks import Task, TaskData
 
@@ -114,6 +115,24 @@ def same_area_history_scores(task: TaskData) -> np.ndarray:
     return scores
 
 
+def item_knn_scores(task: TaskData) -> np.ndarray:
+    """Cosine co-participation from the history, neighbours and shrink tuned on a seeded
+    validation split of the training voters (``recommender.coparticipation``)."""
+    train = task.train_ballots
+    model = tune_item_knn(train, task.seed).model().fit(train)
+    scores: np.ndarray = model.score(task.history)[:, task.items]
+    return scores
+
+
+def ease_scores(task: TaskData) -> np.ndarray:
+    """Steck's EASE from the history, λ tuned on a seeded validation split of the training
+    voters (``recommender.coparticipation``)."""
+    train = task.train_ballots
+    model = Ease(tune_ease(train, task.seed)).fit(train)
+    scores: np.ndarray = model.score(task.history)[:, task.items]
+    return scores
+
+
 def baseline_scorers() -> list[Scorer]:
     """The baselines, with the tasks each is measured on."""
     a_d: frozenset[Task] = frozenset({"A", "D"})
@@ -125,4 +144,6 @@ def baseline_scorers() -> list[Scorer]:
         Scorer("same_district_first", "baseline", same_district_first_scores, a_d),
         Scorer("own_district_first", "baseline", own_district_first_scores, b),
         Scorer("same_area_history", "baseline", same_area_history_scores, c),
+        Scorer("item_knn", "baseline", item_knn_scores, c),
+        Scorer("ease", "baseline", ease_scores, c),
     ]
