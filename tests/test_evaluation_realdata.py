@@ -63,6 +63,7 @@ def _row(rows: list[dict[str, Any]], dataset: str, task: str, scorer: str) -> di
     return found[0]
 
 
+@pytest.mark.slow  # one evaluation of two editions through the CLI, ~25 s
 def test_tasks_are_read_from_the_data(results: list[dict[str, Any]]) -> None:
     tasks = {(r["dataset"], r["task"]) for r in results}
     # Toulouse: no voter location, so no task B; Katowice 2021: city-wide projects with
@@ -81,6 +82,7 @@ def test_tasks_are_read_from_the_data(results: list[dict[str, Any]]) -> None:
     assert ("A", "ease") not in scorers  # nothing to learn from without a history
 
 
+@pytest.mark.slow  # one evaluation of two editions through the CLI, ~25 s
 def test_json_shape_and_bounds(results: list[dict[str, Any]]) -> None:
     required = {
         "dataset",
@@ -113,6 +115,7 @@ def test_json_shape_and_bounds(results: list[dict[str, Any]]) -> None:
     assert _row(results, "katowice_2021", "A", "popularity")["out_of_scope@10"] is not None
 
 
+@pytest.mark.slow  # one evaluation of two editions through the CLI, ~25 s
 def test_popularity_beats_random(results: list[dict[str, Any]]) -> None:
     for dataset in ("toulouse_2024", "katowice_2021"):
         popular = _row(results, dataset, "A", "popularity")
@@ -122,6 +125,7 @@ def test_popularity_beats_random(results: list[dict[str, Any]]) -> None:
         assert popular["ci95"]["recall@10"][0] > random["ci95"]["recall@10"][1]
 
 
+@pytest.mark.slow  # one evaluation of two editions through the CLI, ~25 s
 def test_co_participation_finds_the_hidden_approval(results: list[dict[str, Any]]) -> None:
     """Task C: the collaborative filters, tuned on training voters only, find the hidden
     approval far more often than popularity."""
@@ -132,6 +136,7 @@ def test_co_participation_finds_the_hidden_approval(results: list[dict[str, Any]
             assert learned["ci95"]["hit@10"][0] > popular["ci95"]["hit@10"][1], (dataset, name)
 
 
+@pytest.mark.slow  # one evaluation of two editions through the CLI, ~25 s
 def test_eligibility_and_geography_show(results: list[dict[str, Any]]) -> None:
     """Katowice: putting what a voter may vote on first never ranks what they could not, and
     finds more; a random ranking is mostly out of scope."""
@@ -181,6 +186,7 @@ BAD_ARGUMENTS = {
 }
 
 
+@pytest.mark.slow  # four command lines at once, ~30 s on 2 shared cores
 def test_bad_arguments_are_refused_clearly(tmp_path: Path) -> None:
     def cli(*args: str) -> Any:
         return run_cli("recommend", "evaluate", "--pabulib", str(tmp_path), *args, env={})
