@@ -47,6 +47,7 @@ def evaluate(
     tasks A-D, recall@k and NDCG@k (k = 5, 10, 20) with bootstrap 95% intervals, hit@10 (C),
     out-of-scope@10, catalogue coverage and coverage by district (README, "Evaluation")."""
     from recommender.evaluation.run import evaluate as run  # heavy imports
+    from recommender.evaluation.run import target_checks
     from recommender.settings import EvaluationSettings
 
     settings = EvaluationSettings()
@@ -70,6 +71,21 @@ def evaluate(
         )
     err.print(f"{len(rows)} results")
     typer.echo(_render(table))
+    checks = target_checks(rows)
+    if checks:
+        targets = Table("dataset", "task", "scorer", "metric", "value", "target", "rule", "met")
+        for check in checks:
+            targets.add_row(
+                check["dataset"],
+                check["task"],
+                check["scorer"],
+                check["metric"],
+                _cell(check["value"]),
+                _cell(check["bar"]),
+                check["rule"],
+                "yes" if check["met"] else "NO",
+            )
+        typer.echo(_render(targets))
 
 
 def _render(table: Table) -> str:

@@ -15,6 +15,7 @@ import pytest
 import scipy.sparse
 
 from recommender.evaluation import metrics
+from recommender.evaluation.run import target_checks
 
 SCORES = np.array(
     [
@@ -145,3 +146,47 @@ def test_top_k_equals_a_full_stable_sort() -> None:
         expected = np.where(np.isfinite(np.take_along_axis(scores, order, axis=1)), order, -1)
         expected = np.hstack([expected, np.full((n, max(0, k - m)), -1)])
         assert metrics.top_k(scores, k).tolist() == expected.tolist()
+
+
+def test_target_checks_by_hand() -> None:
+    """The issue's targets read off result rows: A within 2% of same_district_first and no more
+    out of scope; C 5% above the strongest baseline; D above popularity."""
+    rows = [
+        {
+            "dataset": "x",
+            "task": "A",
+            "scorer": "same_district_first",
+            "kind": "baseline",
+            "recall@10": 0.50,
+            "out_of_scope@10": 0.0,
+        },
+        {
+            "dataset": "x",
+            "task": "A",
+            "scorer": "engine",
+            "kind": "engine",
+            "recall@10": 0.495,
+            "out_of_scope@10": 0.0,
+        },  # 0.495 ≥ 0.49: met
+        {
+            "dataset": "x",
+            "task": "A",
+            "scorer": "leaky",
+            "kind": "engine",
+            "recall@10": 0.60,
+            "out_of_scope@10": 0.1,
+        },  # more out of scope: not met
+        {"dataset": "x", "task": "C", "scorer": "ease", "kind": "baseline", "hit@10": 0.60},
+        {"dataset": "x", "task": "C", "scorer": "item_knn", "kind": "baseline", "hit@10": 0.50},
+        {"dataset": "x", "task": "C", "scorer": "engine", "kind": "engine", "hit@10": 0.62},
+        {"dataset": "x", "task": "D", "scorer": "popularity", "kind": "baseline", "ndcg@10": 0.6},
+        {"dataset": "x", "task": "D", "scorer": "engine", "kind": "engine", "ndcg@10": 0.61},
+    ]
+    checks = {(c["task"], c["scorer"]): c for c in target_checks(rows)}
+    assert set(checks) == {("A", "engine"), ("A", "leaky"), ("C", "engine"), ("D", "engine")}
+    assert checks[("A", "engine")]["bar"] == pytest.approx(0.49)
+    assert checks[("A", "engine")]["met"]
+    assert not checks[("A", "leaky")]["met"]
+    assert checks[("C", "engine")]["bar"] == pytest.approx(0.63)  # 1.05 × EASE's 0.60
+    assert not checks[("C", "engine")]["met"]
+    assert checks[("D", "engine")]["met"]

@@ -145,3 +145,53 @@ def _units(
         for scorer in scorers:
             if task.task in scorer.tasks:
                 yield task, scorer
+
+
+# The issue's targets: (task, metric, baselines compared with, how).
+TARGETS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "A": ("recall@10", ("same_district_first",), "≥ 0.98 × baseline, out_of_scope@10 no higher"),
+    "B": ("recall@5", ("own_district_first",), "≥ 1.05 × baseline"),
+    "C": ("hit@10", ("same_area_history", "item_knn", "ease"), "≥ 1.05 × the strongest baseline"),
+    "D": ("ndcg@10", ("popularity",), "> baseline"),
+}
+
+
+def target_checks(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each engine scorer on each dataset and task, the issue's target: the figure, the
+    bar it must reach (from the baselines' rows) and whether it does."""
+    by_key = {(r["dataset"], r["task"], r["scorer"]): r for r in rows}
+    checks: list[dict[str, Any]] = []
+    for row in rows:
+        if row["kind"] != "engine" or row["task"] not in TARGETS:
+            continue
+        metric, names, rule = TARGETS[row["task"]]
+        base = [by_key.get((row["dataset"], row["task"], n)) for n in names]
+        figures = [b[metric] for b in base if b is not None and b.get(metric) is not None]
+        value = row.get(metric)
+        if not figures or value is None:
+            continue
+        strongest = max(figures)
+        if row["task"] == "A":
+            bar = 0.98 * strongest
+            oos = row.get("out_of_scope@10")
+            base_oos = base[0].get("out_of_scope@10") if base[0] is not None else None
+            met = value >= bar and (oos is None or base_oos is None or oos <= base_oos)
+        elif row["task"] == "D":
+            bar = strongest
+            met = value > bar
+        else:
+            bar = 1.05 * strongest
+            met = value >= bar
+        checks.append(
+            {
+                "dataset": row["dataset"],
+                "task": row["task"],
+                "scorer": row["scorer"],
+                "metric": metric,
+                "value": value,
+                "bar": bar,
+                "rule": rule,
+                "met": bool(met),
+            }
+        )
+    return checks
