@@ -19,7 +19,12 @@ from contracts.errors import InvalidInput
 from recommender.evaluation import pabulib
 from recommender.evaluation.districts import district_or_none, normalise
 from recommender.evaluation.space import build
-from recommender.evaluation.tasks import TaskData, exhausted
+from recommender.evaluation.tasks import (
+    TaskData,
+    exhausted,
+    one_district_per_voter,
+    outside_history_district,
+)
 
 CITY = """META
 key;value
@@ -274,3 +279,35 @@ def test_a_full_budget_is_exhausted(edition: Path) -> None:
     ]
     task = replace(task, items=np.array([6, 2, 4]))
     assert exhausted(task).astype(int).tolist() == [[0, 1, 1], [0, 0, 0]]
+
+
+def test_one_district_per_voter_read_from_training_ballots(edition: Path) -> None:
+    """Training voters v3, v4, v5 each voted in at most one district: the rule holds, so a
+    test voter whose history is Północ's (v1) or Południe's (v2) cannot vote in the other."""
+    space = build(edition)
+    voters = np.array([0, 1])
+    task = TaskData(
+        dataset=space.dataset,
+        task="C",
+        space=space,
+        items=np.arange(space.n_items),
+        train_users=np.array([2, 3, 4]),
+        test_users=voters,
+        history=scipy.sparse.csr_matrix(space.ballots[voters]),
+        targets=scipy.sparse.csr_matrix((2, space.n_items)),
+        districts_known=False,
+    )
+    assert one_district_per_voter(task)
+    assert outside_history_district(task).astype(int).tolist() == [
+        [0, 0, 0, 0, 0, 1, 1],
+        [0, 0, 0, 1, 1, 0, 0],
+    ]
+    # v2 (Południe and Stare Miasto, one district) trains, v1 (Północ) tests: still one district
+    assert one_district_per_voter(replace(task, train_users=np.array([1, 3])))
+    # a training voter in two districts breaks the rule: nothing is masked
+    both = space.ballots.tolil()
+    both[2, 5] = 1.0  # v3 now also supports Południe's fountain …
+    both[2, 3] = 1.0  # … and Północ's bench
+    two = replace(task, space=replace(space, ballots=both.tocsr()))
+    assert not one_district_per_voter(two)
+    assert not outside_history_district(two).any()

@@ -167,3 +167,45 @@ def exhausted(task: TaskData) -> np.ndarray:
     full = used >= caps[None, :]
     result: np.ndarray = full[:, space.item_budget[task.items]]
     return result
+
+
+def _restricted_district(space: EvaluationSpace) -> np.ndarray:
+    """(n_items) object: the district of each project of a district or area file, "" for a
+    city file's (open to all)."""
+    out = np.full(space.n_items, "", dtype=object)
+    for b, budget in enumerate(space.budgets):
+        t = space.territories[budget.territory]
+        if t.level != "city":
+            out[space.item_budget == b] = t.code if t.level == "district" else (t.parent or t.code)
+    return out
+
+
+def one_district_per_voter(task: TaskData, tolerance: float = 0.01) -> bool:
+    """Whether, in the training ballots, a voter supports district- or area-file projects of at
+    most one district (up to ``tolerance`` of them): the edition's rule, read from the data."""
+    district = _restricted_district(task.space)
+    ballots = task.train_ballots.tocsr()
+    voters = several = 0
+    for v in range(ballots.shape[0]):
+        mine = set(district[ballots.indices[ballots.indptr[v] : ballots.indptr[v + 1]]])
+        mine.discard("")
+        voters += bool(mine)
+        several += len(mine) > 1
+    return voters > 0 and several <= tolerance * voters
+
+
+def outside_history_district(task: TaskData) -> np.ndarray:
+    """(n_test × len(task.items)) bool: a district- or area-file project of another district
+    than the one the voter's history already voted in, when the edition lets a voter vote in
+    one district only (:func:`one_district_per_voter`). All False otherwise."""
+    out = np.zeros((len(task.test_users), len(task.items)), dtype=bool)
+    if task.history.nnz == 0 or not one_district_per_voter(task):
+        return out
+    district = _restricted_district(task.space)
+    ranked = district[task.items]
+    history = task.history.tocsr()
+    for u in range(history.shape[0]):
+        mine = set(district[history.indices[history.indptr[u] : history.indptr[u + 1]]]) - {""}
+        if len(mine) == 1:
+            out[u] = (ranked != "") & (ranked != mine.pop())
+    return out
