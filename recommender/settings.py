@@ -1,4 +1,6 @@
-"""The recommender's settings (environment prefix ``GEO_ENGINE_RECOMMENDER_``, and ``.env``).
+"""The recommender's settings (environment prefix ``GEO_ENGINE_RECOMMENDER_``, and ``.env``), and
+the offline evaluation's (prefix ``GEO_ENGINE_``: ``GEO_ENGINE_REALDATA_DIR`` sits beside
+``GEO_ENGINE_GEODATA_DIR``).
 
 Built by the caller and passed in; nothing is read at import.
 """
@@ -11,8 +13,11 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.errors import InvalidInput
 from recommender.ranking import RankingConfig
 from recommender.scorers import DEFAULT_WEIGHTS
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class RecommenderSettings(BaseSettings):
@@ -57,3 +62,42 @@ class RecommenderSettings(BaseSettings):
             exposure_floor=self.exposure_floor,
             min_contribution=self.min_contribution,
         )
+
+
+def _default_realdata_dir() -> Path | None:
+    """``../shared/realdata`` beside the checkout, when it exists."""
+    for candidate in (
+        Path.cwd() / ".." / "shared" / "realdata",
+        _REPO_ROOT / ".." / "shared" / "realdata",
+    ):
+        if (candidate / "README.md").is_file():
+            return candidate.resolve()
+    return None
+
+
+class EvaluationSettings(BaseSettings):
+    """The offline evaluation on real participatory-budgeting ballots (Pabulib)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GEO_ENGINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    realdata_dir: Path | None = Field(
+        default_factory=_default_realdata_dir,
+        description="folder of Pabulib city-edition folders (see shared/realdata/README.md)",
+    )
+    test_share: float = Field(
+        default=0.2, gt=0, lt=1, description="share of each edition's voters held out for testing"
+    )
+    bootstrap_resamples: int = Field(
+        default=1000, ge=10, le=100_000, description="resamples of the test users for the 95% CIs"
+    )
+
+    def require_realdata_dir(self) -> Path:
+        if self.realdata_dir is None:
+            raise InvalidInput(
+                "no participation data: set GEO_ENGINE_REALDATA_DIR to the shared/realdata folder"
+            )
+        if not self.realdata_dir.is_dir():
+            raise InvalidInput(f"GEO_ENGINE_REALDATA_DIR={self.realdata_dir} is not a folder")
+        return self.realdata_dir
