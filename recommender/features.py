@@ -208,12 +208,16 @@ def _dense(matrix: object) -> Matrix:
 
 def budget_full(items: Items, users: Users, group: CandidateGroup) -> Bools:
     """(users × candidates): the candidate belongs to a ballot in which the user has already
-    supported as many projects as allowed (a full ballot takes no more)."""
+    spent what it allows (its cap: projects, or points in a cumulative ballot): a full ballot
+    takes no more."""
     c = group.items
     caps = items.budget_cap
     if not len(caps) or not (caps >= 0).any():
         return np.zeros((len(group.users), len(c)), dtype=bool)
-    joined = users.history[group.users.astype(np.intp)] >= 1.0
+    # What a user spent in each ballot: their participations' weights (1 each on the platform;
+    # the points they gave, in a cumulative participatory budget). Clicks (< 1) spend nothing.
+    history = users.history[group.users.astype(np.intp)]
+    joined = history.multiply(history >= 1.0)
     has_budget = items.budget >= 0
     onehot = sparse.csr_matrix(
         (

@@ -71,6 +71,9 @@ class EvaluationSpace:
     # Added fields.
     city: str = ""  # code of the city territory
     voter_location_derived: bool = False  # the location column was read off the ballots
+    # The points each ballot gave each project it supported (1 for approval ballots): what a
+    # voter spent of a cumulative budget. None when the space was built without them.
+    ballot_points: scipy.sparse.csr_matrix | None = None
 
     @property
     def n_items(self) -> int:
@@ -215,7 +218,7 @@ def build(folder: Path) -> EvaluationSpace:
             item_names.append(p.get("name", ""))
         file_items.append(index)
 
-    voters, ballots, recorded, interests = _read_voters(files, file_items)
+    voters, ballots, points, recorded, interests = _read_voters(files, file_items)
     lonlat = np.array(item_lonlat, dtype=np.float64).reshape(len(item_keys), 2)
     voter_district, voter_area = _locate_voters(b, files, voters, recorded, item_territory)
     derived = _derived_location(
@@ -241,6 +244,7 @@ def build(folder: Path) -> EvaluationSpace:
         voter_area=voter_area,
         voter_interests=interests,
         ballots=ballots,
+        ballot_points=points,
         city=b.city,
         voter_location_derived=derived,
     )
@@ -263,12 +267,19 @@ def _file_territory(b: _Builder, f: pabulib.PbFile) -> str:
 
 def _read_voters(
     files: Sequence[pabulib.PbFile], file_items: Sequence[Mapping[str, int]]
-) -> tuple[list[str], scipy.sparse.csr_matrix, list[str | None], list[Mapping[str, float]] | None]:
+) -> tuple[
+    list[str],
+    scipy.sparse.csr_matrix,
+    scipy.sparse.csr_matrix,
+    list[str | None],
+    list[Mapping[str, float]] | None,
+]:
     voters: dict[str, int] = {}
     recorded: list[str | None] = []
     interests: list[dict[str, float]] = []
     rows: list[int] = []
     cols: list[int] = []
+    spent: list[float] = []
     any_interest = False
     for f, index in zip(files, file_items, strict=True):
         loc_col = _column(f.votes[0] if f.votes else None, VOTER_LOCATION_COLUMNS)
@@ -297,17 +308,23 @@ def _read_voters(
                 item = index.get(project)
                 if item is None:
                     raise InvalidInput(f"{f.name}:{line}: vote for unknown project {project!r}")
-                if points_text and _float(points_text[k]) <= 0:
+                given = _float(points_text[k]) if points_text else 1.0
+                if given <= 0:
                     continue
                 rows.append(row)
                 cols.append(item)
+                spent.append(given)
     n_items = sum(len(i) for i in file_items)
     matrix = scipy.sparse.csr_matrix(
         (np.ones(len(rows), dtype=np.float64), (rows, cols)), shape=(len(recorded), n_items)
     )
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
-    return list(voters), matrix, recorded, (list(interests) if any_interest else None)
+    points = scipy.sparse.csr_matrix(
+        (np.array(spent, dtype=np.float64), (rows, cols)), shape=(len(recorded), n_items)
+    )
+    points.sum_duplicates()
+    return list(voters), matrix, points, recorded, (list(interests) if any_interest else None)
 
 
 def _locate_voters(
