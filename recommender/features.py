@@ -10,8 +10,9 @@ The names, in :data:`FEATURES`:
 - ``level:<word>``: one-hot, why the project concerns the user (:data:`facts.MATCH_LEVELS`);
   in an XXL intercommunalité the EPCI match is ``level:epci_xxl``, whose weight is small, and
   the distance to the project's footprint (``proximity``) carries the geography instead.
-- ``proximity``: exp(−d / scale), d the distance in km from home to the project's footprint
+- ``proximity``: exp(−d / 5 km), d the distance in km from home to the project's footprint
   (its point, or the edge of its area or circle, 0 inside); 0 when either is unknown.
+  ``proximity_wide``: the same at 25 km, the scale of a city or an intercommunalité.
 - ``interest_declared``: the share of the project's themes the user declared.
 - ``interest_learned``: the mean cosine between the project's text and the texts of what the
   user took part in (TF-IDF vectors, :mod:`recommender.texts`).
@@ -24,6 +25,8 @@ The names, in :data:`FEATURES`:
 - ``freshness``: exp(−days open / 14). ``closing_soon``: closes within 7 days.
 - ``space:loi``, ``space:idees``: the space (``territoires`` is the reference).
 - ``tool_affinity``: the share of the user's participations made with the project's tool.
+- ``theme_affinity``: the mean Jaccard similarity between the project's themes and those of
+  what the user took part in.
 - ``place_affinity``: the share of the user's participations in projects naming the same
   territory as this one (where they take part, beyond where they live).
 """
@@ -49,6 +52,7 @@ ITEM_FEATURES: tuple[str, ...] = (
 )
 PAIR_FEATURES: tuple[str, ...] = (
     "proximity",
+    "proximity_wide",
     "interest_declared",
     "interest_learned",
     "co_participation",
@@ -56,11 +60,13 @@ PAIR_FEATURES: tuple[str, ...] = (
     "theme_muted",
     "tool_affinity",
     "place_affinity",
+    "theme_affinity",
 )
 FEATURES: tuple[str, ...] = (*ITEM_FEATURES, *PAIR_FEATURES)
 
 EARTH_RADIUS_M = 6_371_008.8  # mean radius (IUGG), as PostGIS's spheroid-free distance
 PROXIMITY_SCALE_KM = 5.0  # a project 5 km away keeps e⁻¹ of a next-door one's proximity
+WIDE_SCALE_KM = 25.0  # the same across an intercommunalité or a city: 25 km keeps e⁻¹
 FRESHNESS_DAYS = 14.0
 CLOSING_SOON_DAYS = 7.0
 POPULARITY_SPAN = 1000.0  # 1 participant per 1,000 people concerned scores about 0.1
@@ -153,9 +159,10 @@ def group_features(
     pair: dict[str, Matrix] = {}
 
     distance = distances_km(users.lonlat[rows], items.lonlat[c], items.reach_m[c])
-    pair["proximity"] = np.where(
-        np.isnan(distance), 0.0, np.exp(-distance / np.float32(PROXIMITY_SCALE_KM))
-    ).astype(np.float32)
+    for name, scale in (("proximity", PROXIMITY_SCALE_KM), ("proximity_wide", WIDE_SCALE_KM)):
+        pair[name] = np.where(
+            np.isnan(distance), 0.0, np.exp(-distance / np.float32(scale))
+        ).astype(np.float32)
 
     themes_c = items.themes[c].astype(np.float32)  # (n_c, T)
     share_c = themes_c.T / np.maximum(themes_c.sum(axis=1), 1.0)  # (T, n_c)
@@ -176,6 +183,7 @@ def group_features(
         ),
         "tool_affinity": _same(np.asarray(items.tool, dtype=object), seen, c),
         "place_affinity": _same(items.territory, seen, c, unknown=-1),
+        "theme_affinity": _jaccard(items.themes[seen], items.themes[c]),
     }
     for name, relation in related.items():
         pair[name] = np.asarray(h @ relation, dtype=np.float32)
@@ -197,6 +205,15 @@ def _same(
     if unknown is not None:
         same &= a != unknown
     out: Matrix = same.astype(np.float32)
+    return out
+
+
+def _jaccard(a: Bools, b: Bools) -> Matrix:
+    """(len(a), len(b)) Jaccard similarity of theme sets (0 when both are empty)."""
+    af, bf = a.astype(np.float32), b.astype(np.float32)
+    inter = af @ bf.T
+    union = af.sum(axis=1)[:, None] + bf.sum(axis=1)[None, :] - inter
+    out: Matrix = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     return out
 
 

@@ -96,7 +96,7 @@ def _reason(
         return template.format(place) if place else None
     if name == "level:national":
         return "Concerne toute la France"
-    if name == "proximity" and np.isfinite(distance_km):
+    if name in ("proximity", "proximity_wide") and np.isfinite(distance_km):
         return f"À {french_km(distance_km)} de chez vous"
     if name == "interest_declared":
         shared = [
@@ -115,6 +115,8 @@ def _reason(
         return "Nouveau"
     if name == "closing_soon":
         return _closing(float(items.closes_in_days[item]))
+    if name == "theme_affinity":
+        return "Sur les thèmes des projets auxquels vous avez participé"
     if name == "place_affinity":
         return "Concerne un territoire où vous participez déjà"
     if name == "tool_affinity":
