@@ -104,11 +104,13 @@ def distances_km(homes: Floats, places: Floats, reach_m: Floats) -> Matrix:
     known = ~np.isnan(homes).any(axis=1)
     lat0 = np.radians(np.mean(homes[known, 1])) if known.any() else 0.0
     scale = np.array([np.cos(lat0), 1.0]) * np.radians(1.0) * EARTH_RADIUS_M / 1000.0
-    h = np.nan_to_num(homes * scale)
-    p = np.nan_to_num(places * scale)
+    # Centred on the homes, in km: float32 keeps metres within the hundred km that matter.
+    origin = np.mean(homes[known], axis=0) * scale if known.any() else np.zeros(2)
+    h = np.nan_to_num(homes * scale - origin).astype(np.float32)
+    p = np.nan_to_num(places * scale - origin).astype(np.float32)
     squared = (h * h).sum(axis=1)[:, None] + (p * p).sum(axis=1)[None, :] - 2.0 * (h @ p.T)
-    km = np.sqrt(np.maximum(squared, 0.0)) - reach_m[None, :] / 1000.0
-    out: Matrix = np.maximum(km, 0.0).astype(np.float32)
+    km = np.sqrt(np.maximum(squared, 0.0)) - (reach_m / 1000.0).astype(np.float32)[None, :]
+    out: Matrix = np.maximum(km, np.float32(0.0))
     out[~known] = np.nan
     out[:, np.isnan(places).any(axis=1)] = np.nan
     return out
