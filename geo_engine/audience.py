@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +28,7 @@ from geo_engine.db import load_sql
 LEVELS: tuple[str, ...] = CONCERN_LEVELS
 
 _CURSORS = itertools.count(1)  # server-side cursors have names; two audiences may be open
+BIG = 64  # communes from which project_candidates takes its many-communes plan, too
 
 AUDIENCE_PACKED = load_sql("geo_engine", "audience_packed.sql")
 CANDIDATES_PACKED = load_sql("geo_engine", "candidates_packed.sql")
@@ -135,7 +136,9 @@ def candidates(
     project: list[npt.NDArray[np.int64]] = []
     level: list[npt.NDArray[np.int16]] = []
     distance: list[npt.NDArray[np.float64]] = []
-    with _big_query(conn), conn.cursor(binary=True) as cur:
+    # A few communes (one user's) need none of the big query's settings, nor their round trips.
+    big = _big_query(conn) if len(asked) > BIG else nullcontext()
+    with big, conn.cursor(binary=True) as cur:
         # Never prepared: planned for the communes given (a generic plan is 100 times slower).
         cur.execute(CANDIDATES_PACKED, params, prepare=False)
         for code, word, ids, distances in cur:

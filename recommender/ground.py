@@ -17,8 +17,10 @@ the user may not see is never a fact here, so it can be neither candidate nor re
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,13 +31,13 @@ from contracts.errors import NotFound
 from contracts.themes import Theme
 from geo_engine import audience
 from geo_engine.db import load_sql
-from geo_engine.engagement import PARTICIPATION, UserSignals, user_signals
+from geo_engine.engagement import PARTICIPATION, UserSignals, project_participants, user_signals
 from recommender.coparticipation_index import CoParticipationIndex
 from recommender.explain import Recommendation, explain
-from recommender.facts import CandidateGroup, Items, Users, level_index
+from recommender.facts import Bools, CandidateGroup, Items, Users, level_index
 from recommender.ranking import RankingConfig, rank_group
 from recommender.scorers import LinearScorer
-from recommender.texts import documents, vectors
+from recommender.texts import N_FEATURES, documents, vectors
 
 PROJECT_FACTS = load_sql("recommender", "sql/project_facts.sql")
 USER_PLACE = load_sql("recommender", "sql/user_place.sql")
@@ -74,12 +76,31 @@ def user_place(conn: psycopg.Connection, user_id: int) -> Place:
     )
 
 
-def project_facts(
+FactRow = tuple[Any, ...]
+
+
+def fact_rows(
     conn: psycopg.Connection, ids: Sequence[int], viewer: int | None
-) -> tuple[Items, npt.NDArray[np.bool_]]:
-    """Facts of the projects ``viewer`` may see among ``ids``, in id order, and whether each is
-    open (or upcoming)."""
-    rows = sorted(conn.execute(PROJECT_FACTS, {"ids": list(ids), "viewer": viewer}).fetchall())
+) -> dict[int, tuple[FactRow, sparse.csr_matrix]]:
+    """The facts (``sql/project_facts.sql``, then participants) and text vector of each project
+    ``viewer`` may see among ``ids``, by id."""
+    rows = conn.execute(PROJECT_FACTS, {"ids": list(ids), "viewer": viewer}).fetchall()
+    if not rows:
+        return {}
+    found = [int(r[0]) for r in rows]
+    participants = project_participants(conn, found)
+    texts = vectors(
+        documents([r[6] for r in rows], [r[7] for r in rows], [r[2] or () for r in rows])
+    )
+    return {
+        pid: ((*row, int(count)), texts[i])
+        for i, (pid, row, count) in enumerate(zip(found, rows, participants, strict=True))
+    }
+
+
+def items_of(facts: Sequence[tuple[FactRow, sparse.csr_matrix]]) -> tuple[Items, Bools]:
+    """:class:`Items` of fact rows (in their order), and whether each is open (or upcoming)."""
+    rows = [f[0] for f in facts]
     n = len(rows)
     themes = np.zeros((n, len(THEMES)), dtype=bool)
     index = {t: i for i, t in enumerate(THEMES)}
@@ -87,12 +108,12 @@ def project_facts(
         for t in row[2] or ():
             if t in index:
                 themes[r, index[t]] = True
-    col = list(zip(*rows, strict=True)) if rows else [()] * 15
+    col = list(zip(*rows, strict=True)) if rows else [()] * 16
     named = np.array([t or "" for t in col[14]], dtype=object)
     _, territory = np.unique(named, return_inverse=True)
 
-    def floats(values: Sequence[object]) -> npt.NDArray[np.float64]:
-        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)  # type: ignore[arg-type]
+    def floats(values: Sequence[Any]) -> npt.NDArray[np.float64]:
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
     items = Items(
         ids=np.array(col[0], dtype=np.int64),
@@ -104,16 +125,66 @@ def project_facts(
         lonlat=np.column_stack([floats(col[8]), floats(col[9])]) if n else np.zeros((0, 2)),
         reach_m=floats(col[10]),
         audience=floats(col[11]),
-        participants=np.zeros(n),
+        participants=floats(col[15]),
         age_days=floats(col[12]),
         closes_in_days=floats(col[13]),
         budget=np.full(n, -1, dtype=np.int64),
         budget_cap=np.zeros(0, dtype=np.int64),
-        text=vectors(documents(list(col[6]), list(col[7]), [list(t or ()) for t in col[2]])),
+        text=_stacked([f[1] for f in facts]),
         titles=list(col[6]),
         territory=np.where(named == "", -1, territory).astype(np.int64),
     )
-    return items, np.isin(np.array(col[5], dtype=object), OPEN)
+    is_open: Bools = np.isin(np.array(col[5], dtype=object), OPEN)
+    return items, is_open
+
+
+def _stacked(rows: Sequence[sparse.csr_matrix]) -> sparse.csr_matrix:
+    """One CSR of single-row CSRs, built from their arrays (scipy's vstack of hundreds of
+    one-row matrices costs more than the rest of a request)."""
+    if not rows:
+        return sparse.csr_matrix((0, N_FEATURES), dtype=np.float32)
+    lengths = np.array([r.nnz for r in rows], dtype=np.int64)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    return sparse.csr_matrix(
+        (np.concatenate([r.data for r in rows]), np.concatenate([r.indices for r in rows]), indptr),
+        shape=(len(rows), N_FEATURES),
+    )
+
+
+def project_facts(
+    conn: psycopg.Connection, ids: Sequence[int], viewer: int | None
+) -> tuple[Items, Bools]:
+    """Facts of the projects ``viewer`` may see among ``ids``, in id order, and whether each is
+    open (or upcoming)."""
+    found = fact_rows(conn, ids, viewer)
+    return items_of([found[p] for p in sorted(found)])
+
+
+@dataclass
+class FactsCache:
+    """Facts of projects kept ``ttl_s`` seconds, so that a request reads only those it has not
+    seen lately (the SQL of the audience sums and the text vectors are most of a cold
+    request). Safe to share between users because it is only ever asked for ids the caller
+    has already passed through the visibility rule for the current viewer; facts of a project
+    nobody may see never enter it. At most ``size`` projects (then it starts over)."""
+
+    ttl_s: float = 60.0
+    size: int = 200_000
+    _facts: dict[int, tuple[float, tuple[FactRow, sparse.csr_matrix]]] = field(default_factory=dict)
+
+    def facts(
+        self, conn: psycopg.Connection, visible_ids: Sequence[int], viewer: int | None
+    ) -> tuple[Items, Bools]:
+        """Facts of ``visible_ids`` (ids the rule let ``viewer`` see), in id order."""
+        now = time.monotonic()
+        wanted = sorted(set(visible_ids))
+        stale = [p for p in wanted if now - self._facts.get(p, (-np.inf, None))[0] > self.ttl_s]
+        if stale:
+            if len(self._facts) + len(stale) > self.size:
+                self._facts.clear()
+            for pid, fact in fact_rows(conn, stale, viewer).items():
+                self._facts[pid] = (now, fact)
+        return items_of([self._facts[p][1] for p in wanted if p in self._facts])
 
 
 def recommend_for_user(
@@ -122,8 +193,10 @@ def recommend_for_user(
     scorer: LinearScorer,
     config: RankingConfig,
     coparticipation: CoParticipationIndex | None = None,
+    cache: FactsCache | None = None,
 ) -> list[Recommendation]:
-    """The top ``config.k`` open projects ``user_id`` may see, best first.
+    """The top ``config.k`` open projects ``user_id`` may see, best first (``cache``: facts
+    of projects seen lately, shared between requests).
 
     A user with only an address (no engagement, no interests) gets the geographic order:
     commune, EPCI, département, région, national. NotFound when the user does not exist.
@@ -149,8 +222,14 @@ def recommend_for_user(
         else np.zeros(0, dtype=np.int64)
     )
     geo_ids = np.concatenate([found.project_id, np.array([r[0] for r in national], dtype=np.int64)])
-    universe = np.unique(np.concatenate([geo_ids, history_ids, co_ids, signals.f_project]))
-    items, is_open = project_facts(conn, universe.tolist(), user_id)
+    # What the rule did not hand over itself (history, co-participation, feedback) goes through
+    # it now: facts of what the user may not see never reach the ranking or its reasons.
+    others = np.setdiff1d(np.concatenate([history_ids, co_ids, signals.f_project]), geo_ids)
+    allowed = conn.execute(
+        "SELECT id FROM visible_projects(%s) WHERE id = ANY(%s)", (user_id, others.tolist())
+    ).fetchall()
+    universe = np.union1d(geo_ids, np.array([r[0] for r in allowed], dtype=np.int64))
+    items, is_open = (cache or FactsCache(ttl_s=0.0)).facts(conn, universe.tolist(), user_id)
     row_of = {int(p): r for r, p in enumerate(items.ids)}
 
     level_of: dict[int, int] = {}

@@ -26,7 +26,7 @@ from scipy import sparse
 from recommender.facts import CandidateGroup, Items, Users
 from recommender.features import GroupFeatures, budget_full, group_features
 from recommender.reasons import MAX_REASONS
-from recommender.rerank import exposure_floor, mmr, similarity
+from recommender.rerank import Diversity, exposure_floor, mmr
 from recommender.scorers import LinearScorer
 
 
@@ -94,7 +94,8 @@ def rank_group(
     """The top ``config.k`` of one group (see the module's stages); ``scored`` is
     :func:`score_group`'s answer when the caller already has it."""
     features, scores = scored or score_group(items, users, group, scorer, coparticipation)
-    cols = mmr(scores, similarity(items, group.items), config.k, config.mmr_lambda, config.mmr_pool)
+    diversity = Diversity.of(items, group.items)
+    cols = mmr(scores, diversity, config.k, config.mmr_lambda, config.mmr_pool)
     if config.exposure_floor:
         cols = exposure_floor(cols, scores, group.levels)
     m = len(group.users)

@@ -14,6 +14,8 @@ last slot. All users of a group are handled together, k steps of array operation
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -25,21 +27,36 @@ FLOOR_LEVELS: tuple[str, ...] = ("commune", "arrondissement", "area", "radius")
 Cols = npt.NDArray[np.intp]
 
 
-def similarity(items: Items, candidates: npt.NDArray[np.int64]) -> Matrix:
-    """(n_c × n_c) float32 similarity of the candidates (1 on the diagonal)."""
-    org = items.organisation[candidates]
-    tool = np.asarray(items.tool, dtype=object)[candidates]
-    themes = items.themes[candidates].astype(np.float32)
-    inter = themes @ themes.T
-    sizes = themes.sum(axis=1)
-    union = sizes[:, None] + sizes[None, :] - inter
-    jaccard = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    sim: Matrix = (
-        0.4 * (org[:, None] == org[None, :])
-        + 0.3 * (tool[:, None] == tool[None, :])
-        + 0.3 * jaccard
-    ).astype(np.float32)
-    return sim
+@dataclass(frozen=True)
+class Diversity:
+    """What tells a group's candidates apart: organisation and tool codes, themes (float32
+    one-hot), each over the candidates' columns."""
+
+    organisation: npt.NDArray[np.int64]
+    tool: npt.NDArray[np.int64]
+    themes: Matrix
+
+    @classmethod
+    def of(cls, items: Items, candidates: npt.NDArray[np.int64]) -> Diversity:
+        _, tool = np.unique(np.asarray(items.tool, dtype=object)[candidates], return_inverse=True)
+        return cls(
+            items.organisation[candidates],
+            tool.astype(np.int64),
+            items.themes[candidates].astype(np.float32),
+        )
+
+    def similarity(self, a: Cols, b: Cols) -> Matrix:
+        """Similarity of column a[i] to each column b[i, j]: shape of ``b``."""
+        themes_a, themes_b = self.themes[a], self.themes[b]  # (m, T), (m, P, T)
+        inter = np.einsum("mt,mpt->mp", themes_a, themes_b)
+        union = themes_a.sum(axis=1)[:, None] + themes_b.sum(axis=2) - inter
+        jaccard = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        sim: Matrix = (
+            0.4 * (self.organisation[a][:, None] == self.organisation[b])
+            + 0.3 * (self.tool[a][:, None] == self.tool[b])
+            + 0.3 * jaccard
+        ).astype(np.float32)
+        return sim
 
 
 def top_k(scores: Matrix, k: int) -> Cols:
@@ -63,7 +80,7 @@ def top_k(scores: Matrix, k: int) -> Cols:
     return out
 
 
-def mmr(scores: Matrix, sim: Matrix, k: int, lam: float, pool: int) -> Cols:
+def mmr(scores: Matrix, diversity: Diversity, k: int, lam: float, pool: int) -> Cols:
     """Columns picked by MMR per row (m × k, -1 padded). ``lam`` = 1 is plain top-k."""
     if lam >= 1.0:
         return top_k(scores, k)
@@ -89,7 +106,7 @@ def mmr(scores: Matrix, sim: Matrix, k: int, lam: float, pool: int) -> Cols:
         out[:, slot] = np.where(ok, candidates[rows, best], -1)
         taken[rows[ok], best[ok]] = True
         picked = safe[rows, best]
-        max_sim = np.maximum(max_sim, sim[picked[:, None], safe])
+        max_sim = np.maximum(max_sim, diversity.similarity(picked, safe))
     return out
 
 

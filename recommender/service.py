@@ -3,14 +3,14 @@ co-participation model, loaded once, then rankings on demand."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 
 from contracts.errors import InvalidInput
 from recommender.coparticipation_index import CoParticipationIndex
 from recommender.explain import Recommendation
-from recommender.ground import recommend_for_user
+from recommender.ground import FactsCache, recommend_for_user
 from recommender.scorers import LinearScorer, load_weighted
 from recommender.settings import RecommenderSettings
 
@@ -26,6 +26,7 @@ class Recommender:
     settings: RecommenderSettings
     scorer: LinearScorer
     coparticipation: CoParticipationIndex | None
+    cache: FactsCache = field(default_factory=FactsCache)
 
     @classmethod
     def load(cls, settings: RecommenderSettings) -> Recommender:
@@ -38,12 +39,12 @@ class Recommender:
             scorer = load(settings.model_dir / RANKER_FILE).scorer()
         co_path = settings.model_dir / COPARTICIPATION_FILE
         co = CoParticipationIndex.load(co_path) if co_path.is_file() else None
-        return cls(settings, scorer, co)
+        return cls(settings, scorer, co, FactsCache(ttl_s=settings.facts_ttl_s))
 
     def for_user(self, conn: psycopg.Connection, user_id: int, k: int) -> list[Recommendation]:
         """The top ``k`` (1..settings.k_max) for ``user_id``; see ground.recommend_for_user."""
         if not 1 <= k <= self.settings.k_max:
             raise InvalidInput(f"k must be between 1 and {self.settings.k_max}, not {k}")
         return recommend_for_user(
-            conn, user_id, self.scorer, self.settings.ranking(k), self.coparticipation
+            conn, user_id, self.scorer, self.settings.ranking(k), self.coparticipation, self.cache
         )

@@ -49,6 +49,12 @@ class RecommenderSettings(BaseSettings):
     exposure_floor: bool = Field(
         default=True, description="keep a slot for a project of the user's own place"
     )
+    facts_ttl_s: float = Field(
+        default=60.0,
+        ge=0.0,
+        description="seconds a process keeps a project's facts (participants, texts) "
+        "between requests",
+    )
     min_contribution: float = Field(
         default=0.25, ge=0.0, description="contribution a feature needs to give a reason"
     )

@@ -13,7 +13,7 @@ from recommender.explain import explain
 from recommender.features import FEATURES
 from recommender.ranking import RankingConfig, rank_group
 from recommender.reasons import french_km
-from recommender.rerank import exposure_floor, mmr, similarity, top_k
+from recommender.rerank import Diversity, exposure_floor, mmr, top_k
 from recommender.scorers import LinearScorer, load_weighted
 from tests.recommender_facts import make_group, make_items, make_users
 
@@ -122,12 +122,12 @@ def test_mmr_prefers_a_different_organisation_over_a_near_duplicate() -> None:
         4, organisation=[1, 1, 2, 3], themes=[("sport",), ("sport",), ("culture",), ("sport",)]
     )
     scores = np.array([[3.0, 2.9, 2.8, 1.0]], dtype=np.float32)
-    sim = similarity(items, np.arange(4))
+    diversity = Diversity.of(items, np.arange(4))
     assert list(top_k(scores, 2)[0]) == [0, 1]
     # By hand, λ = 0.5, relevance min-max over the pool = (1, 0.95, 0.9, 0): project 1 is
     # 0.5·0.95 − 0.5·1.0 (same organisation, tool, theme) = −0.025; project 2 is
     # 0.5·0.9 − 0.5·0.3 (same tool only) = 0.3.
-    assert list(mmr(scores, sim, 2, lam=0.5, pool=4)[0]) == [0, 2]
+    assert list(mmr(scores, diversity, 2, lam=0.5, pool=4)[0]) == [0, 2]
 
 
 def test_exposure_floor_gives_the_last_slot_to_the_best_local_project() -> None:
