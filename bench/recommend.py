@@ -32,7 +32,7 @@ from recommender.ranking import RankingConfig
 from recommender.scorers import load_weighted
 
 PROJECTS = 20_000
-RUNS = 3
+RUNS = 2
 API_REQUESTS = 300
 API_WARMUP = 20
 SECRET = "bench-only-secret-of-at-least-32-characters"  # noqa: S105 (a throwaway database)

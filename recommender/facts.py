@@ -41,7 +41,7 @@ class Items:
 
     ``ids``: int64 project ids (unique). ``organisation``: int64 organisation ids.
     ``themes``: bool (n, T) over ``theme_names``; ``theme_names``: the theme vocabulary (slugs).
-    ``tool``, ``space``: the words. ``lonlat``: (n, 2) degrees WGS84, NaN when the project has no
+    ``tool``, ``space``: the words (object arrays, so that a group's columns are a cheap take). ``lonlat``: (n, 2) degrees WGS84, NaN when the project has no
     place. ``reach_m``: metres its area or circle spreads around ``lonlat`` (0 for a point).
     ``audience``: people the project concerns (≥ 1); ``participants``: people who took part.
     ``age_days``: days since it opened (NaN unknown); ``closes_in_days``: days until it closes
