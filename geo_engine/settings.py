@@ -15,15 +15,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _default_geodata_dir() -> Path | None:
-    """``../shared/geodata`` beside the checkout, when it exists."""
-    for candidate in (
-        Path.cwd() / ".." / "shared" / "geodata",
-        _REPO_ROOT / ".." / "shared" / "geodata",
-    ):
+def shared_folder(name: str) -> Path | None:
+    """``../shared/<name>`` beside the working directory or the checkout, when it exists
+    (a data set with its README.md): the default of the data folders' settings."""
+    for candidate in (Path.cwd() / ".." / "shared" / name, _REPO_ROOT / ".." / "shared" / name):
         if (candidate / "README.md").is_file():
             return candidate.resolve()
     return None
+
+
+def _default_geodata_dir() -> Path | None:
+    return shared_folder("geodata")
 
 
 class _Base(BaseSettings):

@@ -41,8 +41,9 @@ class Items:
 
     ``ids``: int64 project ids (unique). ``organisation``: int64 organisation ids.
     ``themes``: bool (n, T) over ``theme_names``; ``theme_names``: the theme vocabulary (slugs).
-    ``tool``, ``space``: the words (object arrays, so that a group's columns are a cheap take). ``lonlat``: (n, 2) degrees WGS84, NaN when the project has no
-    place. ``reach_m``: metres its area or circle spreads around ``lonlat`` (0 for a point).
+    ``tool``, ``space``: the words (object arrays, so that a group's columns are a cheap
+    take). ``lonlat``: (n, 2) degrees WGS84, NaN when the project has no place.
+    ``reach_m``: metres its area or circle spreads around ``lonlat`` (0 for a point).
     ``audience``: people the project concerns (≥ 1); ``participants``: people who took part.
     ``age_days``: days since it opened (NaN unknown); ``closes_in_days``: days until it closes
     (NaN: no end). ``budget``: int64 index into ``budget_cap`` or -1 (a ballot the project
@@ -56,8 +57,8 @@ class Items:
     organisation: Ints
     themes: Bools
     theme_names: tuple[str, ...]
-    tool: Sequence[str]
-    space: Sequence[str]
+    tool: npt.NDArray[np.object_]
+    space: npt.NDArray[np.object_]
     lonlat: Floats
     reach_m: Floats
     audience: Floats

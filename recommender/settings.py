@@ -14,10 +14,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.errors import InvalidInput
+from geo_engine.settings import shared_folder
 from recommender.ranking import RankingConfig
 from recommender.scorers import DEFAULT_WEIGHTS
-
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class RecommenderSettings(BaseSettings):
@@ -71,14 +70,7 @@ class RecommenderSettings(BaseSettings):
 
 
 def _default_realdata_dir() -> Path | None:
-    """``../shared/realdata`` beside the checkout, when it exists."""
-    for candidate in (
-        Path.cwd() / ".." / "shared" / "realdata",
-        _REPO_ROOT / ".." / "shared" / "realdata",
-    ):
-        if (candidate / "README.md").is_file():
-            return candidate.resolve()
-    return None
+    return shared_folder("realdata")
 
 
 class EvaluationSettings(BaseSettings):
