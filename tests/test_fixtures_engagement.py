@@ -115,9 +115,12 @@ def test_geography_first_then_interests_and_popularity(generated: sim.Engagement
     clicked = ~generated.participation
     key = np.searchsorted(model.user_ids, generated.user_id[clicked]) * len(model.project_ids)
     key += np.searchsorted(model.project_ids, generated.project_id[clicked])
-    counts = dict(zip(key.tolist(), generated.count[clicked].tolist(), strict=True))
     opportunity_key = users * len(model.project_ids) + projects
-    got = np.array([counts.get(k, 0) for k in opportunity_key.tolist()], dtype=float)
+    order = np.argsort(key)
+    at = np.clip(np.searchsorted(key[order], opportunity_key), 0, len(key) - 1)
+    found = key[order][at] == opportunity_key
+    got = np.where(found, generated.count[clicked][order][at], 0).astype(float)
+    assert got.sum() == generated.count[clicked].sum()  # every click is an opportunity
 
     def rate(mask: np.ndarray) -> float:
         return float(got[mask].sum() / mask.sum())
