@@ -107,15 +107,20 @@ def _store_catalog(catalog: Catalog) -> None:
     )
 
 
-def _load_engagement(seed: int) -> None:
+def _load_engagement(seed: int, *, required: bool = True) -> None:
     """Simulate follows and engagement of the users in the database and store them in one
-    transaction (bulk COPY, no outbox events: see ``fixtures/engagement.py``)."""
+    transaction (bulk COPY, no outbox events: see ``fixtures/engagement.py``). Nothing to
+    engage with (no placed user, no public project) is an error when ``required``, else a
+    note."""
     with connect(DatabaseSettings()) as conn, progress_bar() as bar:
         task = bar.add_task("simulating engagement", total=None)
         try:
             generated = generate_engagement(conn, seed)
-        except RuntimeError as exc:  # nothing to engage with (no users or no projects)
-            raise EngineError(str(exc)) from exc
+        except RuntimeError as exc:
+            if required:
+                raise EngineError(str(exc)) from exc
+            err.print(f"no engagement simulated: {exc}")
+            return
         bar.update(task, total=1, completed=1)
         task = bar.add_task("storing engagement and follows", total=None)
         engagement, follows = store_engagement(conn, generated)
@@ -190,7 +195,7 @@ def load(
     if projects:
         _store_catalog(_generate_catalog(projects, contributions, seed))
         if engagement:
-            _load_engagement(seed)
+            _load_engagement(seed, required=False)
 
 
 @app.command("engagement")
