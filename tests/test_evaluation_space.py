@@ -8,23 +8,15 @@ a project pool (``"Południe | small"``), and one local-area file.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.sparse
 
 from contracts.errors import InvalidInput
 from recommender.evaluation import pabulib
 from recommender.evaluation.districts import district_or_none, normalise
 from recommender.evaluation.space import build
-from recommender.evaluation.tasks import (
-    TaskData,
-    exhausted,
-    one_district_per_voter,
-    outside_history_district,
-)
 
 CITY = """META
 key;value
@@ -254,60 +246,3 @@ def test_a_district_read_off_the_voters_choice_is_not_a_location(tmp_path: Path)
         (folder / "x.pb").read_text(encoding="utf-8").replace(votes, swapped), encoding="utf-8"
     )
     assert not build(folder).voter_location_derived
-
-
-def test_a_full_budget_is_exhausted(edition: Path) -> None:
-    """Voter v1 supported both city projects they may (cap 2) and one of Północ's (cap 1):
-    with that history, nothing more of either budget; v2's history fills neither."""
-    space = build(edition)
-    voters = np.array([0, 1])
-    history = scipy.sparse.csr_matrix(space.ballots[voters].toarray() * [1, 1, 0, 1, 0, 0, 0])
-    task = TaskData(
-        dataset=space.dataset,
-        task="C",
-        space=space,
-        items=np.arange(space.n_items),
-        train_users=np.array([2, 3, 4]),
-        test_users=voters,
-        history=history,
-        targets=scipy.sparse.csr_matrix(history.shape),
-        districts_known=False,
-    )
-    assert exhausted(task).astype(int).tolist() == [
-        [1, 1, 1, 1, 1, 0, 0],
-        [0, 0, 0, 0, 0, 0, 0],
-    ]
-    task = replace(task, items=np.array([6, 2, 4]))
-    assert exhausted(task).astype(int).tolist() == [[0, 1, 1], [0, 0, 0]]
-
-
-def test_one_district_per_voter_read_from_training_ballots(edition: Path) -> None:
-    """Training voters v3, v4, v5 each voted in at most one district: the rule holds, so a
-    test voter whose history is Północ's (v1) or Południe's (v2) cannot vote in the other."""
-    space = build(edition)
-    voters = np.array([0, 1])
-    task = TaskData(
-        dataset=space.dataset,
-        task="C",
-        space=space,
-        items=np.arange(space.n_items),
-        train_users=np.array([2, 3, 4]),
-        test_users=voters,
-        history=scipy.sparse.csr_matrix(space.ballots[voters]),
-        targets=scipy.sparse.csr_matrix((2, space.n_items)),
-        districts_known=False,
-    )
-    assert one_district_per_voter(task)
-    assert outside_history_district(task).astype(int).tolist() == [
-        [0, 0, 0, 0, 0, 1, 1],
-        [0, 0, 0, 1, 1, 0, 0],
-    ]
-    # v2 (Południe and Stare Miasto, one district) trains, v1 (Północ) tests: still one district
-    assert one_district_per_voter(replace(task, train_users=np.array([1, 3])))
-    # a training voter in two districts breaks the rule: nothing is masked
-    both = space.ballots.tolil()
-    both[2, 5] = 1.0  # v3 now also supports Południe's fountain …
-    both[2, 3] = 1.0  # … and Północ's bench
-    two = replace(task, space=replace(space, ballots=both.tocsr()))
-    assert not one_district_per_voter(two)
-    assert not outside_history_district(two).any()

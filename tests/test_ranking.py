@@ -69,6 +69,21 @@ def test_joined_dismissed_and_full_ballots_are_never_recommended() -> None:
     assert _ids(ranked.items[0], items.ids) == [5]
 
 
+def test_points_spent_in_a_cumulative_ballot_fill_it() -> None:
+    # A ballot of 3 points: all three given to project 0 fill it, though one project is chosen.
+    items = make_items(3, budget=[0, 0, -1], budget_cap=[3])
+    spent_all = make_users(1, 3, history={0: {0: 3.0}})
+    ranked = rank_group(items, spent_all, make_group(range(3), [0]), WEIGHTED, PLAIN)
+    assert _ids(ranked.items[0], items.ids) == [3]
+    spent_two = make_users(1, 3, history={0: {0: 2.0}})
+    ranked = rank_group(items, spent_two, make_group(range(3), [0]), WEIGHTED, PLAIN)
+    assert sorted(_ids(ranked.items[0], items.ids)) == [2, 3]
+    # A click (weight < 1) spends nothing.
+    clicked = make_users(1, 3, history={0: {0: 0.3, 1: 0.3}})
+    ranked = rank_group(items, clicked, make_group(range(3), [0]), WEIGHTED, PLAIN)
+    assert sorted(_ids(ranked.items[0], items.ids)) == [1, 2, 3]
+
+
 def test_a_muted_theme_sinks_its_projects() -> None:
     items = make_items(2, themes=[("sport",), ("culture",)])
     before = rank_group(items, make_users(1, 2), make_group([0, 1], [0]), WEIGHTED, PLAIN)
