@@ -255,15 +255,16 @@ def rank(
     voters: npt.NDArray[np.int64],
     history: sparse.csr_matrix,
     districts_known: bool,
+    l2: float,
 ) -> np.ndarray:
     """Scores (len(voters) × len(task.items)) by the engine: its re-ranked top ``TOP`` first,
-    then the rest by score; -inf for what it would never show."""
+    then the rest by score; -inf for what it would never show. ``l2``: EASE's λ."""
     space = task.space
     counted = space.ballots[counted_voters]
     items = _items(space, counted, counted_voters)
     places = _recorded(space, voters) if districts_known else _inferred(space, history)
     users = _users(space, items, voters, places, _spent(space, voters, history))
-    co = _coparticipation(counted, task.seed)
+    co = _coparticipation(counted, l2)
     column = np.full(len(items), -1, dtype=np.int64)
     column[task.items] = np.arange(len(task.items))
     out = np.full((len(voters), len(task.items)), -np.inf)
@@ -278,12 +279,17 @@ def rank(
     return out
 
 
-def _coparticipation(counted: sparse.csr_matrix, seed: int) -> npt.NDArray[np.float32]:
-    """Steck's EASE item-to-item weights over the counted ballots, λ tuned on a validation
-    split of those ballots alone."""
+def _coparticipation(counted: sparse.csr_matrix, l2: float) -> npt.NDArray[np.float32]:
+    """Steck's EASE item-to-item weights over the counted ballots."""
     x = sparse.csr_matrix(counted)
-    weights: npt.NDArray[np.float32] = Ease(tune_ease(x, seed)).fit(x).weights.astype(np.float32)
+    weights: npt.NDArray[np.float32] = Ease(l2).fit(x).weights.astype(np.float32)
     return weights
+
+
+def _l2(task: TaskData) -> float:
+    """EASE's λ, tuned once on a validation split of the training ballots: the model the
+    ranker learns from and the one it ranks with must weigh alike (λ sets the scale)."""
+    return tune_ease(sparse.csr_matrix(task.train_ballots), task.seed)
 
 
 def _weighted(task: TaskData) -> np.ndarray:
@@ -295,6 +301,7 @@ def _weighted(task: TaskData) -> np.ndarray:
         task.test_users,
         task.history,
         task.districts_known,
+        _l2(task),
     )
 
 
@@ -349,7 +356,8 @@ def _learned(task: TaskData) -> np.ndarray:
     items = _items(space, counted, counted_voters)
     places = _recorded(space, example_voters) if task.districts_known else _inferred(space, history)
     users = _users(space, items, example_voters, places, _spent(space, example_voters, history))
-    co = _coparticipation(counted, task.seed)
+    l2 = _l2(task)
+    co = _coparticipation(counted, l2)
     X, y, _, rows = training_examples(
         items,
         users,
@@ -369,6 +377,7 @@ def _learned(task: TaskData) -> np.ndarray:
         task.test_users,
         task.history,
         task.districts_known,
+        l2,
     )
 
 
