@@ -5,7 +5,10 @@ Stages, as gorse names them:
 - **candidates**: ``geo/<level>`` from the ground's ``project_candidates`` (the one hierarchy
   and the one visibility rule: commune, arrondissement, EPCI, drawn area or circle, département,
   région, national), which also brings what the user's organisations publish for their
-  members; ``co-participation``: what people who took part in the user's projects also took
+  members; ``followed`` (organisations followed or belonged to, wherever they act), ``nearby``
+  (projects and participatory-map contributions within 10 km of home) and ``popular`` (the
+  département's most joined commune projects), from ``sql/more_candidates.sql`` through the
+  same rule; ``co-participation``: what people who took part in the user's projects also took
   part in (only when the user may see it, checked by the same rule);
 - **exclusions**: closed projects, what the user joined or dismissed
   (:func:`recommender.ranking.exclusions`);
@@ -41,23 +44,28 @@ from recommender.texts import N_FEATURES, documents, vectors
 
 PROJECT_FACTS = load_sql("recommender", "sql/project_facts.sql")
 USER_PLACE = load_sql("recommender", "sql/user_place.sql")
+MORE_CANDIDATES = load_sql("recommender", "sql/more_candidates.sql")
 
 THEMES: tuple[str, ...] = tuple(t.value for t in Theme)
 OPEN = ("open", "upcoming")
 CLICK_WEIGHT = 0.3  # a click says less than a participation (which weighs 1)
 CO_PARTICIPATION_CANDIDATES = 50  # most projects the co-participation generator adds
+NEARBY_M = 10_000.0  # the `nearby` generator's radius around home
+POPULAR_CANDIDATES = 20  # most projects the `popular` (département) generator adds
 
 
 @dataclass(frozen=True)
 class Place:
     """Where a user lives: ``commune`` INSEE code or None (still to choose), ``home`` (lon,
-    lat) or None, ``names`` level → name, ``xxl`` whether their EPCI is XXL, ``interests``."""
+    lat) or None, ``names`` level → name, ``xxl`` whether their EPCI is XXL, ``interests``,
+    ``departement`` code or None."""
 
     commune: str | None
     home: tuple[float, float] | None
     names: dict[str, str]
     xxl: bool
     interests: tuple[str, ...]
+    departement: str | None
 
 
 def user_place(conn: psycopg.Connection, user_id: int) -> Place:
@@ -65,7 +73,7 @@ def user_place(conn: psycopg.Connection, user_id: int) -> Place:
     row = conn.execute(USER_PLACE, {"users": [user_id]}).fetchone()
     if row is None:
         raise NotFound(f"user {user_id} not found")
-    _, interests, commune, lon, lat, *names, xxl = row
+    _, interests, commune, lon, lat, *names, xxl, departement = row
     levels = ("commune", "arrondissement", "epci", "departement", "region")
     return Place(
         commune,
@@ -73,6 +81,7 @@ def user_place(conn: psycopg.Connection, user_id: int) -> Place:
         {k: v for k, v in zip(levels, names, strict=True) if v},
         bool(xxl),
         tuple(interests or ()),
+        departement,
     )
 
 
@@ -214,6 +223,17 @@ def recommend_for_user(
         if place.commune is None
         else []
     )
+    more = conn.execute(
+        MORE_CANDIDATES,
+        {
+            "viewer": user_id,
+            "lon": place.home[0] if place.home else None,
+            "lat": place.home[1] if place.home else None,
+            "radius_m": NEARBY_M,
+            "departement": place.departement,
+            "popular": POPULAR_CANDIDATES,
+        },
+    ).fetchall()
     signals = user_signals(conn, [user_id])
     history_ids = signals.e_project
     co_ids = (
@@ -221,7 +241,9 @@ def recommend_for_user(
         if coparticipation is not None and len(history_ids)
         else np.zeros(0, dtype=np.int64)
     )
-    geo_ids = np.concatenate([found.project_id, np.array([r[0] for r in national], dtype=np.int64)])
+    geo_ids = np.concatenate(
+        [found.project_id, np.array([r[0] for r in national + more], dtype=np.int64)]
+    )
     # What the rule did not hand over itself (history, co-participation, feedback) goes through
     # it now: facts of what the user may not see never reach the ranking or its reasons.
     others = np.setdiff1d(np.concatenate([history_ids, co_ids, signals.f_project]), geo_ids)
@@ -240,6 +262,11 @@ def recommend_for_user(
         level_of[int(p)] = level_index(word)
     for r in national:
         level_of.setdefault(int(r[0]), level_index("national"))
+    for r in more:
+        # Followed, nearby or popular in the département, without a geographic match of the
+        # user's commune: no level (-1: none of the level features fires); proximity and
+        # followed tell the rest.
+        level_of.setdefault(int(r[0]), -1)
     for p in co_ids:
         # Reached by co-participation alone: no geographic reason (the national level's
         # one-hot would claim one), so the least of the levels, which weighs nothing.

@@ -28,6 +28,7 @@ PAYS_BASQUE = "200067106"  # CA du Pays Basque: 158 communes, XXL
 HOME = (-1.4748, 43.4929)  # Bayonne, near the cathedral
 NEAR_BAYONNE = (-1.4700, 43.4900)  # 600 m away
 IN_BAIGORRY = (-1.3540, 43.1794)  # 36 km south, same intercommunalité
+ANGLET = (-1.5150, 43.4850)  # the next commune, 3 km west
 ORG, PRIVATE_ORG = 8101, 8102
 USER, MEMBER, STRANGER = 9101, 9102, 9103
 CONFIG = RankingConfig(k=10, mmr_lambda=1.0, exposure_floor=False)
@@ -147,6 +148,29 @@ def test_participations_are_left_out_and_teach_the_profile(basque: psycopg.Conne
     )
     ranked = _ranked(basque, USER)
     assert 2 not in [r.project_id for r in ranked]
+
+
+def test_followed_and_nearby_projects_beyond_the_commune(basque: psycopg.Connection) -> None:
+    # A project of Anglet (next to Bayonne, 3 km from home) and one in Lille by an association
+    # far away: neither concerns Bayonne. The first is nearby; the second comes once followed.
+    far_org = PRIVATE_ORG + 1
+    catalog_load.store_organisations(basque, _lines([organisation(far_org)]), "test")
+    catalog_load.store_projects(
+        basque,
+        _lines(
+            [
+                project(21, ORG, territories(("commune", "64024")), location=ANGLET, **_open()),
+                project(22, far_org, territories(("commune", "59350")), **_open()),
+            ]
+        ),
+        "test",
+    )
+    by_id = {r.project_id: r for r in _ranked(basque, USER)}
+    assert 21 in by_id and 22 not in by_id
+    assert any(r.startswith("À ") and r.endswith(" de chez vous") for r in by_id[21].reasons)
+    writes.follow(basque, writes.Actor(user_id=USER), USER, far_org)
+    by_id = {r.project_id: r for r in _ranked(basque, USER)}
+    assert "Proposé par une organisation que vous suivez" in by_id[22].reasons
 
 
 def test_an_unknown_user_is_not_found(basque: psycopg.Connection) -> None:
