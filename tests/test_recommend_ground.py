@@ -215,3 +215,46 @@ def test_the_service_refuses_a_k_beyond_its_bound(basque: psycopg.Connection) ->
     recommender = Recommender.load(RecommenderSettings(k_max=5))
     with pytest.raises(InvalidInput, match="k must be between 1 and 5"):
         recommender.for_user(basque, USER, 6)
+
+
+def test_recommend_for_user_from_the_command_line(api_db: Any) -> None:
+    from geo_engine import db
+    from tests.cli import run_cli
+
+    user = 9201
+    with db.connect(api_db) as conn:
+        conn.execute("INSERT INTO app_user (id) VALUES (%s)", (user,))
+        conn.execute(
+            """INSERT INTO user_place (user_id, commune_code, home)
+               VALUES (%s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326))""",
+            (user, BAYONNE, *HOME),
+        )
+        catalog_load.store_organisations(conn, _lines([organisation(8201)]), "test")
+        catalog_load.store_projects(
+            conn, _lines([project(31, 8201, territories(("commune", BAYONNE)), **_open())]), "test"
+        )
+        conn.commit()
+    env = {"GEO_ENGINE_DATABASE_URL": api_db.database_url}
+    done = run_cli("recommend", "for-user", str(user), "--k", "3", env=env)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    (first, *_) = json.loads(done.stdout)
+    assert first["project_id"] == 31
+    assert first["reasons"][0] == "Concerne votre commune, Bayonne"
+    assert set(first) == {"project_id", "score", "reasons", "contributions"}
+    missing = run_cli("recommend", "for-user", "424242", env=env)
+    assert missing.returncode == 4 and "user 424242 not found" in missing.stderr
+    bad = run_cli("recommend", "for-user", str(user), "--k", "0", env=env)
+    assert bad.returncode == 2 and "k must be between 1 and 100" in bad.stderr
+    learned = run_cli(
+        "recommend",
+        "for-user",
+        str(user),
+        env={
+            **env,
+            "GEO_ENGINE_RECOMMENDER_SCORER": "learned",
+            "GEO_ENGINE_RECOMMENDER_MODEL_DIR": "/nonexistent/models",
+        },
+    )
+    assert learned.returncode == 2 and "does not exist" in learned.stderr
