@@ -4,6 +4,7 @@ face. Every test but the HTTP ones writes in a transaction rolled back."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -237,7 +238,6 @@ def test_recommend_for_user_from_the_command_line(api_db: Any) -> None:
     env = {"GEO_ENGINE_DATABASE_URL": api_db.database_url}
     done = run_cli("recommend", "for-user", str(user), "--k", "3", env=env)
     assert done.returncode == 0, done.stderr
-    import json
 
     (first, *_) = json.loads(done.stdout)
     assert first["project_id"] == 31
