@@ -62,7 +62,6 @@ def training_examples(
     *,
     negatives: int,
     seed: int,
-    hard_by: LinearScorer | None = None,
 ) -> tuple[
     npt.NDArray[np.float32], npt.NDArray[np.int8], npt.NDArray[np.int64], npt.NDArray[np.int64]
 ]:
@@ -75,9 +74,6 @@ def training_examples(
     and gives a row only when it is one of the user's group's candidates (features exist only
     for those). A user with no positive still gives negatives.
     ``negatives``: how many non-positive candidates to draw per user (all of them when fewer).
-    ``hard_by``: when given, half of them are the candidates this scorer ranks highest (hard
-    negatives: a ranker learns to order the top of a list from them, not from easy random
-    ones), the other half drawn at random.
     Same inputs and seed, same rows; one loop per group, array operations inside it.
     """
     if isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 0:
@@ -101,17 +97,7 @@ def training_examples(
         rows = group.users.astype(np.intp)
         positive = (positives[rows][:, group.items] > 0).toarray()
         eligible = ~positive & ~exclusions(items, users, group)
-        features = group_features(items, users, group, coparticipation)
         keys = rng.random((m, n_c))
-        if hard_by is not None:
-            # Below 0 (and so drawn first): the hard half, best score first.
-            scores = hard_by.score(features)
-            top = np.argsort(-scores, axis=1, kind="stable")
-            rank = np.empty_like(top)
-            np.put_along_axis(rank, top, np.arange(n_c)[None, :], axis=1)
-            masked_rank = np.where(eligible, rank, n_c)
-            order = np.argsort(masked_rank, axis=1, kind="stable")[:, : negatives // 2]
-            np.put_along_axis(keys, order, -1.0 + np.arange(order.shape[1])[None, :] / n_c, axis=1)
         keys[~eligible] = np.inf
         pos_u, pos_c = np.nonzero(positive)
         k = min(negatives, n_c)
@@ -127,6 +113,7 @@ def training_examples(
         c = np.concatenate([pos_c, neg_c]).astype(np.intp)
         if not len(u):
             continue
+        features = group_features(items, users, group, coparticipation)
         block = np.empty((len(u), len(FEATURES)), dtype=np.float32)
         for f, name in enumerate(FEATURES):
             block[:, f] = features.value(name, u, c[:, None])[:, 0]
