@@ -459,3 +459,27 @@ def test_missing_or_malformed_files_are_refused(tmp_path: Path, trained: Trained
     _rewrite_metadata(path, sha256=hashlib.sha256(b"not a zip").hexdigest())
     with pytest.raises(InvalidInput, match="not a readable skops file"):
         load(path)
+
+
+def test_pairwise_pairs_a_users_positive_with_their_own_negatives() -> None:
+    from recommender.learned import pairwise
+
+    X = np.array([[1, 0], [0, 1], [2, 2], [1, 1], [0, 0], [5, 5]], dtype=np.float32)
+    y = np.array([1, 0, 1, 0, 0, 0], dtype=np.int8)
+    users = np.array([0, 0, 1, 1, 1, 2], dtype=np.int64)  # user 2 has no positive: no pair
+    D, labels = pairwise(X, y, users, seed=0)
+    got = {(tuple(row), int(label)) for row, label in zip(D.tolist(), labels, strict=True)}
+    # By hand: user 0, (1, 0) − (0, 1); user 1, (2, 2) − (1, 1) and (2, 2) − (0, 0); each
+    # once as it is (label 1) and once negated (label 0).
+    assert got == {
+        ((1.0, -1.0), 1),
+        ((-1.0, 1.0), 0),
+        ((1.0, 1.0), 1),
+        ((-1.0, -1.0), 0),
+        ((2.0, 2.0), 1),
+        ((-2.0, -2.0), 0),
+    }
+    assert len(D) == 6
+    shuffled = np.array([5, 3, 1, 0, 4, 2])
+    again, _ = pairwise(X[shuffled], y[shuffled], users[shuffled], seed=0)
+    assert sorted(map(tuple, again.tolist())) == sorted(map(tuple, D.tolist()))
