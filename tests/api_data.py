@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import math
 import struct
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from contracts.catalog import (
 from geo_engine import db
 from geo_engine.catalog import load as catalog_load
 from geo_engine.jsonl import Line
+from geo_engine.outbox import read_events
 from geo_engine.settings import DatabaseSettings
 
 PROBLEM = "application/problem+json"
@@ -418,3 +420,23 @@ def decode_mvt(data: bytes) -> dict[str, TileLayer]:
             properties = {keys[tags[k]]: values[tags[k + 1]] for k in range(0, len(tags), 2)}
             layer.features.append(TileFeature(fid, kind, properties, geometry))
     return layers
+
+
+class Outbox:
+    """Events committed since the last look."""
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        self.settings = settings
+        self.seen = {e.event_id for e in self._all()}
+
+    def _all(self) -> list[Any]:
+        with db.connect(self.settings) as conn:
+            return read_events(conn)
+
+    def new(self) -> list[Any]:
+        fresh = [e for e in self._all() if e.event_id not in self.seen]
+        self.seen.update(e.event_id for e in fresh)
+        return fresh
+
+    def types(self) -> Counter[str]:
+        return Counter(e.type for e in self.new())

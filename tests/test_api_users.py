@@ -3,7 +3,6 @@ no answer tells another user's existence; each write leaves exactly its events."
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -11,9 +10,8 @@ from fastapi.testclient import TestClient
 
 from contracts.users import UserView
 from geo_engine import db
-from geo_engine.outbox import read_events
 from geo_engine.settings import DatabaseSettings
-from tests.api_data import assert_problem
+from tests.api_data import Outbox, assert_problem
 from tests.conftest import token_for
 
 pytestmark = pytest.mark.geodata
@@ -28,26 +26,6 @@ def api(client: TestClient, api_db: DatabaseSettings) -> TestClient:
         conn.execute("INSERT INTO app_user (id) VALUES (%s)", (STAFF,))
         conn.commit()
     return client
-
-
-class Outbox:
-    """Events committed since the last look."""
-
-    def __init__(self, settings: DatabaseSettings) -> None:
-        self.settings = settings
-        self.seen = {e.event_id for e in self._all()}
-
-    def _all(self) -> list[Any]:
-        with db.connect(self.settings) as conn:
-            return read_events(conn)
-
-    def new(self) -> list[Any]:
-        fresh = [e for e in self._all() if e.event_id not in self.seen]
-        self.seen.update(e.event_id for e in fresh)
-        return fresh
-
-    def types(self) -> Counter[str]:
-        return Counter(e.type for e in self.new())
 
 
 @pytest.fixture
