@@ -1,12 +1,13 @@
 """Many users at once, from the ground: the daily digests' scoring and the ranker's training.
 
-Users are grouped by commune; each commune's candidates are read once
+Users are grouped by département; each commune's candidates are read once
 (``project_candidates`` for all the communes in one statement, anonymous viewer: public
 projects only; private ones reach their members through the fan-out, which checks membership)
-and shared by its residents. Users' signals come in one statement
+and shared by its residents (a commune is a place of its département's group, with its own
+levels). Users' signals come in one statement
 (:func:`geo_engine.engagement.user_signals`), projects' facts in one more. Then
-:func:`recommender.ranking.rank_group` per commune: array operations over its residents ×
-its candidates.
+:func:`recommender.ranking.rank_group` per département, by chunks of residents: array
+operations over its residents × its candidates.
 """
 
 from __future__ import annotations
@@ -22,19 +23,19 @@ from scipy import sparse
 from geo_engine import audience
 from geo_engine.db import load_sql
 from geo_engine.engagement import PARTICIPATION, user_signals
-from recommender.facts import CandidateGroup, Items, Users, level_index
+from recommender.facts import NOT_CANDIDATE, CandidateGroup, Items, Users, level_index
 from recommender.ground import CLICK_WEIGHT, THEMES, project_facts
 from recommender.ranking import Ranked, RankingConfig, rank_group
 from recommender.scorers import LinearScorer
 
 USER_PLACE = load_sql("recommender", "sql/user_place.sql")
 _LEVELS = ("commune", "arrondissement", "epci", "departement", "region")
-CHUNK = 2048  # residents ranked together: (CHUNK × candidates) float32 matrices stay small
+CHUNK = 512  # residents ranked together: (CHUNK × candidates) float32 matrices stay small
 
 
 @dataclass(frozen=True)
 class Batch:
-    """``items`` and ``users`` facts, and ``groups``: one per commune (users still choosing
+    """``items`` and ``users`` facts, and ``groups``: one per département (users still choosing
     their commune are left out: they get the national list from the API)."""
 
     items: Items
@@ -62,7 +63,7 @@ def _matrix(
 
 
 def load_batch(conn: psycopg.Connection, user_ids: Sequence[int]) -> Batch:
-    """Facts and per-commune candidate groups of ``user_ids`` (unknown ids are skipped)."""
+    """Facts and per-département candidate groups of ``user_ids`` (unknown ids are skipped)."""
     rows = sorted(conn.execute(USER_PLACE, {"users": list(user_ids)}).fetchall())
     rows = [r for r in rows if r[2] is not None]
     uid = np.array([r[0] for r in rows], dtype=np.int64)
@@ -121,7 +122,9 @@ def load_batch(conn: psycopg.Connection, user_ids: Sequence[int]) -> Batch:
         dismissed=dismissed,
     )
     xxl = [bool(r[10]) for r in rows]
-    return Batch(items, users, list(_groups(found, communes, commune_of, xxl, items, is_open)))
+    departement_of = {r[2]: r[11] or "" for r in rows}
+    groups = _groups(found, communes, commune_of, xxl, departement_of, items, is_open)
+    return Batch(items, users, list(groups))
 
 
 def _groups(
@@ -129,13 +132,18 @@ def _groups(
     communes: list[str],
     commune_of: list[str],
     xxl: list[bool],
+    departement_of: dict[str, str],
     items: Items,
     is_open: npt.NDArray[np.bool_],
 ) -> Iterator[CandidateGroup]:
+    """One group per département: the union of its communes' candidates, each commune a place
+    with its levels (NOT_CANDIDATE where a project does not concern it). A département's
+    residents are ranked together, whatever the size of their communes: a commune of three
+    residents would otherwise pay alone what the arrays cost to set up."""
     rows = _index(items.ids, found.project_id)
     keep = rows >= 0
     keep[keep] &= is_open[rows[keep]]
-    national = keep & (found.commune == -1)
+    national = np.flatnonzero(keep & (found.commune == -1))
     epci, epci_xxl = level_index("epci"), level_index("epci_xxl")
     to_match = np.array([level_index(w) for w in audience.LEVELS], dtype=np.int64)
     residents: dict[str, list[int]] = {}
@@ -145,15 +153,28 @@ def _groups(
         xxl_of[code] = xxl[r]
     order = np.argsort(found.commune, kind="stable")
     bounds = np.searchsorted(found.commune[order], np.arange(len(communes) + 1))
+    by_departement: dict[str, list[int]] = {}
     for i, code in enumerate(communes):
-        own = order[bounds[i] : bounds[i + 1]]
-        own = own[keep[own]]
-        picked = np.concatenate([own, np.flatnonzero(national)])
-        levels = to_match[found.level[picked]]
-        if xxl_of[code]:
-            levels[levels == epci] = epci_xxl
+        by_departement.setdefault(departement_of[code], []).append(i)
+    for _, members in sorted(by_departement.items()):
+        own: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        for i in members:
+            found_rows = order[bounds[i] : bounds[i + 1]]
+            picked = np.concatenate([found_rows[keep[found_rows]], national])
+            levels = to_match[found.level[picked]]
+            if xxl_of[communes[i]]:
+                levels[levels == epci] = epci_xxl
+            own.append((rows[picked], levels))
+        union = np.unique(np.concatenate([r for r, _ in own]))
+        per_place = np.full((len(members), len(union)), NOT_CANDIDATE, dtype=np.int64)
+        for p, (item_rows, levels) in enumerate(own):
+            per_place[p, np.searchsorted(union, item_rows)] = levels
+        users = [residents[communes[i]] for i in members]
         yield CandidateGroup(
-            items=rows[picked], levels=levels, users=np.array(residents[code], dtype=np.int64)
+            items=union,
+            levels=per_place,
+            users=np.concatenate([np.array(u, dtype=np.int64) for u in users]),
+            places=np.repeat(np.arange(len(members)), [len(u) for u in users]),
         )
 
 
@@ -163,10 +184,10 @@ def rank_batch(
     config: RankingConfig,
     coparticipation: sparse.csr_matrix | npt.NDArray[np.float32] | None = None,
 ) -> Iterator[Ranked]:
-    """The top ``config.k`` of every user of the batch, one :class:`Ranked` per commune, or per
-    ``CHUNK`` of its residents (a commune of 100,000 residents would otherwise need
+    """The top ``config.k`` of every user of the batch, one :class:`Ranked` per ``CHUNK`` of a
+    département's residents (a commune of 100,000 residents would otherwise need
     gigabytes of users × candidates matrices)."""
     for group in batch.groups:
         for start in range(0, len(group.users), CHUNK):
-            part = CandidateGroup(group.items, group.levels, group.users[start : start + CHUNK])
+            part = group.only(slice(start, start + CHUNK))
             yield rank_group(batch.items, batch.users, part, scorer, config, coparticipation)

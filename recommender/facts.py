@@ -114,12 +114,31 @@ class Users:
         )
 
 
+NOT_CANDIDATE = -2  # in per-user levels: the project is no candidate of that user
+
+
 @dataclass(frozen=True)
 class CandidateGroup:
-    """Projects shared by users of one place (a commune, a district), with why each concerns
-    them: ``items`` int64 indices into :class:`Items`; ``levels`` int64 indices into
-    :data:`MATCH_LEVELS` (aligned); ``users`` int64 rows of :class:`Users` living there."""
+    """Projects ranked together for some users, with why each concerns them.
+
+    ``items``: int64 indices into :class:`Items` (n_c). ``users``: int64 rows of
+    :class:`Users` (m). ``levels``: int64 indices into :data:`MATCH_LEVELS`, -1 for no
+    geographic reason: (n_c,) shared by all the users (a commune's residents), or, with
+    ``places``, (P, n_c) per place (the communes of a département ranked together), where
+    :data:`NOT_CANDIDATE` marks a project that is no candidate there; ``places`` (m,) gives
+    each user's row of ``levels``.
+    """
 
     items: Ints
     levels: Ints
     users: Ints
+    places: Ints | None = None
+
+    def user_levels(self) -> Ints:
+        """(n_c,) when shared, else (m, n_c): each user's levels."""
+        return self.levels if self.places is None else self.levels[self.places]
+
+    def only(self, rows: npt.NDArray[np.intp] | slice) -> CandidateGroup:
+        """The group with only its users at ``rows`` (positions in ``users``)."""
+        places = None if self.places is None else self.places[rows]
+        return CandidateGroup(self.items, self.levels, self.users[rows], places)

@@ -126,8 +126,9 @@ def item_features(items: Items, group: CandidateGroup) -> dict[str, Matrix]:
     """The features that depend only on the project, over the group's candidates."""
     c = group.items
     out: dict[str, Matrix] = {}
-    for k, name in enumerate(LEVEL_FEATURES):
-        out[name] = (group.levels == k).astype(np.float32)
+    if group.places is None:
+        for k, name in enumerate(LEVEL_FEATURES):
+            out[name] = (group.levels == k).astype(np.float32)
     share = items.participants[c] / np.maximum(items.audience[c], 1.0)
     out["popularity"] = np.clip(
         np.log1p(POPULARITY_SPAN * share) / np.log1p(POPULARITY_SPAN), 0.0, 1.0
@@ -191,6 +192,10 @@ def group_features(
         pair[name] = np.asarray(h @ relation, dtype=np.float32)
     pair["followed"] = _dense(users.followed[rows][:, c])
 
+    if group.places is not None:  # per place: the level features are pair features
+        levels = group.user_levels()
+        for k, name in enumerate(LEVEL_FEATURES):
+            pair[name] = (levels == k).astype(np.float32)
     return GroupFeatures(item_features(items, group), pair, distance)
 
 

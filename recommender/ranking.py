@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from recommender.facts import CandidateGroup, Items, Users
+from recommender.facts import NOT_CANDIDATE, CandidateGroup, Items, Users
 from recommender.features import GroupFeatures, budget_full, group_features
 from recommender.reasons import MAX_REASONS
 from recommender.rerank import Diversity, exposure_floor, mmr
@@ -65,6 +65,8 @@ def exclusions(items: Items, users: Users, group: CandidateGroup) -> npt.NDArray
     joined = (users.history[rows][:, c] >= 1.0).toarray()
     dismissed = (users.dismissed[rows][:, c] > 0).toarray()
     excluded: npt.NDArray[np.bool_] = joined | dismissed | budget_full(items, users, group)
+    if group.places is not None:
+        excluded |= group.user_levels() == NOT_CANDIDATE
     return excluded
 
 
@@ -97,7 +99,7 @@ def rank_group(
     diversity = Diversity.of(items, group.items)
     cols = mmr(scores, diversity, config.k, config.mmr_lambda, config.mmr_pool)
     if config.exposure_floor:
-        cols = exposure_floor(cols, scores, group.levels)
+        cols = exposure_floor(cols, scores, group.user_levels())
     m = len(group.users)
     local = np.arange(m, dtype=np.intp)
     valid = cols >= 0

@@ -112,13 +112,14 @@ def mmr(scores: Matrix, diversity: Diversity, k: int, lam: float, pool: int) -> 
 
 def exposure_floor(cols: Cols, scores: Matrix, levels: npt.NDArray[np.int64]) -> Cols:
     """``cols`` with, for each row holding no floor-level candidate although an eligible one
-    exists (finite score), the best such candidate in the last filled slot."""
-    floor = np.isin(levels, [level_index(w) for w in FLOOR_LEVELS])
+    exists (finite score), the best such candidate in the last filled slot. ``levels``: (n_c,)
+    shared by the rows, or (m, n_c)."""
+    floor = np.broadcast_to(np.isin(levels, [level_index(w) for w in FLOOR_LEVELS]), scores.shape)
     if not floor.any() or cols.shape[1] == 0:
         return cols
     safe = np.where(cols >= 0, cols, 0)
-    has_floor = ((cols >= 0) & floor[safe]).any(axis=1)
-    floor_scores = np.where(floor[None, :], scores, -np.inf)
+    has_floor = ((cols >= 0) & np.take_along_axis(floor, safe, axis=1)).any(axis=1)
+    floor_scores = np.where(floor, scores, -np.inf)
     best = np.argmax(floor_scores, axis=1)
     eligible = np.isfinite(floor_scores[np.arange(len(cols)), best])
     fix = ~has_floor & eligible

@@ -186,7 +186,7 @@ def train_from_engagement(
 
 def _only(groups: list[CandidateGroup], keep: npt.NDArray[np.bool_]) -> list[CandidateGroup]:
     """The groups with only their users whose row is kept."""
-    return [CandidateGroup(g.items, g.levels, g.users[keep[g.users]]) for g in groups]
+    return [g.only(np.flatnonzero(keep[g.users])) for g in groups]
 
 
 def hit_rate(

@@ -10,6 +10,7 @@ import pytest
 
 from contracts.errors import InvalidInput
 from recommender.explain import explain
+from recommender.facts import CandidateGroup, level_index
 from recommender.features import FEATURES
 from recommender.ranking import RankingConfig, rank_group
 from recommender.reasons import french_km
@@ -209,3 +210,35 @@ def test_a_weights_file_with_an_unknown_feature_or_a_non_number_is_refused(tmp_p
         load_weighted(text)
     with pytest.raises(InvalidInput, match="does not exist"):
         load_weighted(tmp_path / "absent.toml")
+
+
+def test_places_ranked_together_rank_as_they_would_alone() -> None:
+    # Two communes of one département: A's candidates 0, 1, 2, 4; B's 1, 3, 4 (4 national).
+    rng = np.random.default_rng(5)
+    n = 5
+    items = make_items(
+        n,
+        themes=[("sport",), ("culture",), ("mobilite",), ("sport",), ("culture",)],
+        lonlat=np.column_stack([-1.5 + rng.random(n) * 0.1, 43.4 + rng.random(n) * 0.1]),
+        participants=rng.integers(0, 30, n).astype(float),
+    )
+    homes = np.column_stack([-1.5 + rng.random(4) * 0.1, 43.4 + rng.random(4) * 0.1])
+    users = make_users(4, n, lonlat=homes, interests=[("sport",), (), ("culture",), ()])
+    a = (["commune", "epci", "commune", None, "national"], [0, 1])
+    b = ([None, "commune", None, "departement", "national"], [2, 3])
+    alone = {}
+    for words, rows in (a, b):
+        cols = [i for i, w in enumerate(words) if w is not None]
+        group = make_group(cols, rows, [words[i] for i in cols])
+        ranked = rank_group(items, users, group, WEIGHTED, RankingConfig(k=3))
+        for r, u in enumerate(rows):
+            alone[u] = (list(ranked.items[r]), ranked.scores[r].tolist())
+    levels = np.array([[-2 if w is None else level_index(w) for w in words] for words, _ in (a, b)])
+    together = CandidateGroup(
+        items=np.arange(n), levels=levels, users=np.arange(4), places=np.array([0, 0, 1, 1])
+    )
+    ranked = rank_group(items, users, together, WEIGHTED, RankingConfig(k=3))
+    for u in range(4):
+        assert list(ranked.items[u]) == alone[u][0]
+        # Distances are computed in float32 on a plane centred on the group's homes.
+        assert ranked.scores[u].tolist() == pytest.approx(alone[u][1], rel=1e-4)
