@@ -53,6 +53,11 @@ ClassWeight = Literal["balanced"] | None
 Window = tuple[datetime, datetime] | str
 
 
+#: Features that are a user's controls, not preferences to learn: their weight is fixed ("moins
+#: de ce thème" always sinks the theme, as the weighted scorer's file has it).
+CONTROLS: dict[str, float] = {"theme_muted": -3.0}
+
+
 def training_examples(
     items: Items,
     users: Users,
@@ -188,17 +193,22 @@ class LearnedModel:
 
     def scorer(self) -> LinearScorer:
         """The same ranking as the pipeline, through the linear scorer: weight = coef / scale,
-        centre = mean (scores = decision_function − intercept)."""
+        centre = mean (scores = decision_function − intercept), but for the user controls of
+        :data:`CONTROLS`, which keep their fixed weights."""
         scale = self.pipeline.named_steps["scale"]
         logit = self.pipeline.named_steps["logit"]
         coef = np.asarray(logit.coef_, dtype=np.float64).ravel()
         weights = coef / np.asarray(scale.scale_, dtype=np.float64)
         centre = np.asarray(scale.mean_, dtype=np.float64)
+        named = zip(self.features, weights, centre, strict=True)
         return LinearScorer(
             "learned",
             self.version,
-            weights={name: float(w) for name, w in zip(self.features, weights, strict=True)},
-            centre={name: float(c) for name, c in zip(self.features, centre, strict=True)},
+            weights={name: CONTROLS.get(name, float(w)) for name, w, _ in named},
+            centre={
+                name: 0.0 if name in CONTROLS else float(c)
+                for name, c in zip(self.features, centre, strict=True)
+            },
         )
 
     def decision_function(self, X: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
@@ -281,6 +291,10 @@ def train(
             f"(at least {MIN_PER_LABEL} of each)"
         )
     X64 = X.astype(np.float64)
+    # User controls carry no label: feedback is read as it stands now, not as it stood when
+    # each participation happened, so a model would learn from the future (a user who muted a
+    # theme of projects they had joined taught it that muting attracts). They are rules.
+    X64[:, [FEATURES.index(name) for name in CONTROLS]] = 0.0
     y8 = y.astype(np.int8)
     X_fit, X_test, y_fit, y_test = train_test_split(
         X64, y8, test_size=HELD_OUT, random_state=seed, stratify=y8

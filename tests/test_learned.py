@@ -483,3 +483,15 @@ def test_pairwise_pairs_a_users_positive_with_their_own_negatives() -> None:
     shuffled = np.array([5, 3, 1, 0, 4, 2])
     again, _ = pairwise(X[shuffled], y[shuffled], users[shuffled], seed=0)
     assert sorted(map(tuple, again.tolist())) == sorted(map(tuple, D.tolist()))
+
+
+def test_a_users_mute_stays_a_rule_whatever_the_data() -> None:
+    from recommender.learned import CONTROLS
+
+    rng = np.random.default_rng(4)
+    X = rng.random((2000, len(FEATURES))).astype(np.float32)
+    y = (X[:, _col("proximity")] > 0.5).astype(np.int8)
+    X[:, _col("theme_muted")] = y  # as if muted themes attracted: feedback read after the fact
+    scorer = train(X, y, window="test", seed=0).scorer()
+    assert scorer.weights["theme_muted"] == CONTROLS["theme_muted"] < 0
+    assert scorer.weights["proximity"] > 0
