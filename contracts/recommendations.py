@@ -6,7 +6,8 @@ from pydantic import BaseModel, Field
 
 
 class RecommendationView(BaseModel):
-    """One recommended project: its ``score`` under the scorer named in the list, the French
+    """One recommended project: its ``score`` under the scorer named in the list (before
+    re-ranking: MMR and the exposure floor may order the list otherwise), the French
     ``reasons`` a citizen reads, and each feature's ``contributions`` to the score (the
     features are documented in recommender/features.py; zero ones are left out)."""
 
@@ -19,7 +20,8 @@ class RecommendationView(BaseModel):
 
 
 class RecommendationList(BaseModel):
-    """The best ``k`` open projects for ``user_id``, best first, and the scorer that ranked
+    """The best ``k`` open or upcoming projects for ``user_id``, in the order served, and the
+    scorer that ranked
     them (``weighted`` or ``learned``) with its version."""
 
     user_id: int

@@ -58,7 +58,8 @@ POPULAR_CANDIDATES = 20  # most projects the `popular` (département) generator 
 class Place:
     """Where a user lives: ``commune`` INSEE code or None (still to choose), ``home`` (lon,
     lat) or None, ``names`` level → name, ``xxl`` whether their EPCI is XXL, ``interests``,
-    ``departement`` code or None."""
+    ``departement`` code or None; ``pending``: the communes a user still choosing hesitates
+    between (a postal code shared by several)."""
 
     commune: str | None
     home: tuple[float, float] | None
@@ -66,6 +67,7 @@ class Place:
     xxl: bool
     interests: tuple[str, ...]
     departement: str | None
+    pending: tuple[str, ...] = ()
 
 
 def user_place(conn: psycopg.Connection, user_id: int) -> Place:
@@ -73,7 +75,7 @@ def user_place(conn: psycopg.Connection, user_id: int) -> Place:
     row = conn.execute(USER_PLACE, {"users": [user_id]}).fetchone()
     if row is None:
         raise NotFound(f"user {user_id} not found")
-    _, interests, commune, lon, lat, *names, xxl, departement = row
+    _, interests, commune, lon, lat, *names, xxl, departement, pending = row
     levels = ("commune", "arrondissement", "epci", "departement", "region")
     return Place(
         commune,
@@ -82,6 +84,7 @@ def user_place(conn: psycopg.Connection, user_id: int) -> Place:
         bool(xxl),
         tuple(interests or ()),
         departement,
+        tuple(pending or ()),
     )
 
 
@@ -160,6 +163,29 @@ def _stacked(rows: Sequence[sparse.csr_matrix]) -> sparse.csr_matrix:
     )
 
 
+def shared_by_all(found: audience.Candidates, communes: int) -> audience.Candidates:
+    """What concerns every one of the ``communes`` asked (national projects, and territories
+    they share: a user hesitating between two communes of one département gets its projects),
+    each at its widest level among them; all of ``found`` for one commune."""
+    if communes <= 1:
+        return found
+    national = found.commune == -1
+    ids, counts = np.unique(found.project_id[~national], return_counts=True)
+    everywhere = ids[counts == communes]
+    keep = national | np.isin(found.project_id, everywhere)
+    order = np.lexsort((-found.level[keep], found.project_id[keep]))
+    kept = np.flatnonzero(keep)[order]
+    _, once = np.unique(found.project_id[kept], return_index=True)
+    rows = kept[once]
+    return audience.Candidates(
+        found.communes,
+        found.commune[rows],
+        found.project_id[rows],
+        found.level[rows],
+        found.distance_m[rows],
+    )
+
+
 def project_facts(
     conn: psycopg.Connection, ids: Sequence[int], viewer: int | None
 ) -> tuple[Items, Bools]:
@@ -211,17 +237,9 @@ def recommend_for_user(
     commune, EPCI, département, région, national. NotFound when the user does not exist.
     """
     place = user_place(conn, user_id)
-    found = audience.candidates(
-        conn, [place.commune] if place.commune else [], viewer=user_id, home=place.home
-    )
-    national = (
-        conn.execute(
-            "SELECT id FROM visible_projects(%s) WHERE scope_kind = 'national' "
-            "AND status IN ('open', 'upcoming')",
-            (user_id,),
-        ).fetchall()
-        if place.commune is None
-        else []
+    communes = [place.commune] if place.commune else list(place.pending)
+    found = shared_by_all(
+        audience.candidates(conn, communes, viewer=user_id, home=place.home), len(communes)
     )
     more = conn.execute(
         MORE_CANDIDATES,
@@ -241,9 +259,7 @@ def recommend_for_user(
         if coparticipation is not None and len(history_ids)
         else np.zeros(0, dtype=np.int64)
     )
-    geo_ids = np.concatenate(
-        [found.project_id, np.array([r[0] for r in national + more], dtype=np.int64)]
-    )
+    geo_ids = np.concatenate([found.project_id, np.array([r[0] for r in more], dtype=np.int64)])
     # What the rule did not hand over itself (history, co-participation, feedback) goes through
     # it now: facts of what the user may not see never reach the ranking or its reasons.
     others = np.setdiff1d(np.concatenate([history_ids, co_ids, signals.f_project]), geo_ids)
@@ -260,8 +276,6 @@ def recommend_for_user(
         if word == "epci" and place.xxl:
             word = "epci_xxl"
         level_of[int(p)] = level_index(word)
-    for r in national:
-        level_of.setdefault(int(r[0]), level_index("national"))
     for r in more:
         # Followed, nearby or popular in the département, without a geographic match of the
         # user's commune: no level (-1: none of the level features fires); proximity and

@@ -43,6 +43,8 @@ class Recommender:
 
     def for_user(self, conn: psycopg.Connection, user_id: int, k: int) -> list[Recommendation]:
         """The top ``k`` (1..settings.k_max) for ``user_id``; see ground.recommend_for_user."""
+        if not 0 <= user_id < 2**63:  # app_user.id is a bigint
+            raise InvalidInput(f"user id must be between 0 and {2**63 - 1}, not {user_id}")
         if not 1 <= k <= self.settings.k_max:
             raise InvalidInput(f"k must be between 1 and {self.settings.k_max}, not {k}")
         return recommend_for_user(

@@ -174,6 +174,23 @@ def test_followed_and_nearby_projects_beyond_the_commune(basque: psycopg.Connect
     assert "Proposé par une organisation que vous suivez" in by_id[22].reasons
 
 
+def test_a_user_still_choosing_gets_what_concerns_both_communes(
+    basque: psycopg.Connection,
+) -> None:
+    pending = 9104
+    basque.execute("INSERT INTO app_user (id) VALUES (%s)", (pending,))
+    basque.execute(
+        """INSERT INTO user_place (user_id, candidate_communes, postal_code)
+           VALUES (%s, ARRAY[%s, '64024'], '64100')""",
+        (pending, BAYONNE),
+    )
+    ids = {r.project_id for r in _ranked(basque, pending)}
+    # Bayonne or Anglet: the Pays Basque's, the département's, the région's and the national
+    # projects concern both; Bayonne's own does not.
+    assert {3, 4, 5, 6, 1} <= ids
+    assert 2 not in ids
+
+
 def test_an_unknown_user_is_not_found(basque: psycopg.Connection) -> None:
     from contracts.errors import NotFound
 
@@ -239,10 +256,11 @@ def test_recommend_for_user_from_the_command_line(api_db: Any) -> None:
     done = run_cli("recommend", "for-user", str(user), "--k", "3", env=env)
     assert done.returncode == 0, done.stderr
 
-    (first, *_) = json.loads(done.stdout)
-    assert first["project_id"] == 31
-    assert first["reasons"][0] == "Concerne votre commune, Bayonne"
-    assert set(first) == {"project_id", "score", "reasons", "contributions"}
+    listed = {r["project_id"]: r for r in json.loads(done.stdout)}
+    # Bayonne's projects (this test's, and any the module's other tests committed) come first.
+    ours = listed[31]
+    assert ours["reasons"][0] == "Concerne votre commune, Bayonne"
+    assert set(ours) == {"project_id", "score", "reasons", "contributions"}
     missing = run_cli("recommend", "for-user", "424242", env=env)
     assert missing.returncode == 4 and "user 424242 not found" in missing.stderr
     bad = run_cli("recommend", "for-user", str(user), "--k", "0", env=env)

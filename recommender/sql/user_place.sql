@@ -3,11 +3,12 @@
 -- Output, one row per existing user asked: id, interests text[], commune_code (NULL while the
 --   user still has to choose), home lon, lat (degrees, NULL unknown), and the names of their
 --   commune, arrondissement, EPCI, département and région, whether the EPCI is XXL, and the
---   département's code.
+--   département's code; the communes a user still choosing hesitates between.
 -- Indexes: pk_app_user, pk_user_place, pk_commune, pk_arrondissement, pk_epci,
 --   pk_departement, pk_region.
 SELECT u.id, u.interests, up.commune_code, ST_X(up.home), ST_Y(up.home),
-       c.name, a.name, e.name, d.name, r.name, coalesce(e.xxl, false), c.departement_code
+       c.name, a.name, e.name, d.name, r.name, coalesce(e.xxl, false), c.departement_code,
+       up.candidate_communes
 FROM app_user AS u
 LEFT JOIN user_place AS up ON up.user_id = u.id
 LEFT JOIN commune AS c ON c.code = up.commune_code
