@@ -25,8 +25,8 @@ The names, in :data:`FEATURES`:
 - ``freshness``: exp(−days open / 14). ``closing_soon``: closes within 7 days.
 - ``space:loi``, ``space:idees``: the space (``territoires`` is the reference).
 - ``tool_affinity``: the share of the user's participations made with the project's tool.
-- ``theme_affinity``: the mean Jaccard similarity between the project's themes and those of
-  what the user took part in.
+- ``theme_affinity``: the mean, over what the user took part in, of the share of the
+  project's themes that it shares.
 - ``place_affinity``: the share of the user's participations in projects naming the same
   territory as this one (where they take part, beyond where they live).
 """
@@ -177,19 +177,21 @@ def group_features(
     history = users.history[rows]
     seen = np.unique(history.indices)
     h = _row_normalised(sparse.csr_matrix(history[:, seen], dtype=np.float32))  # rows sum to 1
-    related = {
-        "interest_learned": _dense(items.text[seen] @ items.text[c].T),
-        "co_participation": (
-            _dense(coparticipation[seen][:, c])
-            if coparticipation is not None
-            else np.zeros((len(seen), n_c), dtype=np.float32)
-        ),
-        "tool_affinity": _same(np.asarray(items.tool, dtype=object), seen, c),
-        "place_affinity": _same(items.territory, seen, c, unknown=-1),
-        "theme_affinity": _jaccard(items.themes[seen], items.themes[c]),
-    }
-    for name, relation in related.items():
-        pair[name] = np.asarray(h @ relation, dtype=np.float32)
+    # Each is a product through the users' (m × ·) profile rather than through the
+    # (seen × candidates) relation: a département's users took part in thousands of projects.
+    profile = sparse.csr_matrix(h @ items.text[seen])  # (m, V), mean of texts
+    pair["interest_learned"] = _dense(profile @ items.text[c].T)
+    pair["co_participation"] = (
+        np.asarray(h @ _dense(coparticipation[seen][:, c]), dtype=np.float32)
+        if coparticipation is not None and len(seen)
+        else np.zeros((len(rows), n_c), dtype=np.float32)
+    )
+    _, tool = np.unique(np.asarray(items.tool, dtype=object)[np.r_[seen, c]], return_inverse=True)
+    pair["tool_affinity"] = _shares(h, tool[: len(seen)], tool[len(seen) :])
+    pair["place_affinity"] = _shares(h, items.territory[seen], items.territory[c])
+    themes_c = items.themes[c].astype(np.float32)
+    per_theme = _dense(h @ items.themes[seen].astype(np.float32))  # (m, T)
+    pair["theme_affinity"] = per_theme @ (themes_c.T / np.maximum(themes_c.sum(axis=1), 1.0))
     pair["followed"] = _dense(users.followed[rows][:, c])
 
     if group.places is not None:  # per place: the level features are pair features
@@ -199,28 +201,21 @@ def group_features(
     return GroupFeatures(item_features(items, group), pair, distance)
 
 
-def _same(
-    labels: npt.NDArray[np.generic],
-    seen: npt.NDArray[np.int64],
-    c: npt.NDArray[np.int64],
-    unknown: object = None,
+def _shares(
+    h: sparse.csr_matrix, seen_labels: npt.NDArray[np.int64], labels: npt.NDArray[np.int64]
 ) -> Matrix:
-    """(h, n_c) 1 where a seen project and a candidate share a label (``unknown`` matches
-    nothing)."""
-    a, b = labels[seen][:, None], labels[c][None, :]
-    same = a == b
-    if unknown is not None:
-        same &= a != unknown
-    out: Matrix = same.astype(np.float32)
-    return out
-
-
-def _jaccard(a: Bools, b: Bools) -> Matrix:
-    """(len(a), len(b)) Jaccard similarity of theme sets (0 when both are empty)."""
-    af, bf = a.astype(np.float32), b.astype(np.float32)
-    inter = af @ bf.T
-    union = af.sum(axis=1)[:, None] + bf.sum(axis=1)[None, :] - inter
-    out: Matrix = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    """(m, n_c): the share of each user's history (``h``, rows summing to 1, over the seen
+    projects) whose label is the candidate's; -1 labels match nothing."""
+    codes, seen_code = np.unique(seen_labels, return_inverse=True)
+    onehot = sparse.csr_matrix(
+        (np.ones(len(seen_labels), dtype=np.float32), (np.arange(len(seen_labels)), seen_code)),
+        shape=(len(seen_labels), len(codes)),
+    )
+    per_label = np.concatenate([_dense(h @ onehot), np.zeros((h.shape[0], 1), np.float32)], axis=1)
+    pos = np.searchsorted(codes, labels)
+    found = (pos < len(codes)) & (labels >= 0)
+    found[found] &= codes[pos[found]] == labels[found]
+    out: Matrix = per_label[:, np.where(found, pos, len(codes))]
     return out
 
 
