@@ -100,19 +100,6 @@ class Users:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def take(self, rows: npt.NDArray[np.intp]) -> Users:
-        """The users at ``rows``, in that order."""
-        return Users(
-            self.ids[rows],
-            self.lonlat[rows],
-            [self.place_names[r] for r in rows],
-            self.interests[rows],
-            self.muted[rows],
-            self.history[rows],
-            self.followed[rows],
-            self.dismissed[rows],
-        )
-
 
 NOT_CANDIDATE = -2  # in per-user levels: the project is no candidate of that user
 

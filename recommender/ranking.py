@@ -16,7 +16,6 @@ Everything is array operations over the group; nothing loops over (user, project
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,12 +117,4 @@ def rank_group(
         distance_km=np.where(valid, features.distance_km[local[:, None], safe], np.nan).astype(
             np.float32
         ),
-    )
-
-
-def concatenate(parts: Iterable[Ranked]) -> Ranked:
-    """One :class:`Ranked` of several groups' (their users in turn)."""
-    chunks = list(parts)
-    return Ranked(
-        *(np.concatenate([getattr(p, f) for p in chunks]) for f in Ranked.__dataclass_fields__)
     )
