@@ -15,8 +15,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
 from api.problems import SECURITY_HEADERS
-from contracts.catalog import TOOL_LABELS
 from contracts.errors import NotFound, Unavailable
+from contracts.spaces import TOOL_LABELS
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAPLIBRE_DIST = (

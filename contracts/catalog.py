@@ -12,6 +12,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contracts.spaces import Space as Space  # re-exported: the catalogue speaks of them
+from contracts.spaces import Tool as Tool
 from contracts.themes import Theme
 from contracts.users import INSEE_CODE, Home
 from contracts.values import Integer, Label, LongText, Number, OptionalLabel
@@ -34,39 +36,6 @@ class Role(StrEnum):
     ADMIN = "admin"
     AGENT = "agent"
     MEMBER = "member"
-
-
-class Space(StrEnum):
-    TERRITOIRES = "territoires"
-    LOI = "loi"
-    IDEES = "idees"
-
-
-class Tool(StrEnum):
-    CONSULTATION = "consultation"
-    QUESTIONNAIRE = "questionnaire"
-    BOITE_A_IDEES = "boite_a_idees"
-    DEBAT = "debat"
-    VOTATION = "votation"
-    CARTE_PARTICIPATIVE = "carte_participative"
-    MISE_EN_RELATION = "mise_en_relation"
-    PETITION = "petition"
-    APPEL_A_PROJETS = "appel_a_projets"
-    BUDGET_PARTICIPATIF = "budget_participatif"
-
-
-TOOL_LABELS: dict[Tool, str] = {
-    Tool.CONSULTATION: "Consultation",
-    Tool.QUESTIONNAIRE: "Questionnaire",
-    Tool.BOITE_A_IDEES: "Boîte à idées",
-    Tool.DEBAT: "Débat",
-    Tool.VOTATION: "Votation",
-    Tool.CARTE_PARTICIPATIVE: "Carte participative",
-    Tool.MISE_EN_RELATION: "Mise en relation",
-    Tool.PETITION: "Pétition",
-    Tool.APPEL_A_PROJETS: "Appel à projets",
-    Tool.BUDGET_PARTICIPATIF: "Budget participatif",
-}
 
 
 class Visibility(StrEnum):

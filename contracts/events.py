@@ -233,6 +233,96 @@ class FeedbackGiven(Event):
     project_id: Id | None
 
 
+# --- meetings --------------------------------------------------------------------------------
+
+
+class _MeetingEvent(Event):
+    meeting_id: Id
+    project_id: Id
+    organisation_id: Id
+
+
+class MeetingAnnounced(_MeetingEvent):
+    """A project announced a physical meeting (réunion publique, atelier, balade urbaine)."""
+
+    type: Literal["meeting.announced"] = "meeting.announced"
+    version: Literal[1] = 1
+
+
+class MeetingUpdated(_MeetingEvent):
+    """A meeting's title, kind, place or times changed."""
+
+    type: Literal["meeting.updated"] = "meeting.updated"
+    version: Literal[1] = 1
+
+
+class MeetingCancelled(_MeetingEvent):
+    """A meeting will not take place; its reminders are no longer sent."""
+
+    type: Literal["meeting.cancelled"] = "meeting.cancelled"
+    version: Literal[1] = 1
+
+
+# --- the retention loop's engagement ---------------------------------------------------------
+# What a person did with what the loop sent them. ``notification`` is the key of the mail or
+# inbox item it came from (``mail_delivery.key``), null when it came from elsewhere in the app.
+
+
+class NotificationOpened(Event):
+    """A mail was opened (its open pixel was fetched)."""
+
+    type: Literal["notification.opened"] = "notification.opened"
+    version: Literal[1] = 1
+    user_id: Id
+    notification: str = Field(min_length=1, max_length=200)
+
+
+class NotificationClicked(Event):
+    """A person (not a mail scanner) followed a mail's or the inbox's link to a project."""
+
+    type: Literal["notification.clicked"] = "notification.clicked"
+    version: Literal[1] = 1
+    user_id: Id
+    project_id: Id
+    notification: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ProjectParticipated(Event):
+    """A user took part in a project (voted, answered, contributed)."""
+
+    type: Literal["project.participated"] = "project.participated"
+    version: Literal[1] = 1
+    user_id: Id
+    project_id: Id
+
+
+class RecommendationDismissed(Event):
+    """A user dismissed a recommended project ("pas intéressé")."""
+
+    type: Literal["recommendation.dismissed"] = "recommendation.dismissed"
+    version: Literal[1] = 1
+    user_id: Id
+    project_id: Id
+
+
+class NotificationUnsubscribed(Event):
+    """A user unsubscribed from the loop's mails (the link's button or the RFC 8058 POST);
+    it took effect when this event was written."""
+
+    type: Literal["notification.unsubscribed"] = "notification.unsubscribed"
+    version: Literal[1] = 1
+    user_id: Id
+    notification: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class UserErased(Event):
+    """A user asked to be forgotten: every consumer removes what it keeps of them."""
+
+    type: Literal["user.erased"] = "user.erased"
+    version: Literal[1] = 1
+    user_id: Id
+
+
 AnyEvent = Annotated[
     OrganisationCreated
     | OrganisationUpdated
@@ -254,7 +344,16 @@ AnyEvent = Annotated[
     | OrganisationFollowed
     | OrganisationUnfollowed
     | EngagementRecorded
-    | FeedbackGiven,
+    | FeedbackGiven
+    | MeetingAnnounced
+    | MeetingUpdated
+    | MeetingCancelled
+    | NotificationOpened
+    | NotificationClicked
+    | ProjectParticipated
+    | RecommendationDismissed
+    | NotificationUnsubscribed
+    | UserErased,
     Field(discriminator="type"),
 ]
 
@@ -284,6 +383,15 @@ EVENT_TYPES: dict[str, type[Event]] = {
         OrganisationUnfollowed,
         EngagementRecorded,
         FeedbackGiven,
+        MeetingAnnounced,
+        MeetingUpdated,
+        MeetingCancelled,
+        NotificationOpened,
+        NotificationClicked,
+        ProjectParticipated,
+        RecommendationDismissed,
+        NotificationUnsubscribed,
+        UserErased,
     )
 }
 

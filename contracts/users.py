@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import time
+from enum import StrEnum
 from functools import cache
 from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contracts.spaces import Space, Tool
 from contracts.territories import parse_coordinates
 from contracts.themes import Theme
 from contracts.values import Integer, Number
@@ -37,11 +40,52 @@ class Home(BaseModel):
         return self
 
 
+Frequency = Literal["instant", "daily", "weekly", "off"]
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+# The words of the first contract, still accepted on input and rewritten by migration 0008.
+_LEGACY_FREQUENCIES = {"immediate": "instant", "never": "off"}
+
+
+class QuietHours(BaseModel):
+    """Local wall-clock times between which no alert is sent (held until ``end``); ``start``
+    after ``end`` spans midnight (the default, 22:00–08:00); equal times mean none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    start: time = time(22, 0)
+    end: time = time(8, 0)
+
+
 class Notifications(BaseModel):
+    """How the retention loop reaches a user.
+
+    ``frequency``: ``instant`` alerts (outside quiet hours, within the weekly budget, the
+    rest in the next daily digest), a ``daily`` or ``weekly`` digest (on ``digest_weekday``),
+    or ``off`` (the in-app inbox only). ``email`` is the mail channel; the inbox always is.
+    ``muted_spaces``, ``muted_tools`` and ``muted_themes`` are what the user does not want to
+    hear about (empty: everything)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     email: bool = True
     push: bool = False
-    frequency: Literal["immediate", "daily", "weekly", "never"] = "weekly"
+    frequency: Frequency = "weekly"
+    quiet_hours: QuietHours = QuietHours()
+    digest_weekday: Weekday = "monday"
+    muted_spaces: tuple[Space, ...] = Field(default=(), max_length=len(Space))
+    muted_tools: tuple[Tool, ...] = Field(default=(), max_length=len(Tool))
+    muted_themes: tuple[Theme, ...] = Field(default=(), max_length=len(Theme))
+
+    @field_validator("frequency", mode="before")
+    @classmethod
+    def _legacy_words(cls, value: object) -> object:
+        return _LEGACY_FREQUENCIES.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("muted_spaces", "muted_tools", "muted_themes")
+    @classmethod
+    def _no_repeats(cls, value: tuple[StrEnum, ...]) -> tuple[StrEnum, ...]:
+        repeated = sorted({v.value for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        return value
 
 
 def _known_zone(value: str | None) -> str | None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from contracts.catalog import TOOL_LABELS, Tool
+from contracts.catalog import Tool
+from contracts.spaces import TOOL_LABELS
 from contracts.themes import THEME_LABELS, Theme
 from recommender.facts import Items
 from recommender.features import FEATURES

@@ -18,7 +18,7 @@ import orjson
 import psycopg
 import pytest
 
-from contracts.users import UserRecord
+from contracts.users import Notifications, UserRecord
 from fixtures.population import generate_users
 from geo_engine.settings import UserSettings
 from geo_engine.territories.locate import locate
@@ -143,13 +143,14 @@ def test_home_point_is_placed_with_its_arrondissement_in_paris(conn: psycopg.Con
     ).fetchone()
     assert profile == (
         ["mobilite", "culture"],
-        {"email": False, "push": True, "frequency": "daily"},
+        Notifications(email=False, push=True, frequency="daily").model_dump(mode="json"),
         "America/Cayenne",
     )
     defaults = conn.execute(
         "SELECT interests, notifications, timezone FROM app_user WHERE id = 2"
     ).fetchone()
-    assert defaults == ([], {"email": True, "push": False, "frequency": "weekly"}, None)
+    assert defaults == ([], Notifications().model_dump(mode="json"), None)
+    assert Notifications().frequency == "weekly" and Notifications().email
 
 
 def test_commune_codes_current_and_former(

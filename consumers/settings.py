@@ -1,0 +1,68 @@
+"""Settings of the retention loop (``GEO_ENGINE_*``), passed in, never read at import."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from geo_engine.settings import _Base
+
+
+class StreamSettings(_Base):
+    """Redis Streams: names, consumer groups, batches and the redelivery policy."""
+
+    stream_prefix: str = Field(
+        default="events", description="streams are <prefix>.project, .user, .engagement, .dead"
+    )
+    batch_size: int = Field(default=500, ge=1, le=10_000, description="entries per XREADGROUP")
+    polling_ms: int = Field(default=100, ge=1, le=60_000, description="XREADGROUP BLOCK, ms")
+    claim_idle_ms: int = Field(
+        default=30_000,
+        ge=100,
+        description="a pending entry idle this long is claimed by another consumer (XAUTOCLAIM)",
+    )
+    max_deliveries: int = Field(
+        default=5, ge=1, le=100, description="deliveries after which an entry is dead-lettered"
+    )
+    max_len: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        description="approximate stream length kept, trimmed only below the oldest pending entry",
+    )
+    relay_batch: int = Field(
+        default=5_000, ge=1, le=100_000, description="outbox rows per XADD round"
+    )
+
+
+class MailSettings(_Base):
+    """Outgoing mail and the links it carries."""
+
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server (a local sink in tests)")
+    smtp_port: int = Field(default=2525, ge=1, le=65535, description="SMTP port")
+    mail_from: str = Field(
+        default="Participation citoyenne <ne-pas-repondre@geo-engine.example>",
+        description="From: of every mail",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="base URL of the engine as people reach it (links, pixel, unsubscribe)",
+    )
+    link_secret: SecretStr = Field(
+        default=SecretStr("development-link-secret-change-me"),
+        description="HMAC secret of the links in mails (click, open, unsubscribe)",
+    )
+
+
+class LoopSettings(_Base):
+    """When and how much the loop sends."""
+
+    weekly_budget: int = Field(
+        default=5, ge=1, le=100, description="instant alerts per user and 7 days; the rest waits"
+    )
+    digest_hour: int = Field(default=8, ge=0, le=23, description="local hour of the digests")
+    digest_size: int = Field(default=10, ge=1, le=50, description="items at most in a digest")
+    relevance_threshold: float = Field(
+        default=0.0, description="fan-out keeps a user when the recommender's score is above"
+    )
+    meeting_reminder_days: tuple[int, ...] = Field(
+        default=(7, 1), description="days before a meeting its residents are reminded"
+    )
