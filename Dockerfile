@@ -5,6 +5,9 @@ COPY web/package.json web/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 
 FROM python:3.11-slim
+# Pango for WeasyPrint (the communes' printable digests as PDF).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends libpango-1.0-0 \
+    libpangoft2-1.0-0 && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH

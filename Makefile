@@ -26,6 +26,7 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	@touch $@
 
 install: .venv/.synced web/node_modules/.package-lock.json  ## install the engine in .venv (uv.lock) and the map's JS in web/ (package-lock.json)
+	@scripts/bootstrap.sh lib libpangoft2-1.0.so.0 libpango-1.0-0 libpangoft2-1.0-0
 
 services:  ## start PostGIS and Redis (idempotent); writes .env
 	@scripts/services.sh up

@@ -5,10 +5,27 @@
 #   scripts/bootstrap.sh UV_VERSION   uv into .tools/
 #   scripts/bootstrap.sh tool COMMAND PACKAGE...   Debian packages when COMMAND is missing
 #     (npm for the map page's MapLibre GL JS, chromium for its browser test, wrk for benchmarks)
+#   scripts/bootstrap.sh lib SONAME PACKAGE...   Debian packages when the shared library is missing
+#     (Pango for WeasyPrint, which prints the communes' posters as PDF)
 set -euo pipefail
 version=$1
 cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if [ "$version" = lib ]; then
+  soname=$2; shift 2
+  ldconfig -p 2>/dev/null | grep -q "$soname" && exit 0
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then
+    echo "[bootstrap] installing $* from the system's packages (for $soname)" >&2
+    { as_root apt-get update -qq &&
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; } || true
+  fi
+  ldconfig -p 2>/dev/null | grep -q "$soname" || {
+    echo "[bootstrap] error: $soname is missing and could not be installed; install the" \
+      "packages $* (Debian/Ubuntu: apt-get install $*), then run make again." >&2
+    exit 1
+  }
+  exit 0
+fi
 if [ "$version" = tool ]; then
   # scripts/bootstrap.sh tool COMMAND PACKAGE... : install Debian PACKAGEs when COMMAND is missing.
   command=$2; shift 2
