@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from geo_engine.settings import _Base
 
@@ -50,6 +50,45 @@ class MailSettings(_Base):
         default=SecretStr("development-link-secret-change-me"),
         description="HMAC secret of the links in mails (click, open, unsubscribe)",
     )
+    recipient_template: str = Field(
+        default="citoyen-{user_id}@habitants.geo-engine.example",
+        description=(
+            "To: of a user's mails; the engine keeps no address, the network's gateway "
+            "resolves this one"
+        ),
+    )
+    smtp_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="seconds an SMTP connection or reply may take"
+    )
+    scanner_window_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="a link fetched this soon after its mail was sent is a mail scanner's",
+    )
+    scanner_burst_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="another link of the same mail fetched this soon after one is a scanner's",
+    )
+
+    @field_validator("recipient_template")
+    @classmethod
+    def _names_the_user(cls, value: str) -> str:
+        if value.count("{user_id}") != 1 or "@" not in value:
+            raise ValueError("must be an address holding {user_id} once")
+        probe = value.replace("{user_id}", "1")
+        if "{" in probe or "}" in probe:
+            raise ValueError("only {user_id} may be substituted")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
 
 
 class LoopSettings(_Base):
