@@ -1,8 +1,9 @@
 """A real SMTP server for tests: aiosmtpd on a free local port, keeping what it receives.
 
-``running_sink()`` (a context manager) and the ``smtp_sink`` fixture yield a :class:`SmtpSink` with the ``MailSettings`` that
-point at it; ``sink.messages`` are the mails as the server received them, parsed back with
-the standard library (``email.policy.default``), with their SMTP envelopes.
+``running_sink()`` (a context manager) and the ``smtp_sink`` fixture yield a
+:class:`SmtpSink` with the ``MailSettings`` that point at it; ``sink.messages`` are the mails
+as the server received them, parsed back with the standard library
+(``email.policy.default``), with their SMTP envelopes.
 """
 
 from __future__ import annotations
