@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from geo_engine.settings import _Base
 
@@ -33,8 +35,15 @@ class StreamSettings(_Base):
     )
 
 
+DEVELOPMENT_LINK_SECRET = "development-link-secret-change-me"  # noqa: S105 (refused in production)
+
+
 class MailSettings(_Base):
-    """Outgoing mail and the links it carries."""
+    """Outgoing mail and the links it carries (consumers/mail/README.md)."""
+
+    environment: Literal["development", "production"] = Field(
+        default="development", description="`production` refuses the development link secret"
+    )
 
     smtp_host: str = Field(default="127.0.0.1", description="SMTP server (a local sink in tests)")
     smtp_port: int = Field(default=2525, ge=1, le=65535, description="SMTP port")
@@ -47,7 +56,7 @@ class MailSettings(_Base):
         description="base URL of the engine as people reach it (links, pixel, unsubscribe)",
     )
     link_secret: SecretStr = Field(
-        default=SecretStr("development-link-secret-change-me"),
+        default=SecretStr(DEVELOPMENT_LINK_SECRET),
         description="HMAC secret of the links in mails (click, open, unsubscribe)",
     )
     recipient_template: str = Field(
@@ -72,6 +81,18 @@ class MailSettings(_Base):
         le=60,
         description="another link of the same mail fetched this soon after one is a scanner's",
     )
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> MailSettings:
+        secret = self.link_secret.get_secret_value()
+        if self.environment == "production" and (
+            secret == DEVELOPMENT_LINK_SECRET or len(secret) < 32
+        ):
+            raise ValueError(
+                "GEO_ENGINE_LINK_SECRET must be set to a secret of at least 32 characters "
+                "in production"
+            )
+        return self
 
     @field_validator("recipient_template")
     @classmethod

@@ -8,9 +8,11 @@ import base64
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr, ValidationError
 
 from consumers.mail import links
 from consumers.mail.scanners import looks_like_scanner
+from consumers.settings import MailSettings
 from contracts.errors import NotFound
 
 SECRET = "test-only-link-secret-of-32-characters!"  # noqa: S105
@@ -131,3 +133,17 @@ def test_any_one_character_changed_is_refused_or_identical(
 )
 def test_scanners_by_the_request(method: str, agent: str | None, scanner: bool) -> None:
     assert looks_like_scanner(method, agent) is scanner
+
+
+def test_mail_settings_refuse_what_would_break_mails() -> None:
+    with pytest.raises(ValidationError, match="GEO_ENGINE_LINK_SECRET must be set"):
+        MailSettings(environment="production")
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        MailSettings(environment="production", link_secret=SecretStr("short"))
+    MailSettings(environment="production", link_secret=SecretStr(SECRET))
+    for template in ("citoyen@example.fr", "{user_id}-{user_id}@x.fr", "{user_id}-{other}@x.fr"):
+        with pytest.raises(ValidationError, match="recipient_template"):
+            MailSettings(recipient_template=template)
+    with pytest.raises(ValidationError, match="http"):
+        MailSettings(public_url="participation.example.fr")
+    assert MailSettings(public_url="https://p.example/").public_url == "https://p.example"
