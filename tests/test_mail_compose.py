@@ -200,6 +200,8 @@ def test_alert_and_the_same_key_twice(smtp_sink: Sink) -> None:
 
     several = compose_alert(NOUMEA, ITEMS[:3], key, settings)
     assert several["Subject"] == "3 nouveautés près de chez vous"
+    nowhere = compose_alert(Recipient(988, "Europe/Paris", None), [item], key, settings)
+    assert "Une nouveauté près de chez vous :" in _parts(nowhere)[0]
 
 
 def test_times_follow_the_recipients_zone(smtp_sink: Sink) -> None:
@@ -240,6 +242,8 @@ def test_what_cannot_be_composed(smtp_sink: Sink) -> None:
     naive = _item(16, "commune", closes_at=datetime(2026, 12, 20, 23, 0))
     with pytest.raises(InvalidInput, match="time zone"):
         compose_alert(LYON, [naive], "alert:4242:16:published:0:0", settings)
+    with pytest.raises(InvalidInput, match="project 0"):
+        compose_alert(LYON, [_item(0, "commune")], "alert:4242:0:published:0:0", settings)
     for bad_key in ("", "clé:é", "a b", "x" * 201):
         with pytest.raises(InvalidInput, match="mail key"):
             compose_alert(LYON, [ITEMS[0]], bad_key, settings)
