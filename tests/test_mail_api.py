@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg_pool import ConnectionPool
 
 from api.app import create_app
 from consumers.mail import links, message_id
@@ -247,3 +248,31 @@ def test_the_one_click_post_unsubscribes_at_once_and_twice_is_harmless(
     assert again.status_code == 200 and again.text == answer.text
     assert len(_events(db, 5009)) == 2
     assert _notifications(db, 5009)[0]["email"] is False
+
+
+def test_with_the_database_down_a_click_still_lands_and_nothing_pretends(
+    web: TestClient,
+) -> None:
+    key = "digest:5010:daily:2026-11-30"
+    app: Any = web.app
+    working = app.state.write_pool
+    dead = ConnectionPool(
+        "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1",
+        min_size=1,
+        timeout=0.5,
+        open=False,
+    )
+    dead.open(wait=False)
+    app.state.write_pool = dead
+    try:
+        click = web.get(f"/m/c/{_token('c', 5010, key, 90)}", headers=PERSON)
+        assert click.status_code == 303
+        assert click.headers["location"] == f"{PUBLIC_URL}/map?projet=90"
+        pixel = web.get(f"/m/o/{_token('o', 5010, key)}.gif", headers=PERSON)
+        assert pixel.status_code == 200 and pixel.headers["content-type"] == "image/gif"
+        refused = web.post(f"/m/u/{_token('u', 5010, key)}", headers=PERSON)
+        assert refused.status_code == 503
+        assert "rien n'a été changé" in html.unescape(refused.text)
+    finally:
+        app.state.write_pool = working
+        dead.close(timeout=1)
