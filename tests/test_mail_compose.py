@@ -200,6 +200,10 @@ def test_alert_and_the_same_key_twice(smtp_sink: Sink) -> None:
 
     several = compose_alert(NOUMEA, ITEMS[:3], key, settings)
     assert several["Subject"] == "3 nouveautés près de chez vous"
+    two_lines = _item(12, "commune", title="Une ligne\r\nBcc: quelqu'un@example.fr")
+    assert compose_alert(NOUMEA, [two_lines], key, settings)["Subject"] == (
+        "Nouveau projet : Une ligne Bcc: quelqu'un@example.fr"
+    )
     nowhere = compose_alert(Recipient(988, "Europe/Paris", None), [item], key, settings)
     assert "Une nouveauté près de chez vous :" in _parts(nowhere)[0]
 
@@ -239,6 +243,8 @@ def test_what_cannot_be_composed(smtp_sink: Sink) -> None:
     lost = Recipient(4242, "Europe/Atlantis", None)
     with pytest.raises(InvalidInput, match="unknown time zone"):
         compose_alert(lost, [ITEMS[0]], "alert:4242:1:published:0:0", settings)
+    with pytest.raises(InvalidInput, match="unknown time zone"):
+        compose_digest(lost, DigestContent("daily", date(2026, 12, 1), ITEMS), "d:1", settings)
     naive = _item(16, "commune", closes_at=datetime(2026, 12, 20, 23, 0))
     with pytest.raises(InvalidInput, match="time zone"):
         compose_alert(LYON, [naive], "alert:4242:16:published:0:0", settings)

@@ -221,10 +221,6 @@ def _message(
     context: dict[str, object],
     settings: MailSettings,
 ) -> EmailMessage:
-    try:
-        ZoneInfo(recipient.timezone)
-    except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
-        raise InvalidInput(f"unknown time zone {recipient.timezone!r}") from exc
     secret = settings.link_secret.get_secret_value()
     unsubscribe = links.unsubscribe_url(
         settings.public_url, links.sign(links.LinkPayload("u", recipient.user_id, key), secret)
@@ -244,7 +240,7 @@ def _message(
     html = templates.get_template(f"{template}.html").render(values)
 
     message = EmailMessage(policy=_BODY_POLICY)
-    message["Subject"] = subject
+    message["Subject"] = " ".join(subject.split())  # one line, whatever a title holds
     message["From"] = settings.mail_from
     message["To"] = Address(addr_spec=recipient_address(recipient.user_id, settings))
     message["Date"] = format_datetime(datetime.now(UTC))
@@ -271,7 +267,7 @@ def compose_alert(
     cannot carry (1-200 printable ASCII characters)."""
     if not items:
         raise InvalidInput("an alert needs at least one item")
-    _check_key(key)
+    _check(recipient, key)
     shown = tuple(_shown(item, recipient, key, settings) for item in items)
     subject = (
         f"{shown[0].kind} : {items[0].title}"
@@ -291,7 +287,7 @@ def compose_digest(
     times, or a key a link cannot carry."""
     if not digest.items:
         raise InvalidInput("an empty digest is not sent")
-    _check_key(key)
+    _check(recipient, key)
     groups = tuple(
         _Group(
             SECTION_HEADINGS[section],
@@ -316,6 +312,14 @@ def compose_digest(
         "count": _nouveautes(len(digest.items)),
     }
     return _message(recipient, key, subject, "digest", context, settings)
+
+
+def _check(recipient: Recipient, key: str) -> None:
+    try:
+        ZoneInfo(recipient.timezone)
+    except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+        raise InvalidInput(f"unknown time zone {recipient.timezone!r}") from exc
+    _check_key(key)
 
 
 def _check_key(key: str) -> None:
