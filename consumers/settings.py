@@ -92,6 +92,9 @@ class MailSettings(_Base):
                 "GEO_ENGINE_LINK_SECRET must be set to a secret of at least 32 characters "
                 "in production"
             )
+        if self.environment == "production" and not self.public_url.startswith("https://"):
+            # RFC 8058: mailbox providers only honour a one-click unsubscribe over HTTPS.
+            raise ValueError("GEO_ENGINE_PUBLIC_URL must be an https:// URL in production")
         return self
 
     @field_validator("recipient_template")

@@ -140,7 +140,13 @@ def test_mail_settings_refuse_what_would_break_mails() -> None:
         MailSettings(environment="production")
     with pytest.raises(ValidationError, match="at least 32 characters"):
         MailSettings(environment="production", link_secret=SecretStr("short"))
-    MailSettings(environment="production", link_secret=SecretStr(SECRET))
+    with pytest.raises(ValidationError, match="https:// URL in production"):
+        MailSettings(environment="production", link_secret=SecretStr(SECRET))
+    MailSettings(
+        environment="production",
+        link_secret=SecretStr(SECRET),
+        public_url="https://participation.example.fr",
+    )
     for template in ("citoyen@example.fr", "{user_id}-{user_id}@x.fr", "{user_id}-{other}@x.fr"):
         with pytest.raises(ValidationError, match="recipient_template"):
             MailSettings(recipient_template=template)
