@@ -17,7 +17,8 @@ from psycopg_pool import AsyncConnectionPool
 from api import map_page, problems
 from api.deps import PoolDep
 from api.limits import RequestLimits, openapi_description
-from api.routes import projects, recommendations, territories, tiles, users, writes
+from api.routes import mail_links, projects, recommendations, territories, tiles, users, writes
+from consumers.settings import MailSettings
 from contracts.api import Problem
 from contracts.errors import EngineError, Unavailable
 from geo_engine import pools
@@ -34,6 +35,7 @@ def create_app(
     redis_settings: RedisSettings | None = None,
     user_settings: UserSettings | None = None,
     recommender_settings: RecommenderSettings | None = None,
+    mail_settings: MailSettings | None = None,
 ) -> FastAPI:
     database = database or DatabaseSettings()
     api_settings = api_settings or ApiSettings()
@@ -72,6 +74,7 @@ def create_app(
     app.state.api_settings = api_settings
     app.state.user_settings = user_settings
     app.state.recommender = recommender
+    app.state.mail_settings = mail_settings or MailSettings()
     problems.install(app)
     app.add_middleware(
         RequestLimits,
@@ -86,6 +89,7 @@ def create_app(
         writes.router,
         users.router,
         recommendations.router,
+        mail_links.router,
     ):
         app.include_router(router)
     app.include_router(map_page.router)

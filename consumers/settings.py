@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from geo_engine.settings import _Base
 
@@ -33,8 +35,15 @@ class StreamSettings(_Base):
     )
 
 
+DEVELOPMENT_LINK_SECRET = "development-link-secret-change-me"  # noqa: S105 (refused in production)
+
+
 class MailSettings(_Base):
-    """Outgoing mail and the links it carries."""
+    """Outgoing mail and the links it carries (consumers/mail/README.md)."""
+
+    environment: Literal["development", "production"] = Field(
+        default="development", description="`production` refuses the development link secret"
+    )
 
     smtp_host: str = Field(default="127.0.0.1", description="SMTP server (a local sink in tests)")
     smtp_port: int = Field(default=2525, ge=1, le=65535, description="SMTP port")
@@ -47,9 +56,63 @@ class MailSettings(_Base):
         description="base URL of the engine as people reach it (links, pixel, unsubscribe)",
     )
     link_secret: SecretStr = Field(
-        default=SecretStr("development-link-secret-change-me"),
+        default=SecretStr(DEVELOPMENT_LINK_SECRET),
         description="HMAC secret of the links in mails (click, open, unsubscribe)",
     )
+    recipient_template: str = Field(
+        default="citoyen-{user_id}@habitants.geo-engine.example",
+        description=(
+            "To: of a user's mails; the engine keeps no address, the network's gateway "
+            "resolves this one"
+        ),
+    )
+    smtp_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="seconds an SMTP connection or reply may take"
+    )
+    scanner_window_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="a link fetched this soon after its mail was sent is a mail scanner's",
+    )
+    scanner_burst_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="another link of the same mail fetched this soon after one is a scanner's",
+    )
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> MailSettings:
+        secret = self.link_secret.get_secret_value()
+        if self.environment == "production" and (
+            secret == DEVELOPMENT_LINK_SECRET or len(secret) < 32
+        ):
+            raise ValueError(
+                "GEO_ENGINE_LINK_SECRET must be set to a secret of at least 32 characters "
+                "in production"
+            )
+        if self.environment == "production" and not self.public_url.startswith("https://"):
+            # RFC 8058: mailbox providers only honour a one-click unsubscribe over HTTPS.
+            raise ValueError("GEO_ENGINE_PUBLIC_URL must be an https:// URL in production")
+        return self
+
+    @field_validator("recipient_template")
+    @classmethod
+    def _names_the_user(cls, value: str) -> str:
+        if value.count("{user_id}") != 1 or "@" not in value:
+            raise ValueError("must be an address holding {user_id} once")
+        probe = value.replace("{user_id}", "1")
+        if "{" in probe or "}" in probe:
+            raise ValueError("only {user_id} may be substituted")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
 
 
 class LoopSettings(_Base):

@@ -91,6 +91,9 @@ def _mail() -> None:
     # key: 'alert:<user>:<project>:<kind>:<meeting>:<lead>' or 'digest:<user>:<frequency>:<period>';
     # claimed (inserted) before the mail is handed to SMTP, sent_at once it was accepted.
     # message_id is derived from the key, so a resend after a crash is recognisably the same.
+    # opened_at: its open pixel was first fetched (one notification.opened per mail);
+    # link_fetched_at/_project: the last fetch of one of its links, which tells a mail
+    # scanner's burst of fetches from a person's click (geo_engine/mail_actions.py).
     op.execute(
         """
         CREATE TABLE mail_delivery (
@@ -101,6 +104,9 @@ def _mail() -> None:
             claimed_at timestamptz NOT NULL DEFAULT now(),
             sent_at    timestamptz,
             attempts   smallint    NOT NULL DEFAULT 0,
+            opened_at  timestamptz,
+            link_fetched_at      timestamptz,
+            link_fetched_project bigint,
             CONSTRAINT pk_mail_delivery PRIMARY KEY (key),
             CONSTRAINT uq_mail_delivery_message_id UNIQUE (message_id),
             CONSTRAINT ck_mail_delivery_kind_known CHECK (kind IN ('alert', 'digest'))
