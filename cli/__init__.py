@@ -5,7 +5,19 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from cli import bench, catalog, common, db, fixtures, geo, recommend, serve, status, users
+from cli import (
+    bench,
+    catalog,
+    common,
+    consume,
+    db,
+    fixtures,
+    geo,
+    recommend,
+    serve,
+    status,
+    users,
+)
 from contracts.errors import EngineError, InvalidInput, Unavailable
 from geo_engine.pools import connection_lost
 
@@ -22,6 +34,8 @@ app.add_typer(recommend.app, name="recommend")
 app.command("bench")(bench.bench)
 app.command("status")(status.status)
 app.command("serve")(serve.serve)
+app.command("consume")(consume.consume)
+app.add_typer(consume.outbox, name="outbox")
 
 
 def unreachable(exc: BaseException) -> Unavailable | None:
