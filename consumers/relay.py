@@ -26,7 +26,7 @@ import psycopg
 import redis
 
 from consumers.settings import StreamSettings
-from consumers.streams import trim
+from consumers.streams import STREAMS, trim
 from consumers.worker import Worker, stream_of
 from geo_engine import db
 from geo_engine.db import load_sql
@@ -116,10 +116,14 @@ class Reconciler:
     def _emptied(self, client: redis.Redis) -> bool:
         key = f"{self.settings.stream_prefix}.epoch"
         seen = client.get(key)
-        if seen is None:  # Redis lost its data, or this is the first run ever
+        if seen is None:
+            # Redis lost its data since the last pass. On a first pass, only when no stream
+            # is there either (else this is a first run beside streams that were kept).
+            lost = self.epoch is not None or not any(
+                client.exists(f"{self.settings.stream_prefix}.{s}") for s in STREAMS
+            )
             client.set(key, uuid.uuid4().hex, nx=True)
             seen = client.get(key)
-            lost = True
         else:
             lost = self.epoch is not None and seen != self.epoch.encode()
         self.epoch = seen.decode() if isinstance(seen, bytes) else str(seen)
