@@ -388,7 +388,7 @@ class Runtime:
             raw = message.raw_message
             await group.process(raw["message_ids"], raw["data"])
 
-        return self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             stream=StreamSub(
                 group.key,
                 group=group.worker.name,
@@ -405,7 +405,9 @@ class Runtime:
                 f"Consumer group {group.worker.name!r} on {group.key}: "
                 + ", ".join(sorted(group.worker.types))
             ),
-        )(on_batch)
+        )
+        subscriber(on_batch)
+        return subscriber
 
     async def start(self) -> None:
         """Create the groups (from id 0, and the streams, if missing) and start reading."""
@@ -424,8 +426,8 @@ class Runtime:
                     await ensure_group_async(self.client, group.key, group.worker.name)
                     await subscriber.start()
                     log.warning("%s: consumer group recreated, reading again", group.key)
-                except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
-                    log.warning("%s: waiting for Redis: %s", group.key, error)
+                except Exception as error:  # noqa: BLE001  the supervisor must outlive it
+                    log.warning("%s: cannot read again yet: %s", group.key, error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every_s)
 

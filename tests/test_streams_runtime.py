@@ -198,6 +198,43 @@ def test_after_an_empty_redis_restart_the_group_is_recreated_and_nothing_is_lost
     assert streams_data.count(database, "SELECT sum(count) FROM engagement") == 100
 
 
+def test_a_subscriber_faststream_stopped_on_nogroup_is_started_again(
+    database: DatabaseSettings, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The claimer is slow here (claim_idle_ms 60 s), so the subscriber meets NOGROUP first.
+    settings = StreamSettings(stream_prefix="t", claim_idle_ms=60_000, polling_ms=20)
+    client = redis.Redis.from_url(redis_server.url)
+    with db.connect(database) as conn:
+        streams_data.clicks(conn, 10)
+        conn.commit()
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            consume(
+                [engagement.WORKER],
+                database=database,
+                redis=RedisSettings(redis_url=redis_server.url),
+                settings=settings,
+                consumer="c1",
+                stop=stop,
+            )
+        )
+        await _until(lambda: _clicks_recorded(database) == 10)
+        client.delete(KEY)  # the stream and its group vanish, as in a flushed Redis
+        with db.connect(database) as conn:
+            streams_data.clicks(conn, 10)
+            conn.commit()
+        await _until(lambda: _clicks_recorded(database) == 20)
+        stop.set()
+        await task
+
+    with caplog.at_level("WARNING", logger="consumers.runtime"):
+        asyncio.run(scenario())
+    assert "t.engagement: consumer group recreated, reading again" in caplog.text
+    assert client.xpending(KEY, "engagement")["pending"] == 0
+
+
 async def _until(done: Callable[[], bool], seconds: float = 20) -> None:
     for _ in range(int(seconds / 0.1)):
         if done():
