@@ -73,3 +73,15 @@ def count(settings: DatabaseSettings, query: str, params: Sequence[object] = ())
 def append_follow(conn: psycopg.Connection) -> None:
     """One organisation.followed event (on the user stream)."""
     append(conn, "organisation.followed", organisation_id=ORG, user_id=USERS[0])
+
+
+def many_clicks(conn: psycopg.Connection, n: int) -> None:
+    """``n`` notification.clicked events in the outbox, in one statement."""
+    conn.execute(
+        """INSERT INTO outbox (id, type, version, payload)
+           SELECT gen_random_uuid(), 'notification.clicked', 1,
+                  jsonb_build_object('user_id', (i %% %(users)s) + 1,
+                                     'project_id', (%(projects)s::int8[])[(i %% 3) + 1])
+             FROM generate_series(0, %(n)s - 1) AS i""",
+        {"n": n, "users": len(USERS), "projects": list(PROJECTS)},
+    )
