@@ -131,8 +131,17 @@ def test_workers_killed_mid_batch_lose_and_duplicate_nothing(
     mid = _recorded(database)
     assert 0 < mid <= total
     survivor = _start(database, redis_server, "survivor", log)
+    client = redis.Redis.from_url(redis_server.url)
     try:
-        _wait(lambda: _recorded(database) == total, 120)
+        try:
+            _wait(lambda: _recorded(database) == total, 120)
+        except AssertionError:
+            raise AssertionError(
+                f"{_recorded(database)} of {total} recorded; "
+                f"pending {client.xpending('p.engagement', 'engagement')}; "
+                f"dead {client.xrange('p.dead', count=3)}; "
+                f"log {log.read_text()[-3000:]}"
+            ) from None
         _settled(database, redis_server, total)
     finally:
         survivor.send_signal(signal.SIGTERM)
