@@ -146,7 +146,9 @@ async def _raw_rate(url: str, key: str, size: int) -> float:
     client.xgroup_create(key, "raw", id="0")
 
     @broker.subscriber(
-        stream=StreamSub(key, group="raw", consumer="c", batch=True, max_records=BATCH),
+        stream=StreamSub(
+            key, group="raw", consumer="c", batch=True, max_records=BATCH, polling_interval=5
+        ),
         ack_policy=AckPolicy.MANUAL,
     )
     async def only_ack(message: RedisBatchStreamMessage) -> None:

@@ -58,6 +58,11 @@ from geo_engine.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
 
+# Deliveries an entry may have, in multiples of max_deliveries, when none of them failed with
+# an error (the consumers holding it crashed): a poison entry that kills its consumer still
+# reaches the dead letters.
+CRASH_ALLOWANCE = 4
+
 _RECORD = (
     "INSERT INTO consumed_event (consumer, event_id) "
     "SELECT %s, unnest(%s::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id"
@@ -95,6 +100,8 @@ class Group:
     client: redis.asyncio.Redis
     consumer: str
     _conn: psycopg.Connection | None = field(default=None, repr=False)
+    # The subscriber and the claimer share the connection: one batch at a time.
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def key(self) -> str:
@@ -114,6 +121,16 @@ class Group:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = db.connect(self.database)
         return self._conn
+
+    def _reachable(self) -> bool:
+        try:
+            self._connection().execute("SELECT 1")
+            self._connection().rollback()
+        except psycopg.OperationalError as error:
+            log.warning("%s: claimer waits for the database: %s", self.worker.name, error)
+            self.close()
+            return False
+        return True
 
     def close(self) -> None:
         """Close this group's database connection."""
@@ -149,7 +166,17 @@ class Group:
     ) -> Outcome:
         """Handle the entries ``ids`` (with their fields ``entries``) of this group's stream,
         then acknowledge every one that is done: handled, skipped, dropped or dead-lettered.
-        ``deliveries`` (claimed entries) gives each one's delivery count for its dead letter."""
+        ``deliveries`` (claimed entries) gives each one's delivery count for its dead letter.
+        One call at a time per group."""
+        async with self._lock:
+            return await self._process(ids, entries, deliveries)
+
+    async def _process(
+        self,
+        ids: Sequence[bytes],
+        entries: Sequence[Mapping[bytes, bytes]],
+        deliveries: Mapping[bytes, int] | None = None,
+    ) -> Outcome:
         outcome = Outcome()
         done: list[bytes] = []
         dead: list[DeadLetter] = []
@@ -287,7 +314,11 @@ class Group:
         retried: list[tuple[bytes, Mapping[bytes, bytes]]] = []
         for (entry_id, fields), last_error in zip(claimed, errors, strict=True):
             times = counts.get(entry_id, 1)
-            if times > self.settings.max_deliveries:
+            # An entry whose deliveries failed is given up on after max_deliveries; one that
+            # only went through crashes (no error recorded: a consumer killed mid-batch) gets
+            # CRASH_ALLOWANCE times as many, for a crash is seldom the event's fault.
+            limit = self.settings.max_deliveries * (1 if last_error else CRASH_ALLOWANCE)
+            if times > limit:
                 reason = (
                     last_error.decode() if isinstance(last_error, bytes) else "no error recorded"
                 )
@@ -338,7 +369,12 @@ class Group:
         pause = max(self.settings.claim_idle_ms / 4_000, 0.05)
         while not stop.is_set():
             try:
-                start, _ = await self.claim(start)
+                # No claim while the database is unreachable: deliveries would be spent on
+                # entries that cannot be handled, bringing them closer to the dead letters.
+                async with self._lock:
+                    reachable = await asyncio.to_thread(self._reachable)
+                if reachable:
+                    start, _ = await self.claim(start)
             except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
                 log.warning("%s: claimer waits for Redis: %s", self.worker.name, error)
                 start = b"0-0"

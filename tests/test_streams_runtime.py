@@ -375,3 +375,33 @@ def test_an_event_already_consumed_is_acknowledged_without_effect(
         )
         == 1
     )
+
+
+def test_deliveries_through_crashes_only_get_a_larger_allowance(
+    database: DatabaseSettings, redis_server: RedisServer
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    client.xgroup_create(KEY, "engagement", id="0", mkstream=True)
+    survivor = client.xadd(KEY, _click(5))
+    crasher = client.xadd(KEY, _click(6))
+    _read(client, "engagement", "gone")
+    # Consumers kept crashing with them: 7 and 25 deliveries, no error ever recorded.
+    for _ in range(6):
+        client.xclaim(KEY, "engagement", "gone", 0, [survivor, crasher])
+    for _ in range(18):
+        client.xclaim(KEY, "engagement", "gone", 0, [crasher])
+
+    async def scenario() -> None:
+        aclient = redis.asyncio.Redis.from_url(redis_server.url)
+        group = _group(aclient, database, claim_idle_ms=100, max_deliveries=5)
+        await asyncio.sleep(0.15)
+        _, outcome = await group.claim()
+        assert (outcome.handled, outcome.dead) == (1, 1)
+        group.close()
+        await aclient.aclose()
+
+    asyncio.run(scenario())
+    (dead,) = _dead(client)
+    assert dead["entry_id"] == crasher.decode()
+    assert dead["error"] == "gave up after 25 deliveries; last error: no error recorded"
+    assert client.xpending(KEY, "engagement")["pending"] == 0
