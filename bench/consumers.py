@@ -141,7 +141,7 @@ async def _runtime_rate(
 
 
 async def _raw_rate(url: str, key: str, size: int) -> float:
-    broker = RedisBroker(url)
+    broker = RedisBroker(url, logger=None)
     client = redis.Redis.from_url(url)
     client.xgroup_create(key, "raw", id="0")
 
