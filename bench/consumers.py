@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -141,7 +142,7 @@ async def _runtime_rate(
 
 
 async def _raw_rate(url: str, key: str, size: int) -> float:
-    broker = RedisBroker(url, logger=None)
+    broker = RedisBroker(url, logger=logging.getLogger(__name__))
     client = redis.Redis.from_url(url)
     client.xgroup_create(key, "raw", id="0")
 
