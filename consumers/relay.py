@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 _PICK = load_sql("consumers", "relay_pick.sql")
 _LOST = load_sql("consumers", "relay_lost.sql")
 _MARK = "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY(%s::uuid[])"
-# A consumer group down longer than this is not caught up by the reconciler: the events it
-# missed are still in the outbox, and `geo-engine outbox relay --since` republishes them.
+# How far back the reconciler looks. A consumer group down longer than this is not caught up
+# by it: the events it missed are still in the outbox (UPDATE outbox SET published_at = NULL
+# for them, and the relay publishes them again).
 HORIZON = timedelta(days=7)
 
 Row = tuple[Any, ...]
