@@ -224,10 +224,8 @@ class Group:
                     # Everything stays pending; the claimer delivers it again later.
                     log.warning("%s: database unreachable: %s", self.worker.name, error)
                     outcome.pending += len(events)
-                    events = []
                 else:
                     await self._one_by_one(events, entry_of, outcome, done, dead, letter)
-                    events = []
             else:
                 outcome.handled += fresh
                 outcome.skipped += len(events) - fresh
@@ -257,14 +255,17 @@ class Group:
         letter: Any,
     ) -> None:
         errors: dict[str, str] = {}
-        for event in events:
+        for position, event in enumerate(events):
             entry_id = entry_of[event.event_id]
             try:
                 fresh = await asyncio.to_thread(self._commit, [event])
             except Exception as error:
-                kind = policy_of(error).consumer if isinstance(error, EngineError) else "retry"
                 if connection_lost(error):
-                    kind = "retry"
+                    # Not the events' fault: they all stay pending, with no error against them.
+                    log.warning("%s: database unreachable: %s", self.worker.name, error)
+                    outcome.pending += len(events) - position
+                    break
+                kind = policy_of(error).consumer if isinstance(error, EngineError) else "retry"
                 reason = _reason(error)
                 if kind == "dead-letter":
                     raw = event.model_dump_json().encode()
