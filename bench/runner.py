@@ -101,9 +101,9 @@ BENCHMARKS: dict[str, Callable[[psycopg.Connection, int, int], Figures]] = {
     "placement": placement,
     "locate": locate_points,
 }
-NAMES = [*BENCHMARKS, "http", "audience", "recommend"]
+NAMES = [*BENCHMARKS, "http", "audience", "recommend", "consumers"]
 # Sizes when --size is not given: users for audience, projects for http, else users or points.
-DEFAULT_SIZES = {"audience": 5_000_000}
+DEFAULT_SIZES = {"audience": 5_000_000, "consumers": 200_000}
 DEFAULT_SIZE = 10_000
 
 
@@ -175,6 +175,10 @@ def run(name: str, size: int, seed: int, settings: DatabaseSettings, geo: GeoSet
         from bench.audience import run_audience
 
         figures = run_audience(settings, geo, size, seed)
+    elif name == "consumers":
+        from bench.consumers import run_consumers
+
+        figures = run_consumers(settings, geo, size, seed)
     elif name == "recommend":
         from bench.recommend import run_recommend
 

@@ -5,7 +5,20 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from cli import bench, catalog, common, db, fixtures, geo, mail, recommend, serve, status, users
+from cli import (
+    bench,
+    catalog,
+    common,
+    consume,
+    db,
+    fixtures,
+    geo,
+    mail,
+    recommend,
+    serve,
+    status,
+    users,
+)
 from contracts.errors import EngineError, InvalidInput, Unavailable
 from geo_engine.pools import connection_lost
 
@@ -23,6 +36,8 @@ app.add_typer(mail.app, name="mail")
 app.command("bench")(bench.bench)
 app.command("status")(status.status)
 app.command("serve")(serve.serve)
+app.command("consume")(consume.consume)
+app.add_typer(consume.outbox, name="outbox")
 
 
 def unreachable(exc: BaseException) -> Unavailable | None:

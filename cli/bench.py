@@ -12,7 +12,9 @@ from geo_engine.settings import DatabaseSettings, GeoSettings
 
 
 def bench(
-    name: str = typer.Argument(..., help="placement, locate, http, audience or recommend"),
+    name: str = typer.Argument(
+        ..., help="placement, locate, http, audience, recommend or consumers"
+    ),
     size: int | None = typer.Option(
         None,
         min=100,

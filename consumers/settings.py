@@ -33,6 +33,15 @@ class StreamSettings(_Base):
     relay_batch: int = Field(
         default=5_000, ge=1, le=100_000, description="outbox rows per XADD round"
     )
+    reconcile_grace_s: int = Field(
+        default=300,
+        ge=1,
+        description="an event published this long ago and not consumed by every group is"
+        " published again (at once after an empty Redis)",
+    )
+    max_event_bytes: int = Field(
+        default=65_536, ge=1_024, description="a larger stream entry is dead-lettered unread"
+    )
 
 
 DEVELOPMENT_LINK_SECRET = "development-link-secret-change-me"  # noqa: S105 (refused in production)

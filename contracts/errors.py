@@ -2,16 +2,16 @@
 
 Every refusal the engine explains is an :class:`EngineError`. Its kind decides, in
 :data:`POLICIES` and nowhere else, the HTTP status and RFC 9457 problem type the API answers, and
-the exit code the command line returns (the consumers will add their ack / retry / dead-letter
-column to the same table). Callers raise the narrowest kind with a message that says what is
-wrong; they never choose a status or an exit code themselves.
+the exit code the command line returns, and what a stream consumer does with an event whose
+handling raised it (retry it, dead-letter it, or drop it). Callers raise the narrowest kind
+with a message that says what is wrong; they never choose a status or an exit code themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 
 class EngineError(Exception):
@@ -108,31 +108,37 @@ class Policy:
 
     ``status``, ``title`` and ``problem_type`` make the RFC 9457 document of the API;
     ``exit_code`` is the command line's (0 success, 1 unexpected failure, 2 bad input as in
-    POSIX usage errors, 3 outside France as ``geo locate`` has always answered, 75 EX_TEMPFAIL).
+    POSIX usage errors, 3 outside France as ``geo locate`` has always answered, 75 EX_TEMPFAIL);
+    ``consumer`` is what a stream consumer does with an event that raised it (consumers/runtime.py):
+    ``retry`` leaves it pending, to be delivered again until ``max_deliveries`` and then
+    dead-lettered; ``dead-letter`` moves it to the dead-letter stream at once, with the error;
+    ``drop`` acknowledges it without effect (the state already says what it would have said).
+    An exception that is no ``EngineError`` is retried.
     """
 
     status: int
     title: str
     problem_type: str
     exit_code: int
+    consumer: Literal["retry", "dead-letter", "drop"]
 
 
 _TYPES = "https://geo-engine.example/problems/"
 
 POLICIES: dict[type[EngineError], Policy] = {
-    InvalidInput: Policy(422, "Invalid request", _TYPES + "invalid-input", 2),
-    OutsideFrance: Policy(404, "Not found", _TYPES + "outside-france", 3),
-    NotFound: Policy(404, "Not found", _TYPES + "not-found", 4),
-    Unauthenticated: Policy(401, "Not authenticated", _TYPES + "unauthenticated", 5),
-    Forbidden: Policy(403, "Forbidden", _TYPES + "forbidden", 6),
-    Conflict: Policy(409, "Conflict", _TYPES + "conflict", 7),
-    TooLarge: Policy(413, "Content too large", _TYPES + "too-large", 2),
-    UriTooLong: Policy(414, "URI too long", _TYPES + "uri-too-long", 2),
+    InvalidInput: Policy(422, "Invalid request", _TYPES + "invalid-input", 2, "dead-letter"),
+    OutsideFrance: Policy(404, "Not found", _TYPES + "outside-france", 3, "dead-letter"),
+    NotFound: Policy(404, "Not found", _TYPES + "not-found", 4, "dead-letter"),
+    Unauthenticated: Policy(401, "Not authenticated", _TYPES + "unauthenticated", 5, "dead-letter"),
+    Forbidden: Policy(403, "Forbidden", _TYPES + "forbidden", 6, "dead-letter"),
+    Conflict: Policy(409, "Conflict", _TYPES + "conflict", 7, "drop"),
+    TooLarge: Policy(413, "Content too large", _TYPES + "too-large", 2, "dead-letter"),
+    UriTooLong: Policy(414, "URI too long", _TYPES + "uri-too-long", 2, "dead-letter"),
     HeadersTooLarge: Policy(
-        431, "Request header fields too large", _TYPES + "headers-too-large", 2
+        431, "Request header fields too large", _TYPES + "headers-too-large", 2, "dead-letter"
     ),
-    Unavailable: Policy(503, "Unavailable", _TYPES + "unavailable", 75),  # EX_TEMPFAIL
-    EngineError: Policy(400, "Bad request", _TYPES + "bad-request", 1),
+    Unavailable: Policy(503, "Unavailable", _TYPES + "unavailable", 75, "retry"),  # EX_TEMPFAIL
+    EngineError: Policy(400, "Bad request", _TYPES + "bad-request", 1, "retry"),
 }
 
 

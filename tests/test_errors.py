@@ -113,6 +113,19 @@ def test_the_table_keeps_the_exit_codes_the_cli_promised() -> None:
     assert set(kinds) == set(POLICIES)
 
 
+def test_the_table_says_what_a_consumer_does_with_each_kind() -> None:
+    # A service that is down comes back: retry. An event that cannot hold (bad shape, unknown
+    # project, outside France) never will: dead-letter it at once. A conflict means the state
+    # already moved on: drop. An unexpected error is retried until max_deliveries.
+    assert POLICIES[Unavailable].consumer == "retry"
+    assert POLICIES[EngineError].consumer == "retry"
+    for kind in (InvalidInput, NotFound, OutsideFrance):
+        assert POLICIES[kind].consumer == "dead-letter"
+    assert POLICIES[Conflict].consumer == "drop"
+    assert policy_of(UnknownUser("no user 4")).consumer == "dead-letter"
+    assert {p.consumer for p in POLICIES.values()} == {"retry", "dead-letter", "drop"}
+
+
 def test_an_import_rejection_lists_where_and_why() -> None:
     error = ImportRejected(["users.jsonl:3: home: latitude 95.0 is out of range", "no colon"])
     assert error.where_reason() == [

@@ -214,6 +214,14 @@ def _meetings() -> None:
     op.execute("CREATE INDEX ix_meeting_location ON meeting USING gist (location)")
 
 
+def _outbox_reconciler() -> None:
+    # The reconciler (consumers/relay.py) walks published events by publication time to find
+    # those a consumer group never recorded; published rows leave ix_outbox_unpublished.
+    op.execute(
+        "CREATE INDEX ix_outbox_published ON outbox (published_at) WHERE published_at IS NOT NULL"
+    )
+
+
 def upgrade() -> None:
     _notification_words()
     _consumed_events()
@@ -222,9 +230,11 @@ def upgrade() -> None:
     _digests()
     _engagement_events()
     _meetings()
+    _outbox_reconciler()
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX ix_outbox_published")
     for table in (
         "meeting",
         "engagement_event",

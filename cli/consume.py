@@ -1,0 +1,100 @@
+"""The retention loop's processes: ``geo-engine consume`` (relay, reconciler and workers) and
+``geo-engine outbox relay`` (the relay alone)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from pathlib import Path
+
+import typer
+
+from cli.common import err
+
+outbox = typer.Typer(no_args_is_help=True, help="The outbox relay onto Redis streams.")
+
+
+def _names(text: str | None) -> list[str]:
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def consume(
+    workers: str | None = typer.Option(
+        None, "--workers", help="comma-separated workers to run (default: all)"
+    ),
+    consumer: str | None = typer.Option(
+        None, "--consumer", help="this process's consumer name, unique (default: host-pid)"
+    ),
+    relay: bool = typer.Option(True, "--relay/--no-relay", help="run the outbox relay too"),
+) -> None:
+    """Run the outbox relay and reconciler and the workers' consumer groups on Redis until
+    SIGINT or SIGTERM. Settings: GEO_ENGINE_DATABASE_URL, GEO_ENGINE_REDIS_URL and the
+    stream settings (GEO_ENGINE_STREAM_PREFIX, GEO_ENGINE_BATCH_SIZE, ...)."""
+    from consumers.app import choose, consume, default_consumer
+    from consumers.settings import StreamSettings
+    from geo_engine.settings import DatabaseSettings, RedisSettings
+
+    chosen = choose(_names(workers))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    name = consumer or default_consumer()
+    err.print(f"consuming as {name}: {', '.join(w.name for w in chosen)}")
+    asyncio.run(
+        consume(
+            chosen,
+            database=DatabaseSettings(),
+            redis=RedisSettings(),
+            settings=StreamSettings(),
+            consumer=name,
+            with_relay=relay,
+        )
+    )
+
+
+@outbox.command("relay")
+def relay_command(
+    once: bool = typer.Option(
+        False, "--once", help="publish what is unpublished, reconcile once, and exit"
+    ),
+) -> None:
+    """Publish the outbox onto Redis streams (and republish what Redis lost) until SIGINT or
+    SIGTERM; with --once, one round, printing {"published", "republished"} as JSON."""
+    import redis
+
+    from consumers import relay
+    from consumers.app import WORKERS
+    from consumers.settings import StreamSettings
+    from geo_engine import db
+    from geo_engine.settings import DatabaseSettings, RedisSettings
+
+    settings = StreamSettings()
+    database = DatabaseSettings()
+    redis_url = RedisSettings().redis_url
+    if once:
+        client = redis.Redis.from_url(redis_url)
+        with db.connect(database) as conn:
+            published = relay.drain(conn, client, settings)
+            republished = relay.Reconciler(settings, WORKERS).run(conn, client)
+        typer.echo(json.dumps({"published": published, "republished": republished}))
+        return
+    stop = threading.Event()
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    relay.run_forever(database, redis_url, settings, WORKERS, stop)
+
+
+@outbox.command("asyncapi")
+def asyncapi_command(
+    output: Path | None = typer.Option(None, help="write it there (default: print it)"),
+) -> None:
+    """The AsyncAPI document of the streams and consumer groups (consumers/asyncapi.json)."""
+    from consumers.app import asyncapi
+
+    text = json.dumps(asyncapi(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")

@@ -1,0 +1,136 @@
+"""The consumers' process (``geo-engine consume``): the outbox relay and reconciler, and the
+workers of :data:`WORKERS`, on one FastStream ``RedisBroker``; and its AsyncAPI document.
+
+Every process runs under a unique consumer name (``--consumer``, default host and pid): N
+processes in one consumer group share its entries, each entry delivered to one of them, and
+a crashed one's pending entries are claimed by the others after ``claim_idle_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from faststream.specification import AsyncAPI
+from pydantic import BaseModel, Field
+
+from consumers import engagement, relay
+from consumers.runtime import Runtime
+from consumers.settings import StreamSettings
+from consumers.streams import STREAMS, stream_key
+from consumers.worker import Worker
+from contracts.errors import InvalidInput
+from contracts.events import AnyEvent
+from geo_engine.settings import DatabaseSettings, RedisSettings
+
+# Every consumer group the engine runs, by name (``--workers`` chooses among them).
+WORKERS: tuple[Worker, ...] = (engagement.WORKER,)
+
+
+def default_consumer() -> str:
+    """``<host>-<pid>``: unique per process, the default consumer name."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def choose(names: Sequence[str] | None) -> list[Worker]:
+    """The workers named (all when ``names`` is empty); InvalidInput naming an unknown one."""
+    known = {worker.name: worker for worker in WORKERS}
+    if not names:
+        return list(WORKERS)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise InvalidInput(f"unknown worker {', '.join(unknown)}; choose among: {', '.join(known)}")
+    return [known[name] for name in names]
+
+
+async def consume(
+    workers: Sequence[Worker],
+    *,
+    database: DatabaseSettings,
+    redis: RedisSettings,
+    settings: StreamSettings,
+    consumer: str,
+    with_relay: bool = True,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the relay (in a thread) and the workers until SIGINT or SIGTERM (or ``stop``)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    relay_stop = threading.Event()
+    relay_thread = None
+    if with_relay:
+        relay_thread = threading.Thread(
+            target=relay.run_forever,
+            args=(database, redis.redis_url, settings, workers, relay_stop),
+            name="relay",
+            daemon=True,
+        )
+        relay_thread.start()
+    runtime = Runtime(
+        workers,
+        database=database,
+        redis_url=redis.redis_url,
+        settings=settings,
+        consumer=consumer,
+    )
+    try:
+        await runtime.run(stop)
+    finally:
+        relay_stop.set()
+        if relay_thread is not None:
+            await asyncio.to_thread(relay_thread.join)
+
+
+class DeadLetterEntry(BaseModel):
+    """An entry of ``<prefix>.dead`` (consumers/deadletter.py)."""
+
+    stream: str = Field(description="the stream the entry came from")
+    entry_id: str = Field(description="its id in that stream")
+    group: str = Field(description="the consumer group that gave up")
+    deliveries: int = Field(description="how many times it was delivered")
+    error: str = Field(description="why, in one line")
+    event: str = Field(description="the entry's event field, cut to 4,096 bytes")
+
+
+def asyncapi(settings: StreamSettings | None = None) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document FastStream generates for the consumers' broker: the relay's
+    streams (publishers, with the events' schema), the dead letters, and each consumer
+    group (subscribers)."""
+    settings = settings or StreamSettings(stream_prefix="events")
+    runtime = Runtime(
+        WORKERS,
+        database=DatabaseSettings(database_url="postgresql://documentation/only"),
+        redis_url="redis://localhost:6379/0",
+        settings=settings,
+        consumer="documentation",
+    )
+    for stream in STREAMS:
+        key = stream_key(settings, stream)
+        runtime.broker.publisher(
+            stream=key,
+            schema=AnyEvent,
+            title=f"relay:{key}",
+            description=f"The outbox relay adds each {stream} event (field 'event', JSON).",
+        )
+    dead = stream_key(settings, "dead")
+    runtime.broker.publisher(
+        stream=dead,
+        schema=DeadLetterEntry,
+        title=f"runtime:{dead}",
+        description="What a consumer group gave up on, with the reason.",
+    )
+    document = AsyncAPI(
+        runtime.broker,
+        title="geo-engine retention loop",
+        version="1",
+        description="Outbox events on Redis streams and the consumer groups that read them.",
+    )
+    return dict(json.loads(document.to_specification().to_json()))
