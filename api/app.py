@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from api import map_page, problems
 from api.deps import PoolDep
 from api.limits import RequestLimits, openapi_description
-from api.routes import projects, recommendations, territories, tiles, users, writes
+from api.routes import inbox, projects, recommendations, territories, tiles, users, writes
 from contracts.api import Problem
 from contracts.errors import EngineError, Unavailable
 from geo_engine import pools
@@ -86,6 +86,7 @@ def create_app(
         writes.router,
         users.router,
         recommendations.router,
+        inbox.router,
     ):
         app.include_router(router)
     app.include_router(map_page.router)
