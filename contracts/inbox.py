@@ -47,7 +47,7 @@ class InboxItem(BaseModel):
 
 class InboxPage(BaseModel):
     """Your items, newest first; ``unread`` counts every unread item you may still see;
-    ``next_cursor`` (absent on the last page) gives the next page."""
+    ``next_cursor`` (null on the last page) gives the next page."""
 
     user_id: int
     unread: int

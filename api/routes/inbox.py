@@ -90,7 +90,7 @@ def _decode(cursor: str | None, viewer: int | None, secret: str) -> inbox.After 
     )
 
 
-@router.get("/{user_id}/inbox", response_model=InboxPage, response_model_exclude_none=True)
+@router.get("/{user_id}/inbox", response_model=InboxPage)
 def get_inbox(
     user_id: UserIdPath,
     viewer: ViewerDep,
