@@ -26,14 +26,13 @@
 --   + w_followed * (follows or belongs to the organisation) + w_muted * share of the themes
 --   the user asked less of (recommendation_feedback 'less_of_theme') + its space's weight.
 -- {shared} is composed by consumers/fanout.py: one `(theme = ANY (u.interests))::int` per theme
---   of the project, summed (a subquery over unnest() per user cost 5 µs a row, twice).
--- Plan: `scored` is kept whole (OFFSET 0) so the mutes are tested after the join with
---   app_user, not pushed into its scan: their selectivity, misjudged, made the planner hash
---   the five million users instead of the audience; the score is computed once per row.
+--   of the project, summed (a subquery over unnest() per user cost 5 µs a row).
+-- Plan: app_user is read once, whole, for the few users whose preferences matter here
+--   (`prefs`, hashed); `scored` is kept whole (OFFSET 0) so the score is computed once a row.
 -- Reasons: one per commune and level, from a hash of the communes with their EPCI,
 --   département and région names (35,000 rows), joined to the users by commune.
--- Indexes: those of project_audience; pk_app_user (hash join on the whole table for large
---   audiences), ix_follow_organisation_id, uq_recommendation_feedback_user_id; pk_inbox.
+-- Indexes: those of project_audience; none on app_user (one sequential scan);
+--   ix_follow_organisation_id, uq_recommendation_feedback_user_id; pk_inbox.
 WITH p AS MATERIALIZED (
     SELECT pr.id, pr.organisation_id, pr.space, pr.tool, pr.themes,
            pr.visibility = 'public' AS public,
@@ -78,25 +77,36 @@ reached AS (
     FROM follow AS f
     JOIN p ON f.organisation_id = p.organisation_id AND p.public
 ),
+prefs AS (
+    -- Only the users whose preferences change something for this project: declared
+    -- interests among its themes, or mutes. Hashing these few narrow rows costs a fraction
+    -- of hashing app_user whole (five million rows with their jsonb and arrays).
+    SELECT u.id,
+           CASE WHEN u.interests && p.themes THEN ({shared})::real / p.n_themes ELSE 0 END
+               AS interest,
+           coalesce(u.notifications -> 'muted_spaces' ? p.space, false)
+           OR coalesce(u.notifications -> 'muted_tools' ? p.tool, false)
+           OR coalesce(u.notifications -> 'muted_themes' ?| p.themes, false) AS muted
+    FROM app_user AS u
+    CROSS JOIN p
+    WHERE u.interests && p.themes
+       OR u.notifications ?| ARRAY['muted_spaces', 'muted_tools', 'muted_themes']
+),
 scored AS (
-    SELECT r.user_id, r.level, r.commune_code, pl.name AS commune, pl.epci, pl.departement,
-           pl.region, pl.arrondissements,
+    SELECT r.user_id, r.level, pl.name AS commune, pl.epci, pl.departement, pl.region,
+           pl.arrondissements,
            (CASE WHEN r.level < 0 THEN 0
                  WHEN r.level = 2 AND pl.xxl
                      THEN (%(level_weights)s::real[])[cardinality(%(levels)s::text[]) + 1]
                  ELSE (%(level_weights)s::real[])[r.level + 1] END
             + coalesce((%(space_weights)s::jsonb ->> p.space)::real, 0)
-            + CASE WHEN u.interests && p.themes
-                   THEN %(w_interest)s::real * ({shared}) / p.n_themes
-                   ELSE 0 END
+            + %(w_interest)s::real * coalesce(pr.interest, 0)
             + CASE WHEN fa.user_id IS NOT NULL THEN %(w_followed)s::real ELSE 0 END
             + coalesce(%(w_muted)s::real * l.themes / p.n_themes, 0))::real AS relevance,
-           coalesce(u.notifications -> 'muted_spaces' ? p.space, false)
-           OR coalesce(u.notifications -> 'muted_tools' ? p.tool, false)
-           OR coalesce(u.notifications -> 'muted_themes' ?| p.themes, false) AS muted
+           coalesce(pr.muted, false) AS muted
     FROM reached AS r
     CROSS JOIN p
-    JOIN app_user AS u ON u.id = r.user_id
+    LEFT JOIN prefs AS pr ON pr.id = r.user_id
     LEFT JOIN places AS pl ON pl.code = r.commune_code
     LEFT JOIN fans AS fa ON fa.user_id = r.user_id
     LEFT JOIN less AS l ON l.user_id = r.user_id
