@@ -17,7 +17,16 @@ from psycopg_pool import AsyncConnectionPool
 from api import map_page, problems
 from api.deps import PoolDep
 from api.limits import RequestLimits, openapi_description
-from api.routes import mail_links, projects, recommendations, territories, tiles, users, writes
+from api.routes import (
+    inbox,
+    mail_links,
+    projects,
+    recommendations,
+    territories,
+    tiles,
+    users,
+    writes,
+)
 from consumers.settings import MailSettings
 from contracts.api import Problem
 from contracts.errors import EngineError, Unavailable
@@ -90,6 +99,7 @@ def create_app(
         users.router,
         recommendations.router,
         mail_links.router,
+        inbox.router,
     ):
         app.include_router(router)
     app.include_router(map_page.router)

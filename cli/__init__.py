@@ -13,6 +13,7 @@ from cli import (
     db,
     fixtures,
     geo,
+    loop,
     mail,
     recommend,
     serve,
@@ -33,6 +34,7 @@ app.add_typer(catalog.contributions, name="contributions")
 app.add_typer(fixtures.app, name="fixtures")
 app.add_typer(recommend.app, name="recommend")
 app.add_typer(mail.app, name="mail")
+app.add_typer(loop.app, name="loop")
 app.command("bench")(bench.bench)
 app.command("status")(status.status)
 app.command("serve")(serve.serve)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from datetime import UTC, datetime
 
 import typer
 
@@ -10,10 +12,13 @@ from cli.common import err
 from contracts.errors import InvalidInput
 from geo_engine.settings import DatabaseSettings, GeoSettings
 
+# The retention loop's benchmarks and their default sizes (users), beside bench.runner's.
+LOOP_BENCHES = {"fanout": 5_000_000}
+
 
 def bench(
     name: str = typer.Argument(
-        ..., help="placement, locate, http, audience, recommend or consumers"
+        ..., help="placement, locate, http, audience, recommend, consumers or fanout"
     ),
     size: int | None = typer.Option(
         None,
@@ -25,15 +30,29 @@ def bench(
 ) -> None:
     """Run benchmark NAME on a database of its own (<database>_bench; http: <database>_bench_http,
     served by `geo-engine serve` under wrk, 32 connections; audience: <database>_bench_audience,
-    users and 100,000 projects; see bench/README.md)."""
+    users and 100,000 projects; fanout: the same database, inbox rows committed then deleted;
+    see bench/README.md)."""
     from bench.runner import DEFAULT_SIZE, DEFAULT_SIZES, NAMES, run  # heavy imports
 
-    if name not in NAMES:
-        raise InvalidInput(f"unknown benchmark {name!r}; choose one of: {', '.join(NAMES)}")
+    if name not in [*NAMES, *LOOP_BENCHES]:
+        raise InvalidInput(
+            f"unknown benchmark {name!r}; choose one of: {', '.join([*NAMES, *LOOP_BENCHES])}"
+        )
     if size is None:
-        size = DEFAULT_SIZES.get(name, DEFAULT_SIZE)
+        size = LOOP_BENCHES.get(name, DEFAULT_SIZES.get(name, DEFAULT_SIZE))
     err.print(f"running {name} with size {size}…")
-    figures = run(name, size, seed, DatabaseSettings(), GeoSettings())
+    if name == "fanout":
+        from bench.fanout import run_fanout
+
+        figures = {
+            "name": name,
+            "size": size,
+            **run_fanout(DatabaseSettings(), GeoSettings(), size, seed),
+            "cores": os.cpu_count(),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    else:
+        figures = run(name, size, seed, DatabaseSettings(), GeoSettings())
     if as_json:
         typer.echo(json.dumps(figures))
     else:
