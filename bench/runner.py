@@ -130,7 +130,7 @@ def fixture_database(
         if row == (users, projects):
             return database
         conn.execute(
-            "TRUNCATE contribution, project_territory, project_area, project, "
+            "TRUNCATE meeting, contribution, project_territory, project_area, project, "
             "organisation_member, organisation, engagement, follow, recommendation_feedback, "
             "user_place, app_user, outbox"
         )
