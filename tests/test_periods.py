@@ -30,8 +30,8 @@ walls = st.times().map(lambda t: t.replace(microsecond=0))
 frequencies = st.sampled_from(["daily", "weekly"])
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 # --- explicit DST days -----------------------------------------------------------------------
