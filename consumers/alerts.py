@@ -23,7 +23,7 @@ receiving systems recognise as the same mail.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -172,9 +172,11 @@ def send_claimed(
     mails: Sequence[tuple[str, EmailMessage]],
     sender: Sender,
     now: datetime,
+    mark: Callable[[psycopg.Connection, Sequence[str], datetime], None] | None = None,
 ) -> int:
     """Hand ``(key, mail)`` pairs to SMTP by chunks; after each accepted chunk, mark its
-    deliveries sent and commit. Returns how many were sent."""
+    deliveries sent (and ``mark`` what else records it) and commit. Returns how many were
+    sent."""
     for start in range(0, len(mails), CHUNK):
         chunk = mails[start : start + CHUNK]
         sender.send([m for _, m in chunk])
@@ -183,6 +185,8 @@ def send_claimed(
                WHERE key = ANY(%s)""",
             (now, [k for k, _ in chunk]),
         )
+        if mark is not None:
+            mark(conn, [k for k, _ in chunk], now)
         conn.commit()
     return len(mails)
 
