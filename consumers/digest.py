@@ -226,9 +226,7 @@ def digest_round(
     round in the same periods sends nothing new."""
     periods.local_day(at, "UTC")  # refuses a naive instant before anything is done
     counts = DigestCounts()
-    counts.recovered, counts.withheld = recover_digests(
-        conn, at, sender, composer, settings, lease
-    )
+    counts.recovered, counts.withheld = recover_digests(conn, at, sender, composer, settings, lease)
     plan = schedule(frequency, at, zones(conn), settings.digest_hour)
     due = conn.execute(
         DIGEST_DUE, {"at": at, "frequency": frequency, "wanted": SERVES[frequency], **plan}

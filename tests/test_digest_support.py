@@ -99,7 +99,7 @@ class TinyComposer:
         return self._mail(
             recipient,
             key,
-            f"Votre résumé du {digest.period_start.isoformat()}",
+            f"Digest {digest.period_start.isoformat()}",
             [f"item {i.project_id} {i.kind} {i.section}" for i in digest.items],
         )
 
