@@ -5,7 +5,19 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from cli import bench, catalog, common, db, fixtures, geo, recommend, serve, status, users
+from cli import (
+    bench,
+    catalog,
+    common,
+    db,
+    digest,
+    fixtures,
+    geo,
+    recommend,
+    serve,
+    status,
+    users,
+)
 from contracts.errors import EngineError, InvalidInput, Unavailable
 from geo_engine.pools import connection_lost
 
@@ -19,6 +31,8 @@ app.add_typer(catalog.projects, name="projects")
 app.add_typer(catalog.contributions, name="contributions")
 app.add_typer(fixtures.app, name="fixtures")
 app.add_typer(recommend.app, name="recommend")
+app.add_typer(digest.app, name="digest")
+app.add_typer(digest.alerts, name="alerts")
 app.command("bench")(bench.bench)
 app.command("status")(status.status)
 app.command("serve")(serve.serve)

@@ -64,6 +64,7 @@ PER_ORGANISATION = 2  # a digest's first items: at most this many of one organis
 # and returns how many: the recommender's top picks not yet in their inbox.
 Picks = Callable[[psycopg.Connection, Sequence[int], datetime], int]
 
+Progress = Callable[[int, int], None]  # (digests done, digests claimed)
 DigestKey = tuple[int, str, date]  # user_id, frequency, period_start
 
 
@@ -155,9 +156,10 @@ def _send_digests(
     composer: Composer,
     settings: LoopSettings,
     now: datetime,
+    progress: Progress | None = None,
 ) -> tuple[int, int]:
-    """Render, send and mark the claimed digests ``keys``, by chunks. Returns (sent,
-    withheld: nothing left visible)."""
+    """Render, send and mark the claimed digests ``keys``, by chunks (``progress(done,
+    total)`` after each). Returns (sent, withheld: nothing left visible)."""
     sent = withheld = 0
     for start in range(0, len(keys), RENDER_CHUNK):
         chunk = keys[start : start + RENDER_CHUNK]
@@ -179,6 +181,8 @@ def _send_digests(
         conn.commit()
         sent += send_claimed(conn, mails, sender, now, _mark_digests)
         withheld += len(empty)
+        if progress is not None:
+            progress(start + len(chunk), len(keys))
     return sent, withheld
 
 
@@ -221,6 +225,7 @@ def digest_round(
     composer: Composer,
     picks: Picks | None = None,
     lease: timedelta = LEASE,
+    progress: Progress | None = None,
 ) -> DigestCounts:
     """One round of ``frequency`` digests as at ``at`` (aware). Commits its own work; a second
     round in the same periods sends nothing new."""
@@ -260,7 +265,7 @@ def digest_round(
     claim(conn, [digest_key(k) for k in keys], [k[0] for k in keys], "digest", composer, at)
     conn.commit()  # digests and their items are claimed before anything reaches SMTP
     counts.claimed = len(keys)
-    sent, withheld = _send_digests(conn, keys, sender, composer, settings, at)
+    sent, withheld = _send_digests(conn, keys, sender, composer, settings, at, progress)
     counts.sent = sent + counts.recovered
     counts.withheld += withheld
     return counts
