@@ -12,11 +12,11 @@ from geo_engine.settings import DatabaseSettings, GeoSettings
 
 
 def bench(
-    name: str = typer.Argument(..., help="placement, locate, http, audience or recommend"),
+    name: str = typer.Argument(..., help="placement, locate, http, audience, recommend or digest"),
     size: int | None = typer.Option(
         None,
         min=100,
-        help="how many users, points or projects (default 10,000; audience: 5,000,000 users)",
+        help="how many users, points or projects (default 10,000; audience and digest: 5,000,000 and 1,000,000 users)",
     ),
     seed: int = typer.Option(42),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),

@@ -3,49 +3,20 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from typing import Any, cast
 
 import typer
 
 from cli.common import err, progress_bar
-from consumers.content import DigestContent, Item, Recipient
+from consumers.alerts import MailModule
 from consumers.settings import LoopSettings, MailSettings
-from contracts.errors import InvalidInput, Unavailable
+from contracts.errors import InvalidInput
 from geo_engine.db import connect
 from geo_engine.settings import DatabaseSettings
 
 app = typer.Typer(no_args_is_help=True, help="Daily and weekly digests.")
 alerts = typer.Typer(no_args_is_help=True, help="Instant alerts.")
-
-
-class MailModule:
-    """``consumers.mail`` (compose_alert, compose_digest, message_id, SmtpSender) bound to its
-    settings: the Composer and Sender of the rounds."""
-
-    def __init__(self, settings: MailSettings) -> None:
-        try:
-            self._mail: Any = importlib.import_module("consumers.mail")
-        except ModuleNotFoundError as exc:
-            raise Unavailable(f"the mail templates are not installed ({exc})") from None
-        self._settings = settings
-        self._smtp = self._mail.SmtpSender(settings)
-
-    def alert(self, recipient: Recipient, items: Sequence[Item], key: str) -> EmailMessage:
-        return cast(EmailMessage, self._mail.compose_alert(recipient, items, key, self._settings))
-
-    def digest(self, recipient: Recipient, digest: DigestContent, key: str) -> EmailMessage:
-        return cast(EmailMessage, self._mail.compose_digest(recipient, digest, key, self._settings))
-
-    def message_id(self, key: str) -> str:
-        return str(self._mail.message_id(key, self._settings))
-
-    def send(self, messages: Sequence[EmailMessage]) -> None:
-        self._smtp.send(messages)
 
 
 def parse_at(text: str | None) -> datetime:

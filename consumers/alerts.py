@@ -23,16 +23,18 @@ receiving systems recognise as the same mail.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import psycopg
 
 from consumers.content import SECTIONS, DigestContent, Item, MeetingInfo, Recipient, Section
-from consumers.settings import LoopSettings
+from consumers.settings import LoopSettings, MailSettings
+from contracts.errors import Unavailable
 from geo_engine.audience import LEVELS
 from geo_engine.db import load_sql
 
@@ -74,6 +76,31 @@ class Composer(Protocol):
     def digest(self, recipient: Recipient, digest: DigestContent, key: str) -> EmailMessage: ...
 
     def message_id(self, key: str) -> str: ...
+
+
+class MailModule:
+    """``consumers.mail`` (compose_alert, compose_digest, message_id, SmtpSender) bound to its
+    settings: the Composer and Sender of the rounds."""
+
+    def __init__(self, settings: MailSettings) -> None:
+        try:
+            self._mail: Any = importlib.import_module("consumers.mail")
+        except ModuleNotFoundError as exc:
+            raise Unavailable(f"the mail templates are not installed ({exc})") from None
+        self._settings = settings
+        self._smtp = self._mail.SmtpSender(settings)
+
+    def alert(self, recipient: Recipient, items: Sequence[Item], key: str) -> EmailMessage:
+        return cast(EmailMessage, self._mail.compose_alert(recipient, items, key, self._settings))
+
+    def digest(self, recipient: Recipient, digest: DigestContent, key: str) -> EmailMessage:
+        return cast(EmailMessage, self._mail.compose_digest(recipient, digest, key, self._settings))
+
+    def message_id(self, key: str) -> str:
+        return str(self._mail.message_id(key, self._settings))
+
+    def send(self, messages: Sequence[EmailMessage]) -> None:
+        self._smtp.send(messages)
 
 
 @dataclass
