@@ -16,7 +16,7 @@ def bench(
     size: int | None = typer.Option(
         None,
         min=100,
-        help="how many users, points or projects (default 10,000; audience and digest: 5,000,000 and 1,000,000 users)",
+        help="users, points or projects (default 10,000; audience 5,000,000; digest 1,000,000)",
     ),
     seed: int = typer.Option(42),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
