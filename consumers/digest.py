@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -52,7 +53,11 @@ from consumers.alerts import (
 )
 from consumers.content import SECTIONS, DigestContent, Item
 from consumers.settings import LoopSettings
+from geo_engine.audience import LEVELS
 from geo_engine.db import load_sql
+
+if TYPE_CHECKING:
+    from recommender.scorers import LinearScorer
 
 DIGEST_DUE = load_sql("consumers", "digest_due.sql")
 DIGEST_CLAIM = load_sql("consumers", "digest_claim.sql")
@@ -75,6 +80,77 @@ def digest_key(key: DigestKey) -> str:
 def parse_digest_key(key: str) -> DigestKey:
     _, user, frequency, start = key.split(":")
     return int(user), frequency, date.fromisoformat(start)
+
+
+def recommender_picks(k: int = 3, scorer: LinearScorer | None = None) -> Picks:
+    """:data:`Picks` from the recommender's batch path (:mod:`recommender.batch`: candidate
+    sets planned per commune once, the users ranked by département): each user's top ``k``
+    open projects not yet in their inbox (any kind) become ``recommended`` rows (priority 0,
+    the level that made it a candidate, the recommender's first French reason, its score as
+    relevance), in one INSERT. Public projects only (the batch's anonymous candidates). They
+    are for digests only: ``overflow_at`` is set at once, so no instant alert takes them and an
+    instant user's daily digest does."""
+    from recommender.batch import CHUNK, load_batch  # noqa: PLC0415 (heavy: numpy, scipy)
+    from recommender.facts import MATCH_LEVELS
+    from recommender.ranking import RankingConfig, rank_group
+    from recommender.reasons import reasons
+    from recommender.scorers import load_weighted
+
+    ranker = scorer or load_weighted()
+    config = RankingConfig(k=k)
+    # Recommender levels (MATCH_LEVELS) → the inbox's (geo_engine.audience.LEVELS).
+    to_inbox = [LEVELS.index("epci" if w == "epci_xxl" else w) for w in MATCH_LEVELS]
+    national = LEVELS.index("national")
+
+    def picks(conn: psycopg.Connection, users: Sequence[int], at: datetime) -> int:
+        batch = load_batch(conn, users)
+        out: dict[str, list[object]] = {
+            k: [] for k in ("users", "projects", "levels", "scores", "reasons")
+        }
+        for group in batch.groups:
+            for start in range(0, len(group.users), CHUNK):
+                part = group.only(slice(start, start + CHUNK))
+                ranked = rank_group(batch.items, batch.users, part, ranker, config)
+                levels = part.user_levels()
+                column = {int(c): j for j, c in enumerate(part.items)}
+                for row, u in enumerate(ranked.users):
+                    for j, item in enumerate(ranked.items[row]):
+                        if item < 0:
+                            continue
+                        lv = (
+                            levels[column[int(item)]]
+                            if levels.ndim == 1
+                            else levels[row, column[int(item)]]
+                        )
+                        said = reasons(
+                            batch.items,
+                            int(item),
+                            ranked.contributions[row, j],
+                            place_names=batch.users.place_names[u],
+                            distance_km=float(ranked.distance_km[row, j]),
+                            interests=batch.users.interests[u],
+                            co_participated_title=None,
+                            min_contribution=config.min_contribution,
+                        )
+                        out["users"].append(int(batch.users.ids[u]))
+                        out["projects"].append(int(batch.items.ids[item]))
+                        out["levels"].append(national if lv < 0 else to_inbox[int(lv)])
+                        out["scores"].append(float(ranked.scores[row, j]))
+                        out["reasons"].append(said[0] if said else "Recommandé pour vous")
+        rows = conn.execute(
+            """INSERT INTO inbox (user_id, project_id, kind, level, priority, relevance, reason,
+                                  created_at, overflow_at)
+               SELECT r.u, r.p, 'recommended', r.l, 0, r.s, r.reason, %(at)s, %(at)s
+               FROM unnest(%(users)s::bigint[], %(projects)s::bigint[], %(levels)s::smallint[],
+                           %(scores)s::real[], %(reasons)s::text[]) AS r(u, p, l, s, reason)
+               WHERE NOT EXISTS (SELECT FROM inbox AS i
+                                 WHERE i.user_id = r.u AND i.project_id = r.p)
+               ON CONFLICT DO NOTHING""",
+            {"at": at, **out},
+        )
+        return rows.rowcount
+
+    return picks
 
 
 def zones(conn: psycopg.Connection) -> list[str]:
