@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.policy import compat32
 from typing import Any
 
 from consumers.alerts import Composer, MailModule
@@ -60,11 +61,15 @@ class PlainComposer:
     def _mail(
         self, recipient: Recipient, key: str, subject: str, items: Sequence[Item]
     ) -> EmailMessage:
-        mail = EmailMessage()
+        # compat32 stores headers as given: the default policy parses every header it is
+        # given, about 1 ms a mail on this machine, which would be most of the round.
+        mail = EmailMessage(policy=compat32)
         mail["To"] = f"citoyen-{recipient.user_id}@habitants.geo-engine.example"
         mail["Subject"] = subject
         mail["Message-ID"] = self.message_id(key)
-        mail.set_content("\n".join(f"{i.title} — {i.organisation}: {i.reason}" for i in items))
+        mail.set_payload(
+            "\n".join(f"{i.title} — {i.organisation}: {i.reason}" for i in items), "utf-8"
+        )
         return mail
 
 
