@@ -97,7 +97,7 @@ def recommender_picks(k: int = 3, scorer: LinearScorer | None = None) -> Picks:
     from recommender.scorers import load_weighted
 
     ranker = scorer or load_weighted()
-    config = RankingConfig(k=k)
+    config = RankingConfig(k=2 * k)  # the inbox may already hold some of the best
     # Recommender levels (MATCH_LEVELS) → the inbox's (geo_engine.audience.LEVELS).
     to_inbox = [LEVELS.index("epci" if w == "epci_xxl" else w) for w in MATCH_LEVELS]
     national = LEVELS.index("national")
@@ -105,7 +105,7 @@ def recommender_picks(k: int = 3, scorer: LinearScorer | None = None) -> Picks:
     def picks(conn: psycopg.Connection, users: Sequence[int], at: datetime) -> int:
         batch = load_batch(conn, users)
         out: dict[str, list[object]] = {
-            k: [] for k in ("users", "projects", "levels", "scores", "reasons")
+            name: [] for name in ("users", "projects", "levels", "scores", "reasons", "ranks")
         }
         for group in batch.groups:
             for start in range(0, len(group.users), CHUNK):
@@ -137,16 +137,21 @@ def recommender_picks(k: int = 3, scorer: LinearScorer | None = None) -> Picks:
                         out["levels"].append(national if lv < 0 else to_inbox[int(lv)])
                         out["scores"].append(float(ranked.scores[row, j]))
                         out["reasons"].append(said[0] if said else "Recommandé pour vous")
+                        out["ranks"].append(j)
         rows = conn.execute(
-            """INSERT INTO inbox (user_id, project_id, kind, level, priority, relevance, reason,
+            """WITH fresh AS (
+                   SELECT r.*, row_number() OVER (PARTITION BY r.u ORDER BY r.rank) AS n
+                   FROM unnest(%(users)s::bigint[], %(projects)s::bigint[],
+                               %(levels)s::smallint[], %(scores)s::real[], %(reasons)s::text[],
+                               %(ranks)s::int[]) AS r(u, p, l, s, reason, rank)
+                   WHERE NOT EXISTS (SELECT FROM inbox AS i
+                                     WHERE i.user_id = r.u AND i.project_id = r.p))
+               INSERT INTO inbox (user_id, project_id, kind, level, priority, relevance, reason,
                                   created_at, overflow_at)
-               SELECT r.u, r.p, 'recommended', r.l, 0, r.s, r.reason, %(at)s, %(at)s
-               FROM unnest(%(users)s::bigint[], %(projects)s::bigint[], %(levels)s::smallint[],
-                           %(scores)s::real[], %(reasons)s::text[]) AS r(u, p, l, s, reason)
-               WHERE NOT EXISTS (SELECT FROM inbox AS i
-                                 WHERE i.user_id = r.u AND i.project_id = r.p)
+               SELECT u, p, 'recommended', l, 0, s, reason, %(at)s, %(at)s FROM fresh
+               WHERE n <= %(k)s
                ON CONFLICT DO NOTHING""",
-            {"at": at, **out},
+            {"at": at, "k": k, **out},
         )
         return rows.rowcount
 

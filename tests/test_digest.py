@@ -14,7 +14,7 @@ import pytest
 from consumers import periods
 from consumers.alerts import Rendered
 from consumers.content import Item
-from consumers.digest import arrange, digest_key, digest_round
+from consumers.digest import arrange, digest_key, digest_round, recommender_picks
 from consumers.settings import LoopSettings
 from geo_engine import db
 from geo_engine.settings import DatabaseSettings
@@ -226,3 +226,33 @@ def test_arrange_ranks_diversifies_cuts_and_groups() -> None:
         for r in rows
     ]
     assert arrange(invisible, 10) == ()
+
+
+def test_recommended_picks_join_the_digest_of_due_users_only(
+    loop_conn: psycopg.Connection, smtp: tuple[Collector, int]
+) -> None:
+    collector, port = smtp
+    conn = loop_conn
+    add_projects(conn, 1, [1, 2, 3, 4])
+    add_projects(conn, 2, [5], visibility="private")
+    add_users(conn, [30], frequency="daily")  # something new: scored
+    add_users(conn, [31], frequency="daily")  # nothing new: neither scored nor sent
+    at = datetime(2026, 6, 3, 7, tzinfo=UTC)
+    add_inbox(conn, 30, 1, at - timedelta(hours=1))
+    conn.commit()
+    counts = digest_round(
+        conn, "daily", at, SmtpSender(port), SETTINGS, TinyComposer(), picks=recommender_picks(2)
+    )
+    assert (counts.due, counts.picks, counts.sent) == (1, 2, 1)
+    picked = conn.execute(
+        """SELECT user_id, project_id, priority, reason, digest_period FROM inbox
+           WHERE kind = 'recommended' ORDER BY project_id"""
+    ).fetchall()
+    assert {r[0] for r in picked} == {30}
+    assert all(
+        r[1] in (2, 3, 4) and r[2] == 0 and r[3] and r[4] == date(2026, 6, 3) for r in picked
+    )
+    [mail] = collector.messages
+    got = items_of(mail)
+    assert got[0] == (1, "published") or (1, "published") in got
+    assert sorted(p for p, k in got if k == "recommended") == sorted(r[1] for r in picked)
