@@ -10,10 +10,11 @@ A round as at instant ``at`` (:func:`digest_round`):
    (``digest_due.sql``), the users whose digest is due, not yet claimed, with something new;
 3. optionally adds the recommender's picks for those users only (``picks``: inbox rows of kind
    ``recommended``, created at ``at``);
-4. claims, in one statement (``digest_claim.sql``): ``INSERT INTO digest … ON CONFLICT DO
-   NOTHING`` and, for the digests it claimed, ``UPDATE inbox`` gives each undelivered row
-   created by ``at`` to its digest; inserts the mail deliveries; commits;
-5. renders by chunks of users, the visibility rule checked again (rows no longer visible are
+4. by chunks of ``RENDER_CHUNK`` due users, claims in one statement (``digest_claim.sql``):
+   ``INSERT INTO digest … ON CONFLICT DO NOTHING`` and, for the digests it claimed,
+   ``UPDATE inbox`` gives each undelivered row created by ``at`` to its digest; inserts the
+   mail deliveries; commits;
+5. renders the chunk, the visibility rule checked again (rows no longer visible are
    dropped; a digest left empty is not sent and its claim is dropped), ranks, deduplicates,
    diversifies and groups the items; sends, marks ``sent_at`` (delivery and digest).
 
@@ -237,10 +238,9 @@ def _send_digests(
     composer: Composer,
     settings: LoopSettings,
     now: datetime,
-    progress: Progress | None = None,
 ) -> tuple[int, int]:
-    """Render, send and mark the claimed digests ``keys``, by chunks (``progress(done,
-    total)`` after each). Returns (sent, withheld: nothing left visible)."""
+    """Render, send and mark the claimed digests ``keys``, by chunks. Returns (sent,
+    withheld: nothing left visible)."""
     sent = withheld = 0
     for start in range(0, len(keys), RENDER_CHUNK):
         chunk = keys[start : start + RENDER_CHUNK]
@@ -262,8 +262,6 @@ def _send_digests(
         conn.commit()
         sent += send_claimed(conn, mails, sender, now, _mark_digests)
         withheld += len(empty)
-        if progress is not None:
-            progress(start + len(chunk), len(keys))
     return sent, withheld
 
 
@@ -286,6 +284,38 @@ def recover_digests(
         )
     ]
     return _send_digests(conn, keys, sender, composer, settings, now)
+
+
+def _claim(
+    conn: psycopg.Connection,
+    frequency: periods.Frequency,
+    at: datetime,
+    users: Sequence[int],
+    starts: Sequence[date],
+    composer: Composer,
+) -> list[DigestKey]:
+    """Claim the digests of ``users`` for their periods ``starts`` with their items and their
+    mail deliveries, and commit; the digests this call claimed with at least one item."""
+    claimed = conn.execute(
+        DIGEST_CLAIM, {"frequency": frequency, "at": at, "users": users, "starts": starts}
+    ).fetchall()
+    given = [(r[0], r[1], r[2]) for r in claimed if r[2] > 0]
+    # A claim that found nothing (taken in between by another round) is dropped: no digest.
+    conn.execute(
+        """DELETE FROM digest AS d USING unnest(%s::bigint[], %s::date[]) AS e(user_id, start)
+           WHERE d.user_id = e.user_id AND d.frequency = %s AND d.period_start = e.start""",
+        ([r[0] for r in claimed if r[2] == 0], [r[1] for r in claimed if r[2] == 0], frequency),
+    )
+    conn.execute(
+        """UPDATE digest AS d SET item_count = g.n
+           FROM unnest(%s::bigint[], %s::date[], %s::int[]) AS g(user_id, start, n)
+           WHERE d.user_id = g.user_id AND d.frequency = %s AND d.period_start = g.start""",
+        ([g[0] for g in given], [g[1] for g in given], [g[2] for g in given], frequency),
+    )
+    keys: list[DigestKey] = [(g[0], frequency, g[1]) for g in given]
+    claim(conn, [digest_key(k) for k in keys], [k[0] for k in keys], "digest", composer, at)
+    conn.commit()  # digests and their items are claimed before anything reaches SMTP
+    return keys
 
 
 @dataclass
@@ -320,33 +350,16 @@ def digest_round(
     counts.due = len(due)
     if picks is not None and due:
         counts.picks = picks(conn, [r[0] for r in due], at)
-    claimed = conn.execute(
-        DIGEST_CLAIM,
-        {
-            "frequency": frequency,
-            "at": at,
-            "users": [r[0] for r in due],
-            "starts": [r[1] for r in due],
-        },
-    ).fetchall()
-    given = [(r[0], r[1], r[2]) for r in claimed if r[2] > 0]
-    # A claim that found nothing (taken in between by another round) is dropped: no digest.
-    conn.execute(
-        """DELETE FROM digest AS d USING unnest(%s::bigint[], %s::date[]) AS e(user_id, start)
-           WHERE d.user_id = e.user_id AND d.frequency = %s AND d.period_start = e.start""",
-        ([r[0] for r in claimed if r[2] == 0], [r[1] for r in claimed if r[2] == 0], frequency),
-    )
-    conn.execute(
-        """UPDATE digest AS d SET item_count = g.n
-           FROM unnest(%s::bigint[], %s::date[], %s::int[]) AS g(user_id, start, n)
-           WHERE d.user_id = g.user_id AND d.frequency = %s AND d.period_start = g.start""",
-        ([g[0] for g in given], [g[1] for g in given], [g[2] for g in given], frequency),
-    )
-    keys: list[DigestKey] = [(g[0], frequency, g[1]) for g in given]
-    claim(conn, [digest_key(k) for k in keys], [k[0] for k in keys], "digest", composer, at)
-    conn.commit()  # digests and their items are claimed before anything reaches SMTP
-    counts.claimed = len(keys)
-    sent, withheld = _send_digests(conn, keys, sender, composer, settings, at, progress)
-    counts.sent = sent + counts.recovered
-    counts.withheld += withheld
+    # Claimed and sent by chunks: a claim waits for SMTP no longer than one chunk takes, far
+    # less than the lease after which another round would take it for lost.
+    for begin in range(0, len(due), RENDER_CHUNK):
+        part = due[begin : begin + RENDER_CHUNK]
+        keys = _claim(conn, frequency, at, [r[0] for r in part], [r[1] for r in part], composer)
+        counts.claimed += len(keys)
+        sent, withheld = _send_digests(conn, keys, sender, composer, settings, at)
+        counts.sent += sent
+        counts.withheld += withheld
+        if progress is not None:
+            progress(begin + len(part), len(due))
+    counts.sent += counts.recovered
     return counts
