@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import typer
 
-from cli.common import err, progress_bar
+from cli.common import err, progress_bar, strict_int
 from consumers.alerts import MailModule
 from consumers.settings import LoopSettings, MailSettings
 from contracts.errors import InvalidInput
@@ -38,6 +38,10 @@ def parse_at(text: str | None) -> datetime:
 def run(
     frequency: str = typer.Option(..., help="daily or weekly"),
     at: str | None = typer.Option(None, help="run as at this ISO 8601 instant (default: now)"),
+    shard: int = typer.Option(
+        0, parser=strict_int, help="this process's share: users with id % shards = shard"
+    ),
+    shards: int = typer.Option(1, parser=strict_int, help="how many processes share the round"),
 ) -> None:
     """One digest round: every user whose local morning (daily) or chosen weekday's morning
     (weekly) has come in the period containing --at gets that period's digest, once. Prints
@@ -47,6 +51,8 @@ def run(
     if frequency not in ("daily", "weekly"):
         raise InvalidInput(f"--frequency {frequency!r}: choose daily or weekly")
     instant = parse_at(at)
+    if not 0 <= shard < shards:
+        raise InvalidInput(f"--shard {shard} of --shards {shards}: give 0 <= shard < shards")
     mail = MailModule(MailSettings())
     with connect(DatabaseSettings()) as conn, progress_bar() as bar:
         task = bar.add_task(f"{frequency} digests", total=None)
@@ -58,6 +64,7 @@ def run(
             LoopSettings(),
             mail,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            shard=(shard, shards),
         )
     err.print(f"{counts.sent} digests sent as at {instant.isoformat()}")
     typer.echo(json.dumps(vars(counts)))

@@ -54,6 +54,7 @@ from consumers.alerts import (
 )
 from consumers.content import SECTIONS, DigestContent, Item
 from consumers.settings import LoopSettings
+from contracts.errors import InvalidInput
 from geo_engine.audience import LEVELS
 from geo_engine.db import load_sql
 
@@ -337,15 +338,28 @@ def digest_round(
     picks: Picks | None = None,
     lease: timedelta = LEASE,
     progress: Progress | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> DigestCounts:
     """One round of ``frequency`` digests as at ``at`` (aware). Commits its own work; a second
-    round in the same periods sends nothing new."""
+    round in the same periods sends nothing new. ``shard`` (i, n): only users whose id is i
+    modulo n, so n processes (on as many cores or machines) share a round; overlapping or
+    repeated shards are harmless, the claims decide."""
+    if not 0 <= shard[0] < shard[1]:
+        raise InvalidInput(f"shard {shard[0]} of {shard[1]}: give 0 <= index < count")
     periods.local_day(at, "UTC")  # refuses a naive instant before anything is done
     counts = DigestCounts()
     counts.recovered, counts.withheld = recover_digests(conn, at, sender, composer, settings, lease)
     plan = schedule(frequency, at, zones(conn), settings.digest_hour)
     due = conn.execute(
-        DIGEST_DUE, {"at": at, "frequency": frequency, "wanted": SERVES[frequency], **plan}
+        DIGEST_DUE,
+        {
+            "at": at,
+            "frequency": frequency,
+            "wanted": SERVES[frequency],
+            "shard": shard[0],
+            "shards": shard[1],
+            **plan,
+        },
     ).fetchall()
     counts.due = len(due)
     if picks is not None and due:

@@ -6,6 +6,8 @@
 --   weekly: {weekly}); the schedule, parallel arrays computed per zone by consumers/periods.py
 --   (DST resolved there): %(zones)s text[], %(weekdays)s text[], %(starts)s date[] (the local
 --   period containing %(at)s), %(dues)s timestamptz[] (when its digest is due, on that weekday).
+--   %(shards)s int, %(shard)s int: this round takes the users with id %% shards = shard (N
+--   processes share a round, one shard each; 1 and 0 for all).
 -- Output: user_id, period_start.
 -- Indexes: pk_user_place, pk_commune, pk_digest, pk_inbox (user_id first).
 WITH schedule AS (
@@ -21,7 +23,8 @@ LEFT JOIN commune AS c ON c.code = p.commune_code
 JOIN schedule AS s
   ON s.zone = coalesce(u.timezone, c.timezone, 'Europe/Paris')
  AND s.weekday = coalesce(u.notifications ->> 'digest_weekday', 'monday')
-WHERE u.notifications ->> 'frequency' = ANY(%(wanted)s)
+WHERE u.id %% %(shards)s = %(shard)s
+  AND u.notifications ->> 'frequency' = ANY(%(wanted)s)
   AND coalesce((u.notifications ->> 'email')::boolean, true)
   AND NOT EXISTS (SELECT FROM digest AS d WHERE d.user_id = u.id
                     AND d.frequency = %(frequency)s AND d.period_start = s.period_start)
