@@ -101,9 +101,9 @@ BENCHMARKS: dict[str, Callable[[psycopg.Connection, int, int], Figures]] = {
     "placement": placement,
     "locate": locate_points,
 }
-NAMES = [*BENCHMARKS, "http", "audience", "recommend", "consumers"]
+NAMES = [*BENCHMARKS, "http", "audience", "recommend", "consumers", "digest"]
 # Sizes when --size is not given: users for audience, projects for http, else users or points.
-DEFAULT_SIZES = {"audience": 5_000_000, "consumers": 200_000}
+DEFAULT_SIZES = {"audience": 5_000_000, "consumers": 200_000, "digest": 1_000_000}
 DEFAULT_SIZE = 10_000
 
 
@@ -130,7 +130,7 @@ def fixture_database(
         if row == (users, projects):
             return database
         conn.execute(
-            "TRUNCATE contribution, project_territory, project_area, project, "
+            "TRUNCATE meeting, contribution, project_territory, project_area, project, "
             "organisation_member, organisation, engagement, follow, recommendation_feedback, "
             "user_place, app_user, outbox"
         )
@@ -183,6 +183,10 @@ def run(name: str, size: int, seed: int, settings: DatabaseSettings, geo: GeoSet
         from bench.recommend import run_recommend
 
         figures = run_recommend(settings, geo, size, seed)
+    elif name == "digest":
+        from bench.digest import run_digest
+
+        figures = run_digest(settings, geo, size, seed)
     else:
         bench = bench_database(settings, geo)
         with db.connect(bench) as conn:

@@ -11,6 +11,7 @@ from cli import (
     common,
     consume,
     db,
+    digest,
     fixtures,
     geo,
     loop,
@@ -35,6 +36,8 @@ app.add_typer(fixtures.app, name="fixtures")
 app.add_typer(recommend.app, name="recommend")
 app.add_typer(mail.app, name="mail")
 app.add_typer(loop.app, name="loop")
+app.add_typer(digest.app, name="digest")
+app.add_typer(digest.alerts, name="alerts")
 app.command("bench")(bench.bench)
 app.command("status")(status.status)
 app.command("serve")(serve.serve)

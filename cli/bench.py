@@ -18,12 +18,12 @@ LOOP_BENCHES = {"fanout": 5_000_000}
 
 def bench(
     name: str = typer.Argument(
-        ..., help="placement, locate, http, audience, recommend, consumers or fanout"
+        ..., help="placement, locate, http, audience, recommend, consumers, fanout or digest"
     ),
     size: int | None = typer.Option(
         None,
         min=100,
-        help="how many users, points or projects (default 10,000; audience: 5,000,000 users)",
+        help="users, points or projects (default 10,000; audience 5,000,000; digest 1,000,000)",
     ),
     seed: int = typer.Option(42),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
