@@ -17,7 +17,16 @@ from psycopg_pool import AsyncConnectionPool
 from api import map_page, problems
 from api.deps import PoolDep
 from api.limits import RequestLimits, openapi_description
-from api.routes import projects, recommendations, territories, tiles, users, writes
+from api.routes import (
+    affiche,
+    meetings,
+    projects,
+    recommendations,
+    territories,
+    tiles,
+    users,
+    writes,
+)
 from contracts.api import Problem
 from contracts.errors import EngineError, Unavailable
 from geo_engine import pools
@@ -86,6 +95,8 @@ def create_app(
         writes.router,
         users.router,
         recommendations.router,
+        meetings.router,
+        affiche.router,
     ):
         app.include_router(router)
     app.include_router(map_page.router)

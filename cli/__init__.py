@@ -5,7 +5,20 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from cli import bench, catalog, common, db, fixtures, geo, recommend, serve, status, users
+from cli import (
+    bench,
+    catalog,
+    common,
+    db,
+    fixtures,
+    geo,
+    meetings,
+    printable,
+    recommend,
+    serve,
+    status,
+    users,
+)
 from contracts.errors import EngineError, InvalidInput, Unavailable
 from geo_engine.pools import connection_lost
 
@@ -17,6 +30,8 @@ app.add_typer(catalog.orgs, name="orgs")
 app.add_typer(catalog.members, name="members")
 app.add_typer(catalog.projects, name="projects")
 app.add_typer(catalog.contributions, name="contributions")
+app.add_typer(meetings.app, name="meetings")
+app.add_typer(printable.app, name="digest")
 app.add_typer(fixtures.app, name="fixtures")
 app.add_typer(recommend.app, name="recommend")
 app.command("bench")(bench.bench)
