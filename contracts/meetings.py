@@ -12,17 +12,24 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from contracts.users import Home
-from contracts.values import Integer, Label
+from contracts.values import Integer, Label, check_text
 
 Id = Annotated[int, Field(ge=1, le=2**63 - 1), Integer]
 MAX_DURATION = timedelta(days=7)  # a meeting, not a season: longer is a typing error
 
 # Same bounds as the table's checks (migration 0008, _meetings).
-Title = Annotated[Label, Field(max_length=200)]
-Place = Annotated[Label, Field(max_length=300)]
+Title = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_text)]
+Place = Label
 
 
 class MeetingKind(StrEnum):
