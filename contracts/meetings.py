@@ -25,6 +25,7 @@ from contracts.users import Home
 from contracts.values import Integer, Label, check_text
 
 Id = Annotated[int, Field(ge=1, le=2**63 - 1), Integer]
+FIRST_YEAR, LAST_YEAR = 2000, 2099  # a typing error beyond, and far from datetime's limits
 MAX_DURATION = timedelta(days=7)  # a meeting, not a season: longer is a typing error
 
 # Same bounds as the table's checks (migration 0008, _meetings).
@@ -63,6 +64,8 @@ class MeetingWrite(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("give a time zone (e.g. 2026-12-03T18:30:00+01:00)")
+        if not FIRST_YEAR <= value.year <= LAST_YEAR:
+            raise ValueError(f"give a year between {FIRST_YEAR} and {LAST_YEAR}")
         return value
 
     @model_validator(mode="after")

@@ -126,6 +126,7 @@ def test_bad_meetings_are_refused_with_the_reason(api: TestClient) -> None:
         "longitude": body(location={"lon": 200, "lat": 45.7}),
         "reunion_publique": body(kind="concert"),
         "at most 200 characters": body(title="x" * 201),
+        "year between 2000 and 2099": body(starts_at="0001-01-01T00:00:00+14:00"),
     }
     for reason, meeting in cases.items():
         response = api.post(f"/v1/projects/{PUBLIC}/meetings", json=meeting, headers=_auth(ADMIN))
@@ -195,6 +196,8 @@ def test_map_lists_upcoming_meetings_in_the_box(api: TestClient) -> None:
     assert soon not in [f["id"] for f in later.json()["features"]]
     assert_problem(api.get("/v1/meetings", params={"bbox": LYON_BBOX, "from": "2027-03-05"}), 422)
     assert_problem(api.get("/v1/meetings", params={"bbox": "1,2,3"}), 422)
+    far = {"bbox": LYON_BBOX, "from": "9999-12-31T23:59:59-14:00"}
+    assert "year between" in assert_problem(api.get("/v1/meetings", params=far), 422)["detail"]
 
 
 def test_a_private_projects_meeting_is_a_missing_one_for_non_members(api: TestClient) -> None:

@@ -20,6 +20,8 @@ from api.routes.writes import PoolDep, actor
 from contracts.api import Written
 from contracts.errors import InvalidInput
 from contracts.meetings import (
+    FIRST_YEAR,
+    LAST_YEAR,
     MeetingCollection,
     MeetingView,
     MeetingWrite,
@@ -117,6 +119,11 @@ def in_bbox(
         raise InvalidInput(
             "from: give a time zone (e.g. 2026-12-01T00:00:00+01:00)",
             errors=[{"where": "query.from", "reason": "a date and time without a time zone"}],
+        )
+    elif not FIRST_YEAR <= since.year <= LAST_YEAR:
+        raise InvalidInput(
+            f"from: give a year between {FIRST_YEAR} and {LAST_YEAR}",
+            errors=[{"where": "query.from", "reason": "year out of range"}],
         )
     with pool.connection() as conn:
         found = meetings.meetings_in_bbox(conn, bbox, since, viewer.user_id, limit)
