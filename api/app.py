@@ -18,8 +18,10 @@ from api import map_page, problems
 from api.deps import PoolDep
 from api.limits import RequestLimits, openapi_description
 from api.routes import (
+    affiche,
     inbox,
     mail_links,
+    meetings,
     projects,
     recommendations,
     territories,
@@ -98,8 +100,10 @@ def create_app(
         writes.router,
         users.router,
         recommendations.router,
-        mail_links.router,
         inbox.router,
+        mail_links.router,
+        meetings.router,
+        affiche.router,
     ):
         app.include_router(router)
     app.include_router(map_page.router)

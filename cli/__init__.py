@@ -16,6 +16,8 @@ from cli import (
     geo,
     loop,
     mail,
+    meetings,
+    printable,
     recommend,
     serve,
     status,
@@ -32,11 +34,13 @@ app.add_typer(catalog.orgs, name="orgs")
 app.add_typer(catalog.members, name="members")
 app.add_typer(catalog.projects, name="projects")
 app.add_typer(catalog.contributions, name="contributions")
+app.add_typer(meetings.app, name="meetings")
 app.add_typer(fixtures.app, name="fixtures")
 app.add_typer(recommend.app, name="recommend")
 app.add_typer(mail.app, name="mail")
 app.add_typer(loop.app, name="loop")
 app.add_typer(digest.app, name="digest")
+digest.app.command("print")(printable.print_poster)
 app.add_typer(digest.alerts, name="alerts")
 app.command("bench")(bench.bench)
 app.command("status")(status.status)

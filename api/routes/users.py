@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from api.deps import OrganisationIdPath, UserIdPath, ViewerDep
 from api.problems import documented
 from api.routes.writes import PoolDep, actor
+from consumers import erasure
 from contracts.api import Written
 from contracts.engagement import (
     EngagementRow,
@@ -19,6 +20,7 @@ from contracts.engagement import (
     FeedbackWrite,
     FollowRow,
 )
+from contracts.errors import NotFound, Unauthenticated
 from contracts.users import UserPatch, UserRecord, UserView
 from geo_engine import writes
 from geo_engine.settings import UserSettings
@@ -137,3 +139,22 @@ def engage(
     if row.count > 1:
         response.status_code = 200
     return row
+
+
+# --- erasure ---------------------------------------------------------------------------------
+
+
+@router.delete("/{user_id}", response_model=Written)
+def erase(user_id: UserIdPath, viewer: ViewerDep, pool: PoolDep) -> Written:
+    """Forget a user (yourself, or anyone for staff), at once and in one transaction: their
+    place, preferences, memberships, follows, engagement, feedback, inbox, mails and digests
+    are deleted, their contributions kept without author; ``user.erased`` then has the
+    consumers forget what remains. Any other id answers 404 like a missing one."""
+    if viewer.user_id is None:
+        raise Unauthenticated("this needs a bearer token", headers={"WWW-Authenticate": "Bearer"})
+    if viewer.user_id != user_id and not viewer.staff:
+        raise NotFound(writes.NO_USER)
+    with pool.connection() as conn:
+        if not erasure.erase_user(conn, user_id):
+            raise NotFound(writes.NO_USER)
+    return Written(written=1, id=user_id)

@@ -112,6 +112,46 @@
     );
   }
 
+  // Meetings (GET /v1/meetings): times are UTC instants, shown in Paris time with the weekday.
+  const meetingDateFr = new Intl.DateTimeFormat("fr-FR", {
+    timeZone: "Europe/Paris",
+    weekday: "long",
+    day: "numeric",
+    month: "long",
+    year: "numeric",
+  });
+  const meetingTimeFr = new Intl.DateTimeFormat("fr-FR", {
+    timeZone: "Europe/Paris",
+    hour: "2-digit",
+    minute: "2-digit",
+  });
+
+  function meetingWhen(startsAt, endsAt) {
+    const start = new Date(startsAt);
+    const end = new Date(endsAt);
+    if (Number.isNaN(start.getTime())) return "";
+    const text = meetingDateFr.format(start) + ", " + meetingTimeFr.format(start);
+    return Number.isNaN(end.getTime()) ? text : text + " – " + meetingTimeFr.format(end);
+  }
+
+  function meetingHtml(m) {
+    return (
+      '<div class="popup popup-meeting">' +
+      '<h3 class="popup-title">' + escapeHtml(m.title) + "</h3>" +
+      '<dl class="popup-facts">' +
+      "<dt>Type</dt><dd>" + escapeHtml(m.kind_label) + "</dd>" +
+      '<dt>Date</dt><dd class="popup-when">' + escapeHtml(meetingWhen(m.starts_at, m.ends_at)) +
+      "</dd>" +
+      '<dt>Lieu</dt><dd class="popup-place">' + escapeHtml(m.place) + "</dd>" +
+      "<dt>Projet</dt><dd>" + escapeHtml(m.project_title) + "</dd>" +
+      "</dl>" +
+      '<p><a class="popup-ics" href="' + escapeHtml(ORIGIN + "/v1/meetings/" +
+        encodeURIComponent(String(m.id)) + ".ics") +
+      '" download>Ajouter à mon agenda (.ics)</a></p>' +
+      "</div>"
+    );
+  }
+
   function contributionHtml(c) {
     return (
       '<div class="popup">' +
@@ -143,6 +183,8 @@
           // Below 16 the engine groups projects sharing a 1/64-tile cell into a cluster.
           maxzoom: 16,
         },
+        // Upcoming public meetings in view, fetched when the map moves (GET /v1/meetings).
+        meetings: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
         // The point of the last "Près de chez moi" search, drawn under the projects.
         "search-point": { type: "geojson", data: { type: "FeatureCollection", features: [] } },
       },
@@ -245,6 +287,17 @@
             "circle-stroke-width": 2,
           },
         },
+        {
+          id: "meetings",
+          type: "circle",
+          source: "meetings",
+          paint: {
+            "circle-color": "#be185d",
+            "circle-radius": ["interpolate", ["linear"], ["zoom"], 10, 5, 14, 8],
+            "circle-stroke-color": "#ffffff",
+            "circle-stroke-width": 2,
+          },
+        },
       ],
     };
   }
@@ -300,7 +353,14 @@
     map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
 
     map.on("click", function (event) {
-      const hits = featuresNear(event.point, ["projects", "contributions", "project-clusters"]);
+      const hits = featuresNear(
+        event.point, ["meetings", "projects", "contributions", "project-clusters"],
+      );
+      const meeting = hits.find(function (f) { return f.layer.id === "meetings"; });
+      if (meeting) {
+        openPopup(meeting.geometry.coordinates, meetingHtml(meeting.properties));
+        return;
+      }
       const project = hits.find(function (f) { return f.layer.id === "projects"; });
       if (project) {
         openPopup(project.geometry.coordinates, projectHtml(project.properties));
@@ -321,7 +381,39 @@
       searchNearby(event.lngLat.lat, event.lngLat.lng, false);
     });
 
-    ["projects", "contributions", "project-clusters"].forEach(function (layer) {
+    // The API answers boxes of at most 4 square degrees: wider views show no meetings.
+    const MEETINGS_MAX_DEG2 = 4;
+    let meetingsAsked = 0;
+    async function loadMeetings() {
+      const source = map.getSource("meetings");
+      if (!source) return;
+      const b = map.getBounds();
+      const west = Math.max(b.getWest(), -180);
+      const east = Math.min(b.getEast(), 180);
+      const south = Math.max(b.getSouth(), -90);
+      const north = Math.min(b.getNorth(), 90);
+      const asked = ++meetingsAsked;
+      if ((east - west) * (north - south) > MEETINGS_MAX_DEG2) {
+        source.setData({ type: "FeatureCollection", features: [] });
+        return;
+      }
+      const url = new URL("/v1/meetings", ORIGIN);
+      url.search = new URLSearchParams({
+        bbox: [west, south, east, north].map(function (v) { return v.toFixed(5); }).join(","),
+        limit: "500",
+      }).toString();
+      try {
+        const answer = await fetch(url, { headers: { Accept: "application/json" } });
+        if (!answer.ok || asked !== meetingsAsked) return;
+        source.setData(await answer.json());
+      } catch (error) {
+        // The meetings layer is an extra: the map stays usable without it.
+      }
+    }
+    map.on("load", loadMeetings);
+    map.on("moveend", loadMeetings);
+
+    ["meetings", "projects", "contributions", "project-clusters"].forEach(function (layer) {
       map.on("mouseenter", layer, function () { map.getCanvas().style.cursor = "pointer"; });
       map.on("mouseleave", layer, function () { map.getCanvas().style.cursor = ""; });
     });
