@@ -33,10 +33,14 @@ def consume(
     SIGINT or SIGTERM. Settings: GEO_ENGINE_DATABASE_URL, GEO_ENGINE_REDIS_URL and the
     stream settings (GEO_ENGINE_STREAM_PREFIX, GEO_ENGINE_BATCH_SIZE, ...)."""
     from consumers.app import choose, consume, default_consumer
-    from consumers.settings import StreamSettings
+    from consumers.app import workers as every_worker
+    from consumers.settings import LoopSettings, StreamSettings
     from geo_engine.settings import DatabaseSettings, RedisSettings
 
-    chosen = choose(_names(workers))
+    streams = StreamSettings()
+    chosen = choose(
+        every_worker(RedisSettings().redis_url, streams, LoopSettings()), _names(workers)
+    )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     name = consumer or default_consumer()
     err.print(f"consuming as {name}: {', '.join(w.name for w in chosen)}")
@@ -45,7 +49,7 @@ def consume(
             chosen,
             database=DatabaseSettings(),
             redis=RedisSettings(),
-            settings=StreamSettings(),
+            settings=streams,
             consumer=name,
             with_relay=relay,
         )
@@ -63,19 +67,20 @@ def relay_command(
     import redis
 
     from consumers import relay
-    from consumers.app import WORKERS
-    from consumers.settings import StreamSettings
+    from consumers.app import workers
+    from consumers.settings import LoopSettings, StreamSettings
     from geo_engine import db
     from geo_engine.settings import DatabaseSettings, RedisSettings
 
     settings = StreamSettings()
     database = DatabaseSettings()
     redis_url = RedisSettings().redis_url
+    groups = workers(redis_url, settings, LoopSettings())
     if once:
         client = redis.Redis.from_url(redis_url)
         with db.connect(database) as conn:
             published = relay.drain(conn, client, settings)
-            republished = relay.Reconciler(settings, WORKERS).run(conn, client)
+            republished = relay.Reconciler(settings, groups).run(conn, client)
         typer.echo(json.dumps({"published": published, "republished": republished}))
         return
     stop = threading.Event()
@@ -83,7 +88,7 @@ def relay_command(
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    relay.run_forever(database, redis_url, settings, WORKERS, stop)
+    relay.run_forever(database, redis_url, settings, groups, stop)
 
 
 @outbox.command("asyncapi")

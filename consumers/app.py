@@ -1,5 +1,5 @@
 """The consumers' process (``geo-engine consume``): the outbox relay and reconciler, and the
-workers of :data:`WORKERS`, on one FastStream ``RedisBroker``; and its AsyncAPI document.
+workers of :func:`workers`, on one FastStream ``RedisBroker``; and its AsyncAPI document.
 
 Every process runs under a unique consumer name (``--consumer``, default host and pid): N
 processes in one consumer group share its entries, each entry delivered to one of them, and
@@ -17,20 +17,29 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import redis
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, Field
 
-from consumers import engagement, relay
+from consumers import engagement, erasure, fanout, relay
 from consumers.runtime import Runtime
-from consumers.settings import StreamSettings
+from consumers.settings import LoopSettings, StreamSettings
 from consumers.streams import STREAMS, stream_key
 from consumers.worker import Worker
 from contracts.errors import InvalidInput
 from contracts.events import AnyEvent
 from geo_engine.settings import DatabaseSettings, RedisSettings
 
-# Every consumer group the engine runs, by name (``--workers`` chooses among them).
-WORKERS: tuple[Worker, ...] = (engagement.WORKER,)
+
+def workers(redis_url: str, streams: StreamSettings, loop: LoopSettings) -> tuple[Worker, ...]:
+    """Every consumer group the engine runs (``--workers`` chooses among them): the engagement
+    that comes back, the fan-out of projects and meetings into inboxes, and erasure (which
+    scrubs the streams at ``redis_url`` too)."""
+    return (
+        engagement.WORKER,
+        fanout.worker(loop),
+        erasure.worker(redis.Redis.from_url(redis_url), streams),
+    )
 
 
 def default_consumer() -> str:
@@ -38,11 +47,12 @@ def default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def choose(names: Sequence[str] | None) -> list[Worker]:
-    """The workers named (all when ``names`` is empty); InvalidInput naming an unknown one."""
-    known = {worker.name: worker for worker in WORKERS}
+def choose(available: Sequence[Worker], names: Sequence[str] | None) -> list[Worker]:
+    """The workers named among ``available`` (all when ``names`` is empty); InvalidInput
+    naming an unknown one."""
+    known = {worker.name: worker for worker in available}
     if not names:
-        return list(WORKERS)
+        return list(available)
     unknown = [name for name in names if name not in known]
     if unknown:
         raise InvalidInput(f"unknown worker {', '.join(unknown)}; choose among: {', '.join(known)}")
@@ -105,10 +115,11 @@ def asyncapi(settings: StreamSettings | None = None) -> dict[str, Any]:
     streams (publishers, with the events' schema), the dead letters, and each consumer
     group (subscribers)."""
     settings = settings or StreamSettings(stream_prefix="events")
+    documentation = "redis://localhost:6379/0"  # never connected to
     runtime = Runtime(
-        WORKERS,
+        workers(documentation, settings, LoopSettings()),
         database=DatabaseSettings(database_url="postgresql://documentation/only"),
-        redis_url="redis://localhost:6379/0",
+        redis_url=documentation,
         settings=settings,
         consumer="documentation",
     )

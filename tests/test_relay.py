@@ -13,8 +13,7 @@ import psycopg
 import pytest
 import redis
 
-from consumers import relay
-from consumers.app import WORKERS
+from consumers import engagement, relay
 from consumers.settings import StreamSettings
 from consumers.streams import decode_event, trim
 from geo_engine import db
@@ -125,7 +124,7 @@ def test_the_reconciler_republishes_what_an_empty_redis_lost(
 ) -> None:
     client = redis.Redis.from_url(redis_server.url)
     settings = StreamSettings(stream_prefix="t", relay_batch=4, reconcile_grace_s=3_600)
-    reconciler = relay.Reconciler(settings, WORKERS)
+    reconciler = relay.Reconciler(settings, [engagement.WORKER])
     with db.connect(database) as conn:
         streams_data.clicks(conn, 10)
         conn.commit()
@@ -157,10 +156,10 @@ def test_after_the_grace_period_what_no_group_consumed_is_published_again(
 ) -> None:
     client = redis.Redis.from_url(redis_server.url)
     settings = StreamSettings(stream_prefix="t", reconcile_grace_s=1)
-    reconciler = relay.Reconciler(settings, WORKERS)
+    reconciler = relay.Reconciler(settings, [engagement.WORKER])
     with db.connect(database) as conn:
         streams_data.clicks(conn, 3)
-        streams_data.append_follow(conn)  # no group of WORKERS consumes user events
+        streams_data.append_follow(conn)  # the engagement group does not consume user events
         conn.commit()
         relay.drain(conn, client, settings)
         reconciler.run(conn, client)
