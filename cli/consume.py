@@ -28,6 +28,11 @@ def consume(
         None, "--consumer", help="this process's consumer name, unique (default: host-pid)"
     ),
     relay: bool = typer.Option(True, "--relay/--no-relay", help="run the outbox relay too"),
+    clock: bool = typer.Option(
+        True,
+        "--clock/--no-clock",
+        help="run the loop's scheduled passes too (closing soon, reminders, alerts, digests)",
+    ),
 ) -> None:
     """Run the outbox relay and reconciler and the workers' consumer groups on Redis until
     SIGINT or SIGTERM. Settings: GEO_ENGINE_DATABASE_URL, GEO_ENGINE_REDIS_URL and the
@@ -38,6 +43,23 @@ def consume(
     from geo_engine.settings import DatabaseSettings, RedisSettings
 
     streams = StreamSettings()
+    clock_run = None
+    if clock:
+        from functools import partial
+
+        from consumers import scheduler
+        from consumers.alerts import MailModule
+        from consumers.settings import MailSettings
+        from recommender.scorers import load_weighted
+        from recommender.settings import RecommenderSettings
+
+        clock_run = partial(
+            scheduler.run_forever,
+            DatabaseSettings(),
+            LoopSettings(),
+            MailModule(MailSettings()),
+            load_weighted(RecommenderSettings().weights),
+        )
     chosen = choose(
         every_worker(RedisSettings().redis_url, streams, LoopSettings()), _names(workers)
     )
@@ -52,6 +74,7 @@ def consume(
             settings=streams,
             consumer=name,
             with_relay=relay,
+            clock=clock_run,
         )
     )
 

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -67,23 +67,32 @@ async def consume(
     settings: StreamSettings,
     consumer: str,
     with_relay: bool = True,
+    clock: Callable[[threading.Event], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run the relay (in a thread) and the workers until SIGINT or SIGTERM (or ``stop``)."""
+    """Run the relay and ``clock`` (the loop's scheduled passes, consumers/scheduler.py), each
+    in a thread, and the workers until SIGINT or SIGTERM (or ``stop``)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    relay_stop = threading.Event()
-    relay_thread = None
+    background_stop = threading.Event()
+    background: list[threading.Thread] = []
     if with_relay:
-        relay_thread = threading.Thread(
-            target=relay.run_forever,
-            args=(database, redis.redis_url, settings, workers, relay_stop),
-            name="relay",
-            daemon=True,
+        background.append(
+            threading.Thread(
+                target=relay.run_forever,
+                args=(database, redis.redis_url, settings, workers, background_stop),
+                name="relay",
+                daemon=True,
+            )
         )
-        relay_thread.start()
+    if clock is not None:
+        background.append(
+            threading.Thread(target=clock, args=(background_stop,), name="clock", daemon=True)
+        )
+    for thread in background:
+        thread.start()
     runtime = Runtime(
         workers,
         database=database,
@@ -94,9 +103,9 @@ async def consume(
     try:
         await runtime.run(stop)
     finally:
-        relay_stop.set()
-        if relay_thread is not None:
-            await asyncio.to_thread(relay_thread.join)
+        background_stop.set()
+        for thread in background:
+            await asyncio.to_thread(thread.join)
 
 
 class DeadLetterEntry(BaseModel):

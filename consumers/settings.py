@@ -138,3 +138,15 @@ class LoopSettings(_Base):
     meeting_reminder_days: tuple[int, ...] = Field(
         default=(7, 1), description="days before a meeting its residents are reminded"
     )
+    closing_soon_days: int = Field(
+        default=7,
+        ge=1,
+        le=60,
+        description="a project closing within this many days is 'closing soon'",
+    )
+    digest_picks: int = Field(
+        default=3, ge=0, le=20, description="the recommender's picks added to a digest at most"
+    )
+    tick_s: float = Field(
+        default=60.0, gt=0, le=3_600, description="seconds between two passes of the loop's clock"
+    )
