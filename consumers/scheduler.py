@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from consumers import alerts, digest, fanout
@@ -54,10 +54,13 @@ def run_pass(
                 ),
             }
             conn.commit()
-            done["alerts"] = alerts.alert_round(conn, now, mail, loop, mail).__dict__
+            lease = timedelta(seconds=loop.mail_lease_s)
+            done["alerts"] = alerts.alert_round(conn, now, mail, loop, mail, lease).__dict__
             picks = digest.recommender_picks(loop.digest_picks, scorer)
             for frequency in ("daily", "weekly"):
-                counts = digest.digest_round(conn, frequency, now, mail, loop, mail, picks)
+                counts = digest.digest_round(
+                    conn, frequency, now, mail, loop, mail, picks, lease=lease
+                )
                 done[frequency] = counts.__dict__
             return done
         finally:

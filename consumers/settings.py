@@ -150,3 +150,9 @@ class LoopSettings(_Base):
     tick_s: float = Field(
         default=60.0, gt=0, le=3_600, description="seconds between two passes of the loop's clock"
     )
+    mail_lease_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="a mail claimed this long ago and never marked sent was lost in a crash: "
+        "it is sent again, with the same Message-ID",
+    )
