@@ -178,6 +178,10 @@ class Reconciler:
         return total
 
 
+def _lost(error: Exception) -> bool:
+    return isinstance(error, redis.ConnectionError | redis.TimeoutError | psycopg.OperationalError)
+
+
 def run_forever(
     database: DatabaseSettings,
     redis_url: str,
@@ -202,8 +206,9 @@ def run_forever(
                 if time.monotonic() - last >= every:
                     reconciler.run(conn, client)
                     last = time.monotonic()
-            except (redis.ConnectionError, redis.TimeoutError, psycopg.OperationalError) as error:
-                log.warning("relay waits: %s", error)
+            except Exception as error:  # noqa: BLE001  the relay thread must outlive any round
+                # A lost service, mostly; anything else is logged and the round tried again.
+                log.warning("relay waits: %s", error, exc_info=not _lost(error))
                 if conn is not None:
                     conn.close()
                 conn = None
