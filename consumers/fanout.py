@@ -88,6 +88,7 @@ class Relevance:
         )
 
     def params(self) -> dict[str, object]:
+        """The statement's parameters of the score (fanout.sql names them)."""
         return {
             "levels": list(LEVELS),
             "level_weights": self.level_weights,
@@ -111,9 +112,10 @@ def fan_out(
     deadline: bool = False,
 ) -> int:
     """Write the inbox rows of one project (``project.id``) and ``kind`` (an ``inbox.kind``),
-    in the caller's transaction; returns the rows added (0 when all were there already, or
-    when the project is private and nobody but members… is concerned). ``deadline``: a civic
-    deadline, priority 2 in the user's own commune. Raises NotFound for an unknown project."""
+    in the caller's transaction; returns the rows added (0 when all were there already).
+    ``meeting_id`` and ``lead_days`` are 0 but for meetings' kinds; ``event_id`` is the event
+    that caused them, if any; ``deadline``: a civic deadline, priority 2 in the user's own
+    commune. Raises NotFound for an unknown project."""
     row = conn.execute("SELECT themes FROM project WHERE id = %s", (project_id,)).fetchone()
     if row is None:
         raise NotFound(f"project {project_id} does not exist")
