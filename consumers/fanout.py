@@ -57,13 +57,7 @@ DEADLINE_TOOLS: frozenset[str] = frozenset(
 )
 
 _HANDLED = (ProjectPublished, ProjectMadePublic, ProjectResultsPublished, MeetingAnnounced)
-FOLLOWER = -1
-# How fanout.sql joins the users' preferences (its header says why): hashed for a national
-# project, looked up by primary key for any other.
-_PREFS_BY_HASH = sql.SQL("LEFT JOIN prefs AS pr ON pr.id = r.user_id")
-_PREFS_BY_LOOKUP = sql.SQL(
-    "LEFT JOIN LATERAL (SELECT * FROM prefs AS pr WHERE pr.id = r.user_id OFFSET 0) AS pr ON true"
-)  # inbox.level of a follower outside the project's audience
+FOLLOWER = -1  # inbox.level of a follower outside the project's audience
 
 
 @dataclass(frozen=True)
@@ -94,6 +88,7 @@ class Relevance:
         )
 
     def params(self) -> dict[str, object]:
+        """The statement's parameters of the score (fanout.sql names them)."""
         return {
             "levels": list(LEVELS),
             "level_weights": self.level_weights,
@@ -117,12 +112,11 @@ def fan_out(
     deadline: bool = False,
 ) -> int:
     """Write the inbox rows of one project (``project.id``) and ``kind`` (an ``inbox.kind``),
-    in the caller's transaction; returns the rows added (0 when all were there already, or
-    when the project is private and nobody but members… is concerned). ``deadline``: a civic
-    deadline, priority 2 in the user's own commune. Raises NotFound for an unknown project."""
-    row = conn.execute(
-        "SELECT themes, scope_kind = 'national' FROM project WHERE id = %s", (project_id,)
-    ).fetchone()
+    in the caller's transaction; returns the rows added (0 when all were there already).
+    ``meeting_id`` and ``lead_days`` are 0 but for meetings' kinds; ``event_id`` is the event
+    that caused them, if any; ``deadline``: a civic deadline, priority 2 in the user's own
+    commune. Raises NotFound for an unknown project."""
+    row = conn.execute("SELECT themes FROM project WHERE id = %s", (project_id,)).fetchone()
     if row is None:
         raise NotFound(f"project {project_id} does not exist")
     shared = (
@@ -146,10 +140,7 @@ def fan_out(
         # No JIT (compiling costs more than it saves here), and room to hash the users.
         cur.execute("SET LOCAL jit = off")
         cur.execute("SET LOCAL work_mem = '256MB'")
-        query = sql.SQL(FANOUT).format(
-            shared=shared, prefs_join=_PREFS_BY_HASH if row[1] else _PREFS_BY_LOOKUP
-        )
-        cur.execute(query, params, prepare=False)
+        cur.execute(sql.SQL(FANOUT).format(shared=shared), params, prepare=False)
         return cur.rowcount
 
 

@@ -27,19 +27,11 @@
 --   the user asked less of (recommendation_feedback 'less_of_theme') + its space's weight.
 -- {shared} is composed by consumers/fanout.py: one `(theme = ANY (u.interests))::int` per theme
 --   of the project, summed (a subquery over unnest() per user cost 5 µs a row).
--- Plan: {prefs_join}, composed by consumers/fanout.py, joins `prefs` (the users whose
---   preferences matter here: declared interests among the project's themes, or mutes) one of
---   two ways. A national project (every placed user): `LEFT JOIN prefs AS pr ON pr.id =
---   r.user_id`, app_user read once, whole, and only those users hashed (a fraction of
---   hashing app_user with its jsonb and arrays). Any other scope: `LEFT JOIN LATERAL (SELECT
---   * FROM prefs AS pr WHERE pr.id = r.user_id OFFSET 0) AS pr ON true`, one probe of
---   pk_app_user per user of the audience (the Grand Paris is a tenth of the users: a
---   sequential scan of all of them cost more than the audience itself; OFFSET 0 keeps the
---   planner from turning the probes back into that scan). `scored` is kept whole (OFFSET 0)
---   so the score is computed once a row.
+-- Plan: app_user is read once, whole, for the few users whose preferences matter here
+--   (`prefs`, hashed); `scored` is kept whole (OFFSET 0) so the score is computed once a row.
 -- Reasons: one per commune and level, from a hash of the communes with their EPCI,
 --   département and région names (35,000 rows), joined to the users by commune.
--- Indexes: those of project_audience; pk_app_user (territorial scopes);
+-- Indexes: those of project_audience; none on app_user (one sequential scan);
 --   ix_follow_organisation_id, uq_recommendation_feedback_user_id; pk_inbox.
 WITH p AS MATERIALIZED (
     SELECT pr.id, pr.organisation_id, pr.space, pr.tool, pr.themes,
@@ -114,7 +106,7 @@ scored AS (
            coalesce(pr.muted, false) AS muted
     FROM reached AS r
     CROSS JOIN p
-    {prefs_join}
+    LEFT JOIN prefs AS pr ON pr.id = r.user_id
     LEFT JOIN places AS pl ON pl.code = r.commune_code
     LEFT JOIN fans AS fa ON fa.user_id = r.user_id
     LEFT JOIN less AS l ON l.user_id = r.user_id
