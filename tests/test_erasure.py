@@ -42,7 +42,7 @@ from tests.conftest import token_for
 pytestmark = pytest.mark.geodata
 
 # Ids no other column of the schema holds by chance (not a code, a count or a population).
-GONE, KEPT = 987_654_321_987, 987_654_321_988
+GONE, KEPT, STAFF_GONE = 987_654_321_987, 987_654_321_988, 987_654_321_989
 ORG, MAP = 31_337_001, 31_337_002
 LYON = (4.8357, 45.7676)
 
@@ -181,7 +181,7 @@ def _give_everything(settings: DatabaseSettings, user_id: int) -> None:
 def world(api_db: DatabaseSettings) -> DatabaseSettings:
     write(
         api_db,
-        users=[GONE, KEPT],
+        users=[GONE, KEPT, STAFF_GONE],
         organisations=[organisation(ORG, "Ville de Lyon")],
         projects=[
             project(
@@ -276,6 +276,9 @@ def test_delete_forgets_the_user_everywhere(
         ).fetchone()
     assert kept == (None, "Banc")  # the contribution stays, anonymised
     assert_problem(client.delete(f"/v1/users/{GONE}", headers=token_for(GONE)), 404)
+    by_staff = client.delete(f"/v1/users/{STAFF_GONE}", headers=token_for(1, staff=True))
+    assert by_staff.json() == {"written": 1, "id": STAFF_GONE}
+    assert _mentions(world, STAFF_GONE) == {"outbox.payload": 1}
 
     # An in-flight consumer writes after the request; the stream holds entries naming them.
     client_redis, prefix = streams
