@@ -25,6 +25,7 @@ from psycopg import sql
 
 from consumers import erasure
 from consumers.settings import StreamSettings
+from contracts.errors import Unavailable
 from contracts.events import UserErased
 from geo_engine import db, outbox
 from geo_engine.settings import DatabaseSettings, RedisSettings
@@ -308,3 +309,14 @@ def test_delete_forgets_the_user_everywhere(
     assert any(fields.get(b"type") == b"project.published" for _id, fields in entries)
     # The user.erased entry stays on the user stream for the other consumer groups.
     assert len(client_redis.xrange(f"{prefix}.user")) == 2  # KEPT's registration, the erasure
+
+
+def test_redis_unreachable_is_retried_and_rolls_the_rows_back(conn: psycopg.Connection) -> None:
+    conn.execute("INSERT INTO app_user (id) VALUES (%s)", (GONE,))
+    nowhere = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    worker = erasure.worker(nowhere, StreamSettings(stream_prefix="test-erasure-nowhere"))
+    event = UserErased(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), user_id=GONE)
+    refused = pytest.raises(Unavailable, match="Redis unreachable while erasing stream entries")
+    with refused, conn.transaction():
+        worker.handle(conn, [event])
+    assert conn.execute("SELECT count(*) FROM app_user WHERE id = %s", (GONE,)).fetchone() == (1,)
