@@ -39,6 +39,7 @@ from psycopg import sql
 
 from consumers.settings import StreamSettings
 from consumers.worker import Worker
+from contracts.errors import Unavailable
 from contracts.events import Event, UserErased
 from geo_engine import outbox
 
@@ -214,7 +215,11 @@ def worker(client: redis.Redis, settings: StreamSettings) -> Worker:
         if not user_ids:
             return
         _delete_rows(conn, user_ids)
-        scrub_streams(client, settings.stream_prefix, user_ids)
+        try:
+            scrub_streams(client, settings.stream_prefix, user_ids)
+        except redis.RedisError as exc:
+            # Retried (Unavailable): the rows' deletes roll back with it and run again.
+            raise Unavailable(f"Redis unreachable while erasing stream entries: {exc}") from exc
 
     return Worker(
         name="erasure",

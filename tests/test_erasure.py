@@ -25,6 +25,7 @@ from psycopg import sql
 
 from consumers import erasure
 from consumers.settings import StreamSettings
+from contracts.errors import Unavailable
 from contracts.events import UserErased
 from geo_engine import db, outbox
 from geo_engine.settings import DatabaseSettings, RedisSettings
@@ -42,7 +43,7 @@ from tests.conftest import token_for
 pytestmark = pytest.mark.geodata
 
 # Ids no other column of the schema holds by chance (not a code, a count or a population).
-GONE, KEPT = 987_654_321_987, 987_654_321_988
+GONE, KEPT, STAFF_GONE = 987_654_321_987, 987_654_321_988, 987_654_321_989
 ORG, MAP = 31_337_001, 31_337_002
 LYON = (4.8357, 45.7676)
 
@@ -181,7 +182,7 @@ def _give_everything(settings: DatabaseSettings, user_id: int) -> None:
 def world(api_db: DatabaseSettings) -> DatabaseSettings:
     write(
         api_db,
-        users=[GONE, KEPT],
+        users=[GONE, KEPT, STAFF_GONE],
         organisations=[organisation(ORG, "Ville de Lyon")],
         projects=[
             project(
@@ -276,6 +277,9 @@ def test_delete_forgets_the_user_everywhere(
         ).fetchone()
     assert kept == (None, "Banc")  # the contribution stays, anonymised
     assert_problem(client.delete(f"/v1/users/{GONE}", headers=token_for(GONE)), 404)
+    by_staff = client.delete(f"/v1/users/{STAFF_GONE}", headers=token_for(1, staff=True))
+    assert by_staff.json() == {"written": 1, "id": STAFF_GONE}
+    assert _mentions(world, STAFF_GONE) == {"outbox.payload": 1}
 
     # An in-flight consumer writes after the request; the stream holds entries naming them.
     client_redis, prefix = streams
@@ -305,3 +309,14 @@ def test_delete_forgets_the_user_everywhere(
     assert any(fields.get(b"type") == b"project.published" for _id, fields in entries)
     # The user.erased entry stays on the user stream for the other consumer groups.
     assert len(client_redis.xrange(f"{prefix}.user")) == 2  # KEPT's registration, the erasure
+
+
+def test_redis_unreachable_is_retried_and_rolls_the_rows_back(conn: psycopg.Connection) -> None:
+    conn.execute("INSERT INTO app_user (id) VALUES (%s)", (GONE,))
+    nowhere = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    worker = erasure.worker(nowhere, StreamSettings(stream_prefix="test-erasure-nowhere"))
+    event = UserErased(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), user_id=GONE)
+    refused = pytest.raises(Unavailable, match="Redis unreachable while erasing stream entries")
+    with refused, conn.transaction():
+        worker.handle(conn, [event])
+    assert conn.execute("SELECT count(*) FROM app_user WHERE id = %s", (GONE,)).fetchone() == (1,)

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from consumers import printable
 from contracts.errors import InvalidInput
 from geo_engine import db
+from geo_engine.audience import LEVELS
 from geo_engine.settings import DatabaseSettings
 from tests.api_data import assert_problem, national, organisation, project, territories, write
 from tests.cli import run_cli
@@ -144,6 +145,7 @@ def test_parse_week() -> None:
     with pytest.raises(InvalidInput, match="does not exist"):
         printable.parse_week("2027-W53")
     assert printable.french_date(printable.parse_week("2027-W09")) == "lundi 1er mars 2027"
+    assert set(printable.SECTION_OF_LEVEL) == set(LEVELS)  # every level has its section
 
 
 @pytest.mark.slow
