@@ -35,7 +35,7 @@ from markupsafe import Markup, escape
 
 from consumers.content import SECTIONS, DigestContent, Item, MeetingInfo, Recipient, Section
 from consumers.mail import links
-from consumers.mail.message import Mail, address_header, alternative, unstructured
+from consumers.mail.message import Mail, address_header, alternative, crlf, unstructured
 from consumers.settings import MailSettings
 from contracts.errors import InvalidInput
 from contracts.spaces import TOOL_LABELS, Tool
@@ -180,7 +180,7 @@ class _Piece:
 
 
 def _cut(rendered: str, known: frozenset[str]) -> _Piece:
-    parts = rendered.split("\x00")
+    parts = crlf(rendered).split("\x00")
     slots = tuple(parts[1::2])
     if len(parts) % 2 == 0 or not known.issuperset(slots):
         raise InvalidInput("a text of the mail holds a NUL character")
@@ -380,13 +380,19 @@ def _mail(
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
         "Auto-Submitted: auto-generated",
     )
-    raw = alternative(
-        lines,
-        f"=_{mid[1:33]}",
-        layout[0].fill(text_values),
-        layout[1].fill(html_values),
+    boundary = f"=_{mid[1:33]}"
+    raw, eight_bit = alternative(
+        lines, boundary, layout[0].fill(text_values), layout[1].fill(html_values)
     )
-    return Mail(key=key, message_id=mid, to=to, raw=raw, headers=headers)
+    return Mail(
+        key=key,
+        message_id=mid,
+        to=to,
+        raw=raw,
+        headers=headers,
+        eight_bit=eight_bit,
+        boundary=boundary,
+    )
 
 
 def compose_alert(
@@ -475,3 +481,9 @@ def _check_key(key: str) -> None:
         raise InvalidInput(f"a mail key is 1 to 200 printable ASCII characters, not {key!r}")
     if " " in key:
         raise InvalidInput(f"a mail key has no space: {key!r}")
+
+
+def clear_caches() -> None:
+    """Forget the rendered fragments and frames (benchmarks; templates changed in tests)."""
+    _fragment.cache_clear()
+    _layout.cache_clear()

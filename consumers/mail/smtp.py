@@ -49,9 +49,14 @@ class SmtpSender:
 
     def _send_one(self, server: smtplib.SMTP, message: Mail, where: str) -> None:
         try:
-            # The raw bytes are ASCII (quoted-printable bodies, RFC 2047 headers): plain DATA,
-            # no SMTPUTF8 or 8BITMIME needed.
-            refused = server.sendmail(self.envelope_from, [message.to], message.raw)
+            # Headers are ASCII (RFC 2047): no SMTPUTF8. 8bit parts need the server's
+            # 8BITMIME (RFC 6152); without it they go in quoted-printable.
+            if message.eight_bit and server.has_extn("8bitmime"):
+                refused = server.sendmail(
+                    self.envelope_from, [message.to], message.raw, ["BODY=8BITMIME"]
+                )
+            else:
+                refused = server.sendmail(self.envelope_from, [message.to], message.as_seven_bit())
         except smtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients
         except smtplib.SMTPResponseException as exc:
