@@ -258,12 +258,12 @@ def _frame(mail_from: str, public_url: str, secret: str, recipient_template: str
     to = recipient_template.replace("{user_id}", "1")
     if not to.isascii() or not to.isprintable() or " " in to:
         raise InvalidInput(f"recipient template {recipient_template!r} is not an ASCII address")
-    from_line = address_header("From", mail_from)
+    from_line, from_value = address_header("From", mail_from)
     return _Frame(
         secret=secret,
         public_url=public_url,
         from_line=from_line,
-        from_value=" ".join(from_line.removeprefix("From: ").split()),
+        from_value=from_value,
         domain=_domain(mail_from),
         recipient_template=recipient_template,
     )

@@ -103,10 +103,11 @@ def unstructured(name: str, value: str) -> str:
 
 
 @lru_cache(maxsize=64)
-def address_header(name: str, value: str) -> str:
+def address_header(name: str, value: str) -> tuple[str, str]:
     """The header line of an address header (``From: Name <addr@domain>``), written by the
-    standard library's SMTP policy (phrase quoting, RFC 2047 display names); cached, since a
-    deployment has one sender. Raises InvalidInput for an address it cannot write."""
+    standard library's SMTP policy (phrase quoting, RFC 2047 display names), and its decoded
+    value; cached, since a deployment has one sender. Raises InvalidInput for an address it
+    cannot write."""
     header = _HEADERS(name, value)
     if header.defects or not header.addresses:  # type: ignore[attr-defined]
         raise InvalidInput(f"{name}: {value!r} is not an e-mail address")
@@ -114,7 +115,7 @@ def address_header(name: str, value: str) -> str:
     line = folded.removesuffix("\r\n")
     if not line.isascii():
         raise InvalidInput(f"{name}: {value!r} cannot be written in ASCII")
-    return line
+    return line, str(header)
 
 
 def crlf(text: str) -> str:

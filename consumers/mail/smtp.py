@@ -38,6 +38,7 @@ class SmtpSender:
                 self.settings.smtp_port,
                 timeout=self.settings.smtp_timeout_s,
             ) as server:
+                server.ehlo_or_helo_if_needed()  # the extensions (8BITMIME) are known after
                 for message in messages:
                     self._send_one(server, message, where)
         except smtplib.SMTPResponseException as exc:
