@@ -13,6 +13,8 @@ commune's ``POOL`` candidates, as the digest round plans them; the caches start 
 - ``bytes_per_digest``: the mean size of a digest as it goes to SMTP;
 - ``million_digests_core_s``: the core-seconds one million digests take at that rate.
 
+Times are this process's CPU time (``time.process_time``): on a shared 2-core machine the
+wall clock also counts other processes' turns.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from consumers.content import SECTIONS, DigestContent, Item, MeetingInfo, Recipi
 from consumers.mail import compose, compose_digest
 from consumers.settings import MailSettings
 
+DEFAULT_DIGESTS = 20_000
 ITEMS = 10
 POOL = 30
 PER_COMMUNE = 30
@@ -145,10 +148,14 @@ def run_mail(size: int, seed: int) -> dict[str, Any]:
     compose.clear_caches()
     cold_us, _ = _us_per_digest(cold, settings)
     return {
+        "name": "mail",
+        "size": size,
         "digests_per_s": round(1e6 / best),
         "us_per_digest": round(best, 1),
         "cold_us_per_digest": round(cold_us, 1),
         "bytes_per_digest": size_bytes,
         "items_per_digest": ITEMS,
         "million_digests_core_s": round(best, 1),
+        "cores": 1,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
