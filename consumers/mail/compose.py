@@ -247,6 +247,7 @@ class _Frame:
 
     secret: str
     public_url: str
+    html_public_url: str
     from_line: str
     from_value: str
     domain: str
@@ -262,6 +263,7 @@ def _frame(mail_from: str, public_url: str, secret: str, recipient_template: str
     return _Frame(
         secret=secret,
         public_url=public_url,
+        html_public_url=str(escape(public_url)),
         from_line=from_line,
         from_value=from_value,
         domain=_domain(mail_from),
@@ -347,9 +349,10 @@ def _mail(
         htmls: list[str] = []
         for item in group:
             fragment = _fragment(item, zone, public)
-            url = links.click_url(public, next(tokens))
-            texts.append(url.join(fragment.text))
-            htmls.append(str(escape(url)).join(fragment.html))
+            # A token is base64url and dots: only the base URL needs escaping in HTML.
+            token = next(tokens)
+            texts.append(links.click_url(public, token).join(fragment.text))
+            htmls.append(links.click_url(frame.html_public_url, token).join(fragment.html))
         text_values[name] = "".join(texts)
         html_values[name] = "".join(htmls)
 
