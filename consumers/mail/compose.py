@@ -286,10 +286,24 @@ _LAYOUT_SLOTS = frozenset(
 
 
 @lru_cache(maxsize=4_096)
-def _layout(template: str, context: tuple[tuple[str, object], ...]) -> tuple[_Piece, _Piece]:
-    """The plain and HTML frame of a mail, cut at the recipient's links and items."""
+def _layout(
+    template: str,
+    sections: tuple[Section, ...],
+    count: object,
+    commune_name: str | None,
+    public_url: str,
+    title: str = "",
+) -> tuple[_Piece, _Piece]:
+    """The plain and HTML frame of a mail, cut at the recipient's links and items: slot
+    ``body`` (an alert's items) or ``g0``, ``g1``… (a digest's ``sections``)."""
     values = {
-        **dict(context),
+        "groups": tuple(
+            _Group(SECTION_HEADINGS[section], _slot(f"g{n}")) for n, section in enumerate(sections)
+        ),
+        "title": title,
+        "count": count,
+        "commune_name": commune_name,
+        "settings_url": f"{public_url}/map",
         "unsubscribe_url": _slot("unsubscribe"),
         "pixel_url": _slot("pixel"),
         "body": _slot("body"),
@@ -414,14 +428,7 @@ def compose_alert(
         if len(items) == 1
         else f"{_nouveautes(len(items))} près de chez vous"
     )
-    layout = _layout(
-        "alert",
-        (
-            ("count", len(items)),
-            ("commune_name", recipient.commune_name),
-            ("settings_url", f"{frame.public_url}/map"),
-        ),
-    )
+    layout = _layout("alert", (), len(items), recipient.commune_name, frame.public_url)
     return _mail(recipient, key, subject, frame, layout, [("body", items)])
 
 
@@ -447,18 +454,8 @@ def compose_digest(
     else:
         title, subject_name = f"Votre résumé de la semaine du {day}", "Votre résumé de la semaine"
     count = _nouveautes(len(digest.items))
-    groups = tuple(
-        _Group(SECTION_HEADINGS[section], _slot(f"g{n}")) for n, section in enumerate(sections)
-    )
     layout = _layout(
-        "digest",
-        (
-            ("groups", groups),
-            ("title", title),
-            ("count", count),
-            ("commune_name", recipient.commune_name),
-            ("settings_url", f"{frame.public_url}/map"),
-        ),
+        "digest", tuple(sections), count, recipient.commune_name, frame.public_url, title
     )
     subject = f"{subject_name} : {count} près de chez vous"
     return _mail(

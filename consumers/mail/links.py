@@ -109,7 +109,16 @@ def click_tokens(user_id: int, notification: str, project_ids: list[int], secret
     for project_id in project_ids:
         if not 1 <= project_id <= _MAX_ID:
             raise ValueError(f"item of project {project_id}: id out of range")
-    return [_token("c", user_id, project_id, notification, secret) for project_id in project_ids]
+    keyed = _keyed(secret)
+    head = f"c.{user_id}."
+    tail = f".{notification}"
+    tokens = []
+    for project_id in project_ids:  # _token, unrolled: 12 links a mail, millions a round
+        body = f"{head}{project_id}{tail}".encode("ascii")
+        mac = keyed.copy()
+        mac.update(body)
+        tokens.append(f"{VERSION}.{_b64(body)}.{_b64(mac.digest()[:MAC_BYTES])}")
+    return tokens
 
 
 def verify(token: str, kind: LinkKind, secret: str) -> LinkPayload:
