@@ -247,7 +247,7 @@ class _Frame:
 
     secret: str
     public_url: str
-    html_public_url: str
+    click_prefixes: tuple[str, str]  # a click URL less its token, as text and in HTML
     from_line: str
     from_value: str
     domain: str
@@ -263,7 +263,10 @@ def _frame(mail_from: str, public_url: str, secret: str, recipient_template: str
     return _Frame(
         secret=secret,
         public_url=public_url,
-        html_public_url=str(escape(public_url)),
+        click_prefixes=(
+            links.click_url(public_url, ""),
+            links.click_url(str(escape(public_url)), ""),
+        ),
         from_line=from_line,
         from_value=from_value,
         domain=_domain(mail_from),
@@ -358,17 +361,17 @@ def _mail(
     }
     html_values = {name: str(escape(url)) for name, url in text_values.items()}
     zone = recipient.timezone
+    # A token is base64url and dots: only the base URL needs escaping in HTML.
+    text_click, html_click = frame.click_prefixes
     for name, group in groups:
-        texts: list[str] = []
-        htmls: list[str] = []
-        for item in group:
-            fragment = _fragment(item, zone, public)
-            # A token is base64url and dots: only the base URL needs escaping in HTML.
-            token = next(tokens)
-            texts.append(links.click_url(public, token).join(fragment.text))
-            htmls.append(links.click_url(frame.html_public_url, token).join(fragment.html))
-        text_values[name] = "".join(texts)
-        html_values[name] = "".join(htmls)
+        fragments = [_fragment(item, zone, public) for item in group]
+        group_tokens = [next(tokens) for _ in group]
+        text_values[name] = "".join(
+            [(text_click + t).join(f.text) for f, t in zip(fragments, group_tokens, strict=True)]
+        )
+        html_values[name] = "".join(
+            [(html_click + t).join(f.html) for f, t in zip(fragments, group_tokens, strict=True)]
+        )
 
     to = frame.recipient_template.replace("{user_id}", str(user))
     mid = _message_id(key, frame.domain)
