@@ -10,11 +10,12 @@ import email.policy
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 
+import pytest
 from aiosmtpd.controller import Controller
 from pydantic import SecretStr
 
 from consumers.content import DigestContent, Item, Recipient
-from consumers.mail import Mail, SmtpSender, compose_alert, compose_digest
+from consumers.mail import Mail, SmtpSender, compose_alert, compose_digest, links
 from consumers.mail.message import encoded_words, unstructured
 from consumers.settings import MailSettings
 from tests.smtpsink import (
@@ -148,3 +149,16 @@ def test_headers_are_encoded_words_of_whole_characters() -> None:
     assert all(len(word) <= 75 for word in words)
     header = _parse(f"Subject: {encoded_words(text)}\r\n\r\n".encode())["Subject"]
     assert header == text
+
+
+def test_a_mails_click_tokens_are_the_signed_ones() -> None:
+    key = "digest:25056:daily:2027-03-28"
+    projects = [1, 31, 2**63 - 1]
+    assert links.click_tokens(25056, key, projects, LINK_SECRET) == [
+        links.sign(links.LinkPayload("c", 25056, key, project), LINK_SECRET) for project in projects
+    ]
+    for bad in ([0], [2**63]):
+        with pytest.raises(ValueError, match="out of range"):
+            links.click_tokens(25056, key, bad, LINK_SECRET)
+    with pytest.raises(ValueError, match="notification key"):
+        links.click_tokens(25056, "a b", projects, LINK_SECRET)

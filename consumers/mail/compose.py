@@ -222,7 +222,7 @@ def _meeting(meeting: MeetingInfo, zone: str, public_url: str) -> _Meeting:
     )
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=16_384)  # about 2 kB each: 32 MB at most
 def _fragment(item: Item, zone: str, public_url: str) -> _Fragment:
     """The item rendered once per zone: every recipient of a commune shares its items."""
     shown = _Shown(
