@@ -18,7 +18,8 @@ LOOP_BENCHES = {"fanout": 5_000_000}
 
 def bench(
     name: str = typer.Argument(
-        ..., help="placement, locate, http, audience, recommend, consumers, fanout or digest"
+        ...,
+        help="placement, locate, http, audience, recommend, consumers, fanout, digest or mail",
     ),
     size: int | None = typer.Option(
         None,
@@ -31,13 +32,19 @@ def bench(
     """Run benchmark NAME on a database of its own (<database>_bench; http: <database>_bench_http,
     served by `geo-engine serve` under wrk, 32 connections; audience: <database>_bench_audience,
     users and 100,000 projects; fanout: the same database, inbox rows committed then deleted;
-    see bench/README.md)."""
+    mail: no database, SIZE digests composed on one core; see bench/README.md)."""
+    if name == "mail":
+        from bench.mail import DEFAULT_DIGESTS, run_mail
+
+        count = DEFAULT_DIGESTS if size is None else size
+        err.print(f"running mail with size {count}…")
+        _print(run_mail(count, seed), as_json)
+        return
     from bench.runner import DEFAULT_SIZE, DEFAULT_SIZES, NAMES, run  # heavy imports
 
     if name not in [*NAMES, *LOOP_BENCHES]:
-        raise InvalidInput(
-            f"unknown benchmark {name!r}; choose one of: {', '.join([*NAMES, *LOOP_BENCHES])}"
-        )
+        choices = ", ".join([*NAMES, *LOOP_BENCHES, "mail"])
+        raise InvalidInput(f"unknown benchmark {name!r}; choose one of: {choices}")
     if size is None:
         size = LOOP_BENCHES.get(name, DEFAULT_SIZES.get(name, DEFAULT_SIZE))
     err.print(f"running {name} with size {size}…")
@@ -53,6 +60,10 @@ def bench(
         }
     else:
         figures = run(name, size, seed, DatabaseSettings(), GeoSettings())
+    _print(figures, as_json)
+
+
+def _print(figures: dict[str, object], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(figures))
     else:

@@ -33,9 +33,9 @@ from typing import Any, Protocol, cast
 import psycopg
 
 from consumers.content import SECTIONS, DigestContent, Item, MeetingInfo, Recipient, Section
+from consumers.inbox import level_word
 from consumers.settings import LoopSettings, MailSettings
 from contracts.errors import Unavailable
-from geo_engine.audience import LEVELS
 from geo_engine.db import load_sql
 
 ALERTS_SELECT = load_sql("consumers", "alerts_select.sql")
@@ -174,7 +174,7 @@ def read_items(conn: psycopg.Connection, rows: Sequence[RowKey]) -> list[Rendere
             tool=r[12],
             kind=r[2],
             reason=r[8],
-            section=SECTION_OF_LEVEL.get(LEVELS[r[5]], "france"),
+            section=SECTION_OF_LEVEL.get(level_word(r[5]), "france"),
             closes_at=r[13],
             meeting=meeting,
         )

@@ -4,6 +4,8 @@ links only, the open pixel, sections and times in the recipient's zone."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -14,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from consumers.content import DigestContent, Item, MeetingInfo, Recipient
-from consumers.mail import SmtpSender, compose_alert, compose_digest, links, message_id
+from consumers.mail import Mail, SmtpSender, compose_alert, compose_digest, links, message_id
 from consumers.settings import MailSettings
 from contracts.errors import InvalidInput, Unavailable
 from tests.smtpsink import (
@@ -75,12 +77,20 @@ ITEMS = (
 )
 
 
-def _parts(message: EmailMessage) -> tuple[str, str]:
+def _parts(mail: EmailMessage | Mail) -> tuple[str, str]:
+    """The plain and HTML parts, of a received mail or of a composed one's bytes."""
+    message = mail if isinstance(mail, EmailMessage) else _parse(mail.raw)
     assert message.get_content_type() == "multipart/alternative"
     plain = message.get_body(("plain",))
     html = message.get_body(("html",))
     assert plain is not None and html is not None
     return plain.get_content(), html.get_content()
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
 
 
 class _Links(HTMLParser):

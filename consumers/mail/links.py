@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from contracts.errors import NotFound
@@ -34,6 +35,8 @@ _ID = re.compile(r"[1-9][0-9]{0,18}", re.ASCII)
 _KEY = re.compile(r"[\x21-\x7e]{1,200}", re.ASCII)  # printable ASCII, no space
 _B64 = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
 _MAX_ID = 2**63 - 1
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_VERSION = VERSION.encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def invalid_link() -> NotFound:
 
 
 def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
 def _unb64(text: str) -> bytes:
@@ -61,10 +64,17 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@lru_cache(maxsize=8)
+def _keyed(secret: str) -> hmac.HMAC:
+    """HMAC-SHA256 with ``secret``, fed the version prefix: a mail signs a dozen links and a
+    round millions, and copying this state costs a fraction of building it."""
+    return hmac.new(secret.encode(), VERSION.encode() + b"|", hashlib.sha256)
+
+
 def _mac(body: bytes, secret: str) -> bytes:
-    return hmac.new(secret.encode(), VERSION.encode() + b"|" + body, hashlib.sha256).digest()[
-        :MAC_BYTES
-    ]
+    mac = _keyed(secret).copy()
+    mac.update(body)
+    return mac.digest()[:MAC_BYTES]
 
 
 def sign(payload: LinkPayload, secret: str) -> str:
@@ -80,10 +90,39 @@ def sign(payload: LinkPayload, secret: str) -> str:
         raise ValueError(f"project id {payload.project_id} out of range")
     if not _KEY.fullmatch(payload.notification):
         raise ValueError("a notification key is 1 to 200 printable ASCII characters")
-    body = (
-        f"{payload.kind}.{payload.user_id}.{payload.project_id or 0}.{payload.notification}"
-    ).encode("ascii")
+    return _token(
+        payload.kind, payload.user_id, payload.project_id or 0, payload.notification, secret
+    )
+
+
+def _token(kind: str, user_id: int, project_id: int, notification: str, secret: str) -> str:
+    body = f"{kind}.{user_id}.{project_id}.{notification}".encode("ascii")
     return f"{VERSION}.{_b64(body)}.{_b64(_mac(body, secret))}"
+
+
+def click_tokens(user_id: int, notification: str, project_ids: list[int], secret: str) -> list[str]:
+    """The click tokens of one mail's projects, as :func:`sign` makes them (a mail's links
+    share the user and the key: both are checked once). Raises ValueError as :func:`sign`."""
+    if not 1 <= user_id <= _MAX_ID:
+        raise ValueError(f"user id {user_id} out of range")
+    if not _KEY.fullmatch(notification):
+        raise ValueError("a notification key is 1 to 200 printable ASCII characters")
+    for project_id in project_ids:
+        if not 1 <= project_id <= _MAX_ID:
+            raise ValueError(f"item of project {project_id}: id out of range")
+    keyed = _keyed(secret)
+    head = f"c.{user_id}."
+    tail = f".{notification}"
+    b64 = binascii.b2a_base64
+    tokens = []
+    for project_id in project_ids:  # _token, unrolled: 12 links a mail, millions a round
+        body = f"{head}{project_id}{tail}".encode("ascii")
+        mac = keyed.copy()
+        mac.update(body)
+        encoded = b64(body, newline=False).rstrip(b"=")
+        signed = b64(mac.digest()[:MAC_BYTES], newline=False).rstrip(b"=")
+        tokens.append(b"%s.%s.%s" % (_VERSION, encoded, signed))
+    return b" ".join(tokens).translate(_URLSAFE).decode("ascii").split(" ")
 
 
 def verify(token: str, kind: LinkKind, secret: str) -> LinkPayload:

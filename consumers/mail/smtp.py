@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Sequence
-from email.message import EmailMessage
+from email.utils import parseaddr
 
+from consumers.mail.message import Mail
 from consumers.settings import MailSettings
 from contracts.errors import InvalidInput, Unavailable
 
@@ -18,8 +19,9 @@ class SmtpSender:
 
     def __init__(self, settings: MailSettings) -> None:
         self.settings = settings
+        self.envelope_from = parseaddr(settings.mail_from)[1]
 
-    def send(self, messages: Sequence[EmailMessage]) -> None:
+    def send(self, messages: Sequence[Mail]) -> None:
         """Hand every message to the server, in order, on one connection.
 
         Returns once the server accepted them all. Raises Unavailable when the server cannot
@@ -36,6 +38,7 @@ class SmtpSender:
                 self.settings.smtp_port,
                 timeout=self.settings.smtp_timeout_s,
             ) as server:
+                server.ehlo_or_helo_if_needed()  # the extensions (8BITMIME) are known after
                 for message in messages:
                     self._send_one(server, message, where)
         except smtplib.SMTPResponseException as exc:
@@ -45,23 +48,29 @@ class SmtpSender:
         except (smtplib.SMTPException, OSError) as exc:
             raise Unavailable(f"SMTP server {where} unreachable: {exc}") from exc
 
-    @staticmethod
-    def _send_one(server: smtplib.SMTP, message: EmailMessage, where: str) -> None:
+    def _send_one(self, server: smtplib.SMTP, message: Mail, where: str) -> None:
         try:
-            refused = server.send_message(message)
+            # Headers are ASCII (RFC 2047): no SMTPUTF8. 8bit parts need the server's
+            # 8BITMIME (RFC 6152); without it they go in quoted-printable.
+            if message.eight_bit and server.has_extn("8bitmime"):
+                refused = server.sendmail(
+                    self.envelope_from, [message.to], message.raw, ["BODY=8BITMIME"]
+                )
+            else:
+                refused = server.sendmail(self.envelope_from, [message.to], message.as_seven_bit())
         except smtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients
         except smtplib.SMTPResponseException as exc:
             if 500 <= exc.smtp_code < 600:
                 raise InvalidInput(
-                    f"SMTP server {where} refused the mail {message['Message-ID']}: "
+                    f"SMTP server {where} refused the mail {message.message_id}: "
                     f"{exc.smtp_code} {_text(exc.smtp_error)}"
                 ) from exc
             raise
         for address, (code, reason) in refused.items():
             if 500 <= code < 600:
                 raise InvalidInput(
-                    f"SMTP server {where} refused {address} for {message['Message-ID']}: "
+                    f"SMTP server {where} refused {address} for {message.message_id}: "
                     f"{code} {_text(reason)}"
                 )
             raise smtplib.SMTPResponseException(code, reason)
