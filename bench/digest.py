@@ -19,15 +19,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.policy import compat32
 from typing import Any
 
-from consumers.alerts import Composer, MailModule
-from consumers.content import DigestContent, Item, Recipient
+from consumers.alerts import Composer, MailModule, Outgoing
 from consumers.digest import digest_round
 from consumers.settings import LoopSettings, MailSettings
-from contracts.errors import Unavailable
 from geo_engine import db
 from geo_engine.settings import DatabaseSettings, GeoSettings
 
@@ -42,42 +38,12 @@ class CountingSink:
     def __init__(self) -> None:
         self.messages = 0
 
-    def send(self, messages: Sequence[EmailMessage]) -> None:
+    def send(self, messages: Sequence[Outgoing]) -> None:
         self.messages += len(messages)
 
 
-class PlainComposer:
-    """Plain-text mails: the stand-in until ``consumers.mail`` is installed."""
-
-    def message_id(self, key: str) -> str:
-        return f"<{key.replace(':', '.')}@bench.geo-engine.example>"
-
-    def alert(self, recipient: Recipient, items: Sequence[Item], key: str) -> EmailMessage:
-        return self._mail(recipient, key, items[0].title, items)
-
-    def digest(self, recipient: Recipient, digest: DigestContent, key: str) -> EmailMessage:
-        return self._mail(recipient, key, f"Votre résumé du {digest.period_start}", digest.items)
-
-    def _mail(
-        self, recipient: Recipient, key: str, subject: str, items: Sequence[Item]
-    ) -> EmailMessage:
-        # compat32 stores headers as given: the default policy parses every header it is
-        # given, about 1 ms a mail on this machine, which would be most of the round.
-        mail = EmailMessage(policy=compat32)
-        mail["To"] = f"citoyen-{recipient.user_id}@habitants.geo-engine.example"
-        mail["Subject"] = subject
-        mail["Message-ID"] = self.message_id(key)
-        mail.set_payload(
-            "\n".join(f"{i.title} — {i.organisation}: {i.reason}" for i in items), "utf-8"
-        )
-        return mail
-
-
 def composer() -> tuple[Composer, str]:
-    try:
-        return MailModule(MailSettings()), "consumers.mail"
-    except Unavailable:
-        return PlainComposer(), "plain"
+    return MailModule(MailSettings()), "consumers.mail"
 
 
 def digest_database(

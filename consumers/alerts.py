@@ -23,19 +23,17 @@ receiving systems recognise as the same mail.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import psycopg
 
 from consumers.content import SECTIONS, DigestContent, Item, MeetingInfo, Recipient, Section
 from consumers.inbox import level_word
+from consumers.mail import Mail, SmtpSender, compose_alert, compose_digest, message_id
 from consumers.settings import LoopSettings, MailSettings
-from contracts.errors import Unavailable
 from geo_engine.db import load_sql
 
 ALERTS_SELECT = load_sql("consumers", "alerts_select.sql")
@@ -61,45 +59,49 @@ assert set(SECTION_OF_LEVEL.values()) <= set(SECTIONS)
 RowKey = tuple[int, int, str, int, int]  # inbox (user_id, project_id, kind, meeting_id, lead_days)
 
 
+class Outgoing(Protocol):
+    """A composed mail as the rounds hand it on: :class:`consumers.mail.Mail` (or any message
+    that gives its bytes and its headers by name)."""
+
+    def as_bytes(self) -> bytes: ...
+
+    def __getitem__(self, name: str) -> Any: ...
+
+
 class Sender(Protocol):
     """Hands mails to SMTP (one connection per call); returns once all were accepted."""
 
-    def send(self, messages: Sequence[EmailMessage]) -> None: ...
+    def send(self, messages: Sequence[Any]) -> None: ...
 
 
 class Composer(Protocol):
     """Builds the mails (``consumers.mail``: compose_alert, compose_digest, message_id, bound
     to their MailSettings); the ``Message-ID`` of a mail is ``message_id(key)``."""
 
-    def alert(self, recipient: Recipient, items: Sequence[Item], key: str) -> EmailMessage: ...
+    def alert(self, recipient: Recipient, items: Sequence[Item], key: str) -> Outgoing: ...
 
-    def digest(self, recipient: Recipient, digest: DigestContent, key: str) -> EmailMessage: ...
+    def digest(self, recipient: Recipient, digest: DigestContent, key: str) -> Outgoing: ...
 
     def message_id(self, key: str) -> str: ...
 
 
 class MailModule:
-    """``consumers.mail`` (compose_alert, compose_digest, message_id, SmtpSender) bound to its
-    settings: the Composer and Sender of the rounds."""
+    """``consumers.mail`` bound to its settings: the Composer and Sender of the rounds."""
 
     def __init__(self, settings: MailSettings) -> None:
-        try:
-            self._mail: Any = importlib.import_module("consumers.mail")
-        except ModuleNotFoundError as exc:
-            raise Unavailable(f"the mail templates are not installed ({exc})") from None
         self._settings = settings
-        self._smtp = self._mail.SmtpSender(settings)
+        self._smtp = SmtpSender(settings)
 
-    def alert(self, recipient: Recipient, items: Sequence[Item], key: str) -> EmailMessage:
-        return cast(EmailMessage, self._mail.compose_alert(recipient, items, key, self._settings))
+    def alert(self, recipient: Recipient, items: Sequence[Item], key: str) -> Mail:
+        return compose_alert(recipient, items, key, self._settings)
 
-    def digest(self, recipient: Recipient, digest: DigestContent, key: str) -> EmailMessage:
-        return cast(EmailMessage, self._mail.compose_digest(recipient, digest, key, self._settings))
+    def digest(self, recipient: Recipient, digest: DigestContent, key: str) -> Mail:
+        return compose_digest(recipient, digest, key, self._settings)
 
     def message_id(self, key: str) -> str:
-        return str(self._mail.message_id(key, self._settings))
+        return message_id(key, self._settings)
 
-    def send(self, messages: Sequence[EmailMessage]) -> None:
+    def send(self, messages: Sequence[Mail]) -> None:
         self._smtp.send(messages)
 
 
@@ -196,7 +198,7 @@ def recipients(conn: psycopg.Connection, users: Iterable[int]) -> dict[int, Reci
 
 def send_claimed(
     conn: psycopg.Connection,
-    mails: Sequence[tuple[str, EmailMessage]],
+    mails: Sequence[tuple[str, Outgoing]],
     sender: Sender,
     now: datetime,
     mark: Callable[[psycopg.Connection, Sequence[str], datetime], None] | None = None,
@@ -247,7 +249,7 @@ def unclaim(conn: psycopg.Connection, keys: Sequence[str]) -> None:
 
 def _alert_mails(
     conn: psycopg.Connection, rows: Sequence[RowKey], composer: Composer
-) -> tuple[list[tuple[str, EmailMessage]], list[str]]:
+) -> tuple[list[tuple[str, Outgoing]], list[str]]:
     """The mails of claimed alert rows, and the keys withheld (no longer visible)."""
     read = read_items(conn, rows)
     found = {r.key for r in read}

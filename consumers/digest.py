@@ -33,7 +33,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -43,6 +42,7 @@ from consumers.alerts import (
     LEASE,
     Composer,
     Counts,
+    Outgoing,
     Rendered,
     RowKey,
     Sender,
@@ -249,7 +249,7 @@ def _send_digests(
         for r in read_items(conn, _rows_of(conn, chunk)):
             by_user.setdefault(r.key[0], []).append(r)
         people = recipients(conn, [k[0] for k in chunk])
-        mails: list[tuple[str, EmailMessage]] = []
+        mails: list[tuple[str, Outgoing]] = []
         empty: list[str] = []
         for user, frequency, period in chunk:
             key = digest_key((user, frequency, period))
