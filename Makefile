@@ -34,13 +34,13 @@ services:  ## start PostGIS and Redis (idempotent); writes .env
 services-down:  ## stop PostGIS and Redis
 	@scripts/services.sh down
 
-demo: install services  ## load France, users and projects, then serve the API and the map (Ctrl-C stops)
+demo: install services  ## load France, users and projects, show the retention loop, then serve the API and the map (Ctrl-C stops)
 	$(GEO) db upgrade
 	$(GEO) geo load
 	$(GEO) fixtures load --users $(DEMO_USERS) --projects $(DEMO_PROJECTS) --seed 42
 	@echo "Paris, Hôtel de Ville:"
 	$(GEO) geo locate 48.8566 2.3522
-	$(GEO) serve
+	@scripts/demo.sh
 
 lint: install  ## ruff, mypy and the import rules (import-linter)
 	.venv/bin/ruff check .

@@ -187,15 +187,32 @@ def load(
         "--engagement/--no-engagement",
         help="with --projects, simulated follows, clicks and participations (seeded)",
     ),
+    announce: bool = typer.Option(
+        False,
+        "--announce/--no-announce",
+        help="keep the load's events in the outbox, so the retention loop announces every "
+        "generated user and project (by default they are history: nothing to announce)",
+    ),
 ) -> None:
     """Generate a synthetic population and load it in one go; then, with --projects, a
     catalogue of organisations, members, projects and contributions, and (unless
     --no-engagement) simulated engagement."""
+    with connect(DatabaseSettings()) as conn:
+        started = conn.execute("SELECT clock_timestamp()").fetchone()
     load_batch(_generate(count, seed))
     if projects:
         _store_catalog(_generate_catalog(projects, contributions, seed))
         if engagement:
             _load_engagement(seed, required=False)
+    if not announce and started is not None:
+        # A generated network is a past state, not news: left in the outbox, its 5,000
+        # projects would reach some 11 million inboxes the moment `geo-engine consume` starts.
+        with connect(DatabaseSettings()) as conn:
+            forgotten = conn.execute(
+                "DELETE FROM outbox WHERE created_at >= %s AND published_at IS NULL", started
+            ).rowcount
+            conn.commit()
+        err.print(f"{forgotten:,} events of the generated history left out of the outbox")
 
 
 @app.command("engagement")

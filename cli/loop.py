@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import typer
 
@@ -56,3 +57,25 @@ def tick(
         reminders = meeting_reminders(conn, now, loop.meeting_reminder_days, loop, scorer)
         conn.commit()
     typer.echo(json.dumps({"closing_soon": closing, "meeting_reminders": reminders}))
+
+
+@app.command()
+def publish() -> None:
+    """The demo's first step: a consultation closing in five days, published in the commune
+    where most residents take mail; prints its id (see `make demo`)."""
+    from cli import loop_demo
+
+    loop_demo.publish()
+
+
+@app.command()
+def watch(
+    project_id: int = typer.Argument(..., parser=strict_int, help="the project published"),
+    mail_dir: Path = typer.Option(Path("var/mail"), help="where the SMTP sink keeps the mails"),
+) -> None:
+    """The demo's second step, with `geo-engine consume` and the mail sink running: the
+    project in its residents' inboxes, their alerts and digests, a click on a mail's link
+    coming back as engagement, and the clicker's ranking before and after."""
+    from cli import loop_demo
+
+    loop_demo.watch(project_id, mail_dir)

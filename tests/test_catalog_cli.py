@@ -85,7 +85,18 @@ def _snapshot(settings: DatabaseSettings) -> dict[str, list[tuple[Any, ...]]]:
 def test_catalog_commands(mini_db: DatabaseSettings, tmp_path: Path) -> None:
     settings = mini_db
     # A population, then a catalogue on it, in one command.
-    loaded = _cli(settings, "fixtures", "load", "--users", "300", "--projects", "40", "--seed", "3")
+    loaded = _cli(
+        settings,
+        "fixtures",
+        "load",
+        "--users",
+        "300",
+        "--projects",
+        "40",
+        "--seed",
+        "3",
+        "--announce",
+    )
     assert loaded.returncode == 0, loaded.stderr
     after_load = _snapshot(settings)
     assert len(after_load["project"]) == 40

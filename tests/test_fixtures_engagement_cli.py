@@ -71,6 +71,9 @@ def test_fixtures_load_simulates_engagement_without_events(
         )
         == 0
     )
+    # Without --announce the generated network is history: nothing for the loop to announce.
+    assert _one(settings, "SELECT count(*) FROM outbox") == 0
+    assert "events of the generated history left out" in loaded.stderr
     # Again on what is there: the same seed gives the same rows, replaced.
     again = _cli(settings, "fixtures", "engagement", "--seed", "3")
     assert again.returncode == 0, again.stderr
