@@ -184,8 +184,9 @@ def names_user(fields: dict[bytes, bytes], user_ids: Iterable[int]) -> bool:
 
 def scrub_streams(client: redis.Redis, prefix: str, user_ids: Sequence[int]) -> int:
     """``XDEL`` every entry naming one of ``user_ids`` on every stream ``<prefix>.*``
-    (``SCAN … TYPE stream``, then ``XRANGE`` by rounds of :data:`SCAN_COUNT`); entries
-    deleted. An entry pending in a group is deleted too: the group then reads it as gone."""
+    (``SCAN … TYPE stream``, then ``XRANGE`` by rounds of :data:`SCAN_COUNT`), and their last
+    errors; returns the entries deleted. An entry pending in a group is deleted too: the group
+    then reads it as gone."""
     deleted = 0
     for key in client.scan_iter(match=f"{prefix}.*", _type="stream"):
         start = "-"
@@ -198,6 +199,12 @@ def scrub_streams(client: redis.Redis, prefix: str, user_ids: Sequence[int]) -> 
             doomed = [entry_id for entry_id, fields in entries if names_user(fields, user_ids)]
             if doomed:
                 deleted += client.xdel(key, *doomed)
+                # The runtime's last errors of those entries (``<prefix>.errors``, fields
+                # ``<group>/<entry id>``) may quote them too.
+                groups = [g["name"].decode() for g in client.xinfo_groups(key)]
+                errors = [f"{g}/{i.decode()}" for g in groups for i in doomed]
+                if errors:
+                    client.hdel(f"{prefix}.errors", *errors)
             if len(entries) < SCAN_COUNT:
                 break
             last = entries[-1][0].decode()
