@@ -60,12 +60,16 @@ def tick(
 
 
 @app.command()
-def publish() -> None:
-    """The demo's first step: a consultation closing in five days, published in the commune
-    where most residents take mail; prints its id (see `make demo`)."""
+def publish(
+    commune: str | None = typer.Option(
+        None, help="INSEE code (default: the commune where most residents take mail)"
+    ),
+) -> None:
+    """The demo's first step: a consultation closing in five days, published in a commune;
+    prints its id (see `make demo`)."""
     from cli import loop_demo
 
-    loop_demo.publish()
+    loop_demo.publish(commune)
 
 
 @app.command()
