@@ -4,16 +4,12 @@ rule again (consumers/inbox.py)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from api import cursors
 from api.deps import Cursor, SettingsDep, UserIdPath, ViewerDep
 from api.problems import documented
 from api.routes.writes import PoolDep, actor
@@ -37,16 +33,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KINDS = ("published", "closing_soon", "results", "meeting_announced", "meeting_reminder",
           "recommended")  # fmt: skip
 # What _encode writes: "<µs>.<project>.<kind index>.<meeting>.<lead>.<24 hex digits>".
-_RAW = re.compile(
-    rb"(0|[1-9][0-9]{0,17})\.([1-9][0-9]{0,18})\.([0-9])\.(0|[1-9][0-9]{0,18})\.([0-9]{1,3})"
-    rb"\.([0-9a-f]{24})"
-)
-_TEXT = re.compile(r"[A-Za-z0-9_-]{1,200}", re.ASCII)
-
-
-def _mac(body: str, viewer: int | None, secret: str) -> str:
-    message = f"inbox:{body}:{viewer if viewer is not None else '-'}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:24]
+_BODY = rb"(0|[1-9][0-9]{0,17})\.([1-9][0-9]{0,18})\.([0-9])\.(0|[1-9][0-9]{0,18})\.([0-9]{1,3})"
 
 
 def _encode(item: InboxItem, viewer: int | None, secret: str) -> str:
@@ -54,8 +41,7 @@ def _encode(item: InboxItem, viewer: int | None, secret: str) -> str:
     body = (
         f"{micros}.{item.project_id}.{_KINDS.index(item.kind)}.{item.meeting_id}.{item.lead_days}"
     )
-    raw = f"{body}.{_mac(body, viewer, secret)}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.seal(body, viewer, secret, purpose="inbox:")
 
 
 def _decode(cursor: str | None, viewer: int | None, secret: str) -> inbox.After | None:
@@ -63,30 +49,12 @@ def _decode(cursor: str | None, viewer: int | None, secret: str) -> inbox.After 
     Signed with the viewer's id, as the API's other cursors (api/cursors.py)."""
     if cursor is None:
         return None
-    found = None
-    if _TEXT.fullmatch(cursor):
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        except (binascii.Error, ValueError):
-            raw = b""
-        found = _RAW.fullmatch(raw)
-    if found is None:
-        raise InvalidInput("cursor: not a cursor this API gave")
-    micros, project, kind, meeting, lead, mac = (g.decode() for g in found.groups())
-    body = f"{micros}.{project}.{kind}.{meeting}.{lead}"
-    if (
-        int(kind) >= len(_KINDS)
-        or int(project) >= 2**63
-        or int(meeting) >= 2**63
-        or not hmac.compare_digest(mac, _mac(body, viewer, secret))
-    ):
+    found = cursors.unseal(cursor, _BODY, viewer, secret, purpose="inbox:")
+    micros, project, kind, meeting, lead = (int(g) for g in found.groups())
+    if kind >= len(_KINDS) or project >= 2**63 or meeting >= 2**63:
         raise InvalidInput("cursor: not a cursor this API gave to this caller")
     return inbox.After(
-        _EPOCH + timedelta(microseconds=int(micros)),
-        int(project),
-        _KINDS[int(kind)],
-        int(meeting),
-        int(lead),
+        _EPOCH + timedelta(microseconds=micros), project, _KINDS[kind], meeting, lead
     )
 
 
