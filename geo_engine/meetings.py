@@ -8,8 +8,7 @@ trusted, all or nothing, refusals naming line and field) and the API (``announce
 or the admins and agents of the project's organisation. The checks run in the order of
 ``writes.py``: signed in; the project (or the meeting's project) visible to the caller, else
 the answer of a missing one (:func:`no_meeting`, :func:`no_project`); then the role (403).
-``writes.py`` sits beside this module in the same layer, so its private helpers are not
-imported; the few lines they share are written again here.
+The sign-in, role and id rules are ``writes.py``'s own (this module sits above it).
 
 Reads (one meeting, the map's meetings in a box, the ``.ics``) show a meeting only when its
 project is in ``visible_projects(viewer)``: a private project's meeting is, for a non-member,
@@ -18,35 +17,24 @@ exactly a missing one.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from icalendar import Calendar
 from icalendar import Event as IcsEvent
 
-from contracts.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from contracts.errors import Conflict, NotFound
 from contracts.meetings import KIND_LABELS, MeetingKind, MeetingRecord, MeetingView, MeetingWrite
 from contracts.users import Home
 from geo_engine.db import copy_rows, load_sql
 from geo_engine.jsonl import ImportRejected, Line
 from geo_engine.outbox import insert_events
+from geo_engine.writes import Actor, free_id, require_role, signed_in
 
-MAX_ASSIGNED_ID = 2**53 - 1  # as writes.py: exact in JavaScript, which reads the map's ids
-WRITER_ROLES = ("admin", "agent")
+WRITER_ROLES = {"admin", "agent"}
 MEETINGS_IN_BBOX = load_sql("geo_engine", "meetings_in_bbox.sql")
-
-
-class Actor(Protocol):
-    """Who writes (``geo_engine.writes.Actor`` is one): a user id or None, and staff or not."""
-
-    @property
-    def user_id(self) -> int | None: ...
-
-    @property
-    def staff(self) -> bool: ...
 
 
 def no_meeting(meeting_id: int) -> str:
@@ -145,31 +133,10 @@ def store_meetings(
         return written
 
 
-def _signed_in(actor: Actor) -> int:
-    if actor.user_id is None:
-        raise Unauthenticated("this needs a bearer token", headers={"WWW-Authenticate": "Bearer"})
-    return actor.user_id
-
-
-def _require_writer(
-    conn: psycopg.Connection, actor: Actor, user_id: int, organisation_id: int
-) -> None:
-    if actor.staff:
-        return
-    row = conn.execute(
-        "SELECT role FROM organisation_member WHERE organisation_id = %s AND user_id = %s",
-        (organisation_id, user_id),
-    ).fetchone()
-    if row is None or row[0] not in WRITER_ROLES:
-        raise Forbidden(
-            f"only admins or agents of organisation {organisation_id} may write its meetings"
-        )
-
-
 def _project_of_writer(conn: psycopg.Connection, actor: Actor, project_id: int) -> int:
     """The organisation of a project the caller may write meetings of (FOR KEY SHARE: it
     stays until commit)."""
-    user_id = _signed_in(actor)
+    user_id = signed_in(actor)
     row = conn.execute(
         """SELECT p.organisation_id FROM project AS p
            WHERE p.id = %(project)s
@@ -179,7 +146,7 @@ def _project_of_writer(conn: psycopg.Connection, actor: Actor, project_id: int) 
     ).fetchone()
     if row is None:
         raise NotFound(no_project(project_id))
-    _require_writer(conn, actor, user_id, int(row[0]))
+    require_role(conn, actor, int(row[0]), WRITER_ROLES)
     return int(row[0])
 
 
@@ -187,7 +154,7 @@ def _meeting_of_writer(
     conn: psycopg.Connection, actor: Actor, meeting_id: int
 ) -> tuple[int, datetime | None]:
     """(project id, cancelled_at) of a meeting the caller may write, locked until commit."""
-    user_id = _signed_in(actor)
+    user_id = signed_in(actor)
     row = conn.execute(
         """SELECT m.project_id, p.organisation_id, m.cancelled_at
            FROM meeting AS m JOIN project AS p ON p.id = m.project_id
@@ -198,16 +165,8 @@ def _meeting_of_writer(
     ).fetchone()
     if row is None:
         raise NotFound(no_meeting(meeting_id))
-    _require_writer(conn, actor, user_id, int(row[1]))
+    require_role(conn, actor, int(row[1]), WRITER_ROLES)
     return int(row[0]), row[2]
-
-
-def _free_id(conn: psycopg.Connection) -> int:
-    """A random id no meeting has (random: ids must not count what exists)."""
-    while True:
-        candidate = secrets.randbelow(MAX_ASSIGNED_ID) + 1
-        if conn.execute("SELECT 1 FROM meeting WHERE id = %s", (candidate,)).fetchone() is None:
-            return candidate
 
 
 def _store_one(conn: psycopg.Connection, record: MeetingRecord) -> int:
@@ -224,7 +183,7 @@ def announce(
     ``meeting.announced`` event. Returns (meeting id assigned by the engine, rows written)."""
     with conn.transaction():
         _project_of_writer(conn, actor, project_id)
-        meeting_id = _free_id(conn)
+        meeting_id = free_id(conn, "meeting")
         record = MeetingRecord.model_validate(
             {**dict(body), "id": meeting_id, "project_id": project_id}
         )

@@ -98,7 +98,7 @@ class Actor:
     staff: bool = False
 
 
-def _signed_in(actor: Actor) -> int:
+def signed_in(actor: Actor) -> int:
     if actor.user_id is None:
         raise Unauthenticated("this needs a bearer token", headers={"WWW-Authenticate": "Bearer"})
     return actor.user_id
@@ -112,12 +112,12 @@ def _role(conn: psycopg.Connection, organisation_id: int, user_id: int) -> str |
     return None if row is None else str(row[0])
 
 
-def _require_role(
+def require_role(
     conn: psycopg.Connection, actor: Actor, organisation_id: int, roles: set[str]
 ) -> None:
     """Staff, or a member of the organisation with one of ``roles``. The refusal is the same
     whether the organisation exists or not."""
-    user_id = _signed_in(actor)
+    user_id = signed_in(actor)
     if actor.staff:
         return
     if _role(conn, organisation_id, user_id) not in roles:
@@ -129,7 +129,7 @@ def _exists(conn: psycopg.Connection, query: str, params: Sequence[Any]) -> bool
     return conn.execute(query, params).fetchone() is not None
 
 
-def _free_id(conn: psycopg.Connection, table: str) -> int:
+def free_id(conn: psycopg.Connection, table: str) -> int:
     """A random id nobody has in ``table`` (random: ids must not count what exists)."""
     while True:
         candidate = secrets.randbelow(MAX_ASSIGNED_ID) + 1
@@ -166,7 +166,7 @@ def write_organisation(
     conn: psycopg.Connection, actor: Actor, record: OrganisationRecord
 ) -> Written:
     """Create or update an organisation (staff only)."""
-    _signed_in(actor)
+    signed_in(actor)
     if not actor.staff:
         raise Forbidden("only platform staff create organisations")
     with conn.transaction():
@@ -177,7 +177,7 @@ def write_organisation(
 def add_member(conn: psycopg.Connection, actor: Actor, record: MemberRecord) -> Written:
     """Add a member or change their role (staff, or the organisation's admins)."""
     with conn.transaction():
-        _require_role(conn, actor, record.organisation_id, {"admin"})
+        require_role(conn, actor, record.organisation_id, {"admin"})
         written = _store(conn, catalog_load.store_members, record)
     return Written(written=written)
 
@@ -187,8 +187,8 @@ def remove_member(
 ) -> Written:
     """Remove a member (staff, the organisation's admins, or the member themself)."""
     with conn.transaction():
-        if _signed_in(actor) != user_id:
-            _require_role(conn, actor, organisation_id, {"admin"})
+        if signed_in(actor) != user_id:
+            require_role(conn, actor, organisation_id, {"admin"})
         removed = catalog_load.remove_member(conn, organisation_id, user_id)
     return Written(written=int(removed))
 
@@ -200,9 +200,9 @@ def write_project(conn: psycopg.Connection, actor: Actor, body: ProjectWrite) ->
     """Create a project (no id: the engine assigns one) or update one of the organisation's
     (staff, or the organisation's admins and agents)."""
     with conn.transaction():
-        _require_role(conn, actor, body.organisation_id, {"admin", "agent"})
+        require_role(conn, actor, body.organisation_id, {"admin", "agent"})
         if body.id is None:
-            project_id = _free_id(conn, "project")
+            project_id = free_id(conn, "project")
         else:
             project_id = body.id
             own = _exists(
@@ -220,7 +220,7 @@ def write_project(conn: psycopg.Connection, actor: Actor, body: ProjectWrite) ->
 def write_contribution(conn: psycopg.Connection, actor: Actor, body: ContributionWrite) -> Written:
     """Place a contribution (no id: the engine assigns one) or change one of the caller's, on
     a participatory map they can see; the caller is its author (staff may name another)."""
-    user_id = _signed_in(actor)
+    user_id = signed_in(actor)
     if body.author_id is not None and body.author_id != user_id and not actor.staff:
         raise Forbidden("author_id must be your own user id")
     with conn.transaction():
@@ -230,7 +230,7 @@ def write_contribution(conn: psycopg.Connection, actor: Actor, body: Contributio
         if not visible:
             raise NotFound(f"no project {body.project_id}")
         if body.id is None:
-            contribution_id = _free_id(conn, "contribution")
+            contribution_id = free_id(conn, "contribution")
         else:
             contribution_id = body.id
             own = _exists(
@@ -253,7 +253,7 @@ def write_contribution(conn: psycopg.Connection, actor: Actor, body: Contributio
 
 def _require_self(actor: Actor, user_id: int) -> None:
     """The user themself or staff; anyone else gets the answer of a missing user."""
-    if _signed_in(actor) != user_id and not actor.staff:
+    if signed_in(actor) != user_id and not actor.staff:
         raise NotFound(NO_USER)
 
 
@@ -297,7 +297,7 @@ def register_user(
     conn: psycopg.Connection, actor: Actor, record: UserRecord, settings: UserSettings
 ) -> UserView:
     """Register a user with the import's rules (a user registers themself; staff anyone)."""
-    if _signed_in(actor) != record.id and not actor.staff:
+    if signed_in(actor) != record.id and not actor.staff:
         raise Forbidden("a user registers themself: id must be the user id of your token")
     with conn.transaction():
         # Two registrations of one id at once: the second waits, then finds the first.
