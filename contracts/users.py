@@ -54,6 +54,15 @@ class QuietHours(BaseModel):
     start: time = time(22, 0)
     end: time = time(8, 0)
 
+    @field_validator("start", "end")
+    @classmethod
+    def _wall_clock(cls, value: time) -> time:
+        # In the user's own zone, whatever its offset that day: an offset here would mean
+        # another zone, and half the year the wrong hour.
+        if value.tzinfo is not None:
+            raise ValueError("give a local time of day without offset, e.g. 22:00")
+        return value
+
 
 class Notifications(BaseModel):
     """How the retention loop reaches a user.

@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 import psycopg
 import pytest
+from pydantic import ValidationError
 
 from contracts.users import Notifications, UserRecord
 from fixtures.population import generate_users
@@ -530,3 +531,15 @@ def test_a_time_zone_is_a_place_s_iana_zone(zone: str) -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         UserRecord.model_validate({"id": 1, "commune": "75056", "timezone": zone})
     assert UserRecord.model_validate({"id": 1, "commune": "75056", "timezone": "Pacific/Marquesas"})
+
+
+def test_quiet_hours_are_local_times_of_day_and_old_frequency_words_still_read() -> None:
+    with pytest.raises(ValidationError, match="without offset"):
+        Notifications.model_validate({"quiet_hours": {"start": "00:00:00Z"}})
+    with pytest.raises(ValidationError, match="listed more than once"):
+        Notifications.model_validate({"muted_tools": ["petition", "petition"]})
+    old = Notifications.model_validate({"frequency": "immediate"})
+    assert (old.frequency, Notifications.model_validate({"frequency": "never"}).frequency) == (
+        "instant",
+        "off",
+    )
