@@ -10,8 +10,7 @@ Then one :func:`consumers.digest.digest_round` as at ``AT`` (noon in Paris: the 
 come in mainland France, the Antilles, Guyane, Réunion and Mayotte, not yet in the Pacific,
 whose users are not due): due users found, digests and items claimed, rendered with the
 visibility rule re-checked, handed to a counting sink, marked sent. ``round_s`` times it all;
-``users`` is the digests sent. ``composer`` says what rendered the mails: ``consumers.mail``
-when it is installed, else ``plain`` (a plain-text stand-in of this module).
+``users`` is the digests sent. ``composer`` says what rendered the mails (``consumers.mail``).
 """
 
 from __future__ import annotations

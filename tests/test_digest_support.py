@@ -1,6 +1,8 @@
 """What the alert and digest tests share: a real SMTP server (aiosmtpd) that keeps what it
-receives, a sender that talks SMTP to it, a small composer standing in for ``consumers.mail``
-until it is merged, and writers of users, projects and inbox rows."""
+receives, a sender that talks SMTP to it, a small composer whose plain mails list each item's
+project and kind (so the tests read back exactly what a round chose; the real templates are
+tested in test_mail_*.py and used by test_scheduler.py and test_loop_faults.py), and writers
+of users, projects and inbox rows."""
 
 from __future__ import annotations
 
