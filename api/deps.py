@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 
 from api.auth import ANONYMOUS, Viewer, viewer_from_token
-from contracts.errors import InvalidInput, Unauthenticated
+from contracts.errors import Forbidden, InvalidInput, Unauthenticated
 from contracts.users import INSEE_CODE
 from contracts.values import Integer, Number, parse_number
 from geo_engine.settings import ApiSettings
@@ -136,6 +136,33 @@ async def tile(
 
 PoolDep = Annotated[AsyncConnectionPool, Depends(pool)]
 ViewerDep = Annotated[Viewer, Depends(viewer)]
+
+# The growth dashboard's session (api/growth_page.py): a staff token kept in an HttpOnly,
+# SameSite=Strict cookie, honoured for reads only, so no other site can make a browser change
+# an experiment (CSRF) and no script of the page can read it.
+STAFF_COOKIE = "geo_engine_staff"
+
+
+async def staff(request: Request, found: ViewerDep) -> Viewer:
+    """The viewer, who must be staff: 401 without a token (or with a wrong one), 403 with a
+    token that is not staff's. The growth team's pages and API (``/growth``, ``/v1/growth``)."""
+    if found.anonymous and request.method in ("GET", "HEAD"):
+        cookie = request.cookies.get(STAFF_COOKIE)
+        if cookie:
+            found = viewer_from_token(
+                cookie, request.app.state.api_settings.jwt_secret.get_secret_value()
+            )
+    if found.anonymous:
+        raise Unauthenticated(
+            "the growth pages are for staff: send 'Authorization: Bearer <staff token>'",
+            headers={"WWW-Authenticate": 'Bearer realm="growth"'},
+        )
+    if not found.staff:
+        raise Forbidden("the growth pages are for staff; this token is not a staff token")
+    return found
+
+
+StaffDep = Annotated[Viewer, Depends(staff)]
 SettingsDep = Annotated[ApiSettings, Depends(settings)]
 LonLatDep = Annotated[LonLat, Depends(lon_lat)]
 BBoxDep = Annotated[tuple[float, float, float, float], Depends(bbox)]

@@ -54,6 +54,7 @@ USER_COLUMNS: dict[str, tuple[str, ...]] = {
     "mail_delivery": ("user_id",),
     "digest": ("user_id",),
     "engagement_event": ("user_id",),
+    "experiment_exposure": ("user_id",),
     "contribution": ("author_id",),  # kept, anonymised (see above)
     "outbox": ("payload",),  # events naming the user (see above)
     "app_user": ("id",),  # last: the others may refer to it
@@ -78,6 +79,7 @@ USER_FREE: frozenset[str] = frozenset(
         "project_area",
         "meeting",
         "consumed_event",  # consumer and event id only
+        "experiment",  # the growth team's experiments: variants, not people
     }
 )
 # Keys of an event's payload that hold a user id.

@@ -170,6 +170,8 @@ class AppUser(Base):
     notifications: Mapped[dict[str, object]] = mapped_column(JSONB, server_default="{}")
     timezone: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Sign-up (migration 0009): the return cohorts of the growth metrics.
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class UserPlace(Base):

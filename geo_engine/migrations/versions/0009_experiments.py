@@ -1,0 +1,100 @@
+"""the growth team's experiments: experiments, exposures, the assignment hash, sign-up dates
+
+Revision ID: 0009
+Revises: 0008
+
+``experiment`` holds the spec (contracts/experiments.py) as JSON plus the columns the
+assignment reads set-wise (``geo_engine/experiments_assigned.sql``): surface, unit kind, salt,
+layer slice, the variants' names and cumulative edges. ``experiment_exposure`` logs each time a
+unit's variant acted on a user (a digest sent or held out, an alert, a ranking served), once
+per reference: replays after a crash collide with themselves. No foreign keys, like the loop's
+tables: erasure deletes exposures by user (consumers/erasure.py).
+
+``experiment_bucket(salt, unit)`` is contracts.experiments.bucket: the first 32 bits of
+MD5(salt ':' unit). ``app_user.created_at`` is the sign-up instant the return cohorts need;
+users who existed before it get the migration's instant.
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0009"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _bucket_function() -> None:
+    # IMMUTABLE and a single SELECT: the planner inlines it into the assignment's statement.
+    op.execute(
+        """
+        CREATE FUNCTION experiment_bucket(salt text, unit text) RETURNS bigint
+        LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+        AS $$ SELECT ('x' || substr(md5(salt || ':' || unit), 1, 8))::bit(32)::bigint $$
+        """
+    )
+
+
+def _experiments() -> None:
+    op.execute(
+        """
+        CREATE TABLE experiment (
+            id            integer     GENERATED ALWAYS AS IDENTITY,
+            name          text        NOT NULL,
+            surface       text        NOT NULL,
+            unit          text        NOT NULL,
+            salt          text        NOT NULL,
+            layer_lo      smallint    NOT NULL,
+            layer_hi      smallint    NOT NULL,
+            variant_names text[]      NOT NULL,
+            variant_edges integer[]   NOT NULL,
+            spec          jsonb       NOT NULL,
+            status        text        NOT NULL DEFAULT 'draft',
+            created_at    timestamptz NOT NULL DEFAULT now(),
+            started_at    timestamptz,
+            stopped_at    timestamptz,
+            CONSTRAINT pk_experiment PRIMARY KEY (id),
+            CONSTRAINT uq_experiment_name UNIQUE (name),
+            CONSTRAINT ck_experiment_surface_known CHECK (surface IN ('ranking', 'digest', 'alerts')),
+            CONSTRAINT ck_experiment_unit_known CHECK (unit IN ('user', 'commune', 'epci')),
+            CONSTRAINT ck_experiment_status_known CHECK (status IN ('draft', 'running', 'paused', 'stopped')),
+            CONSTRAINT ck_experiment_layer CHECK (0 <= layer_lo AND layer_lo < layer_hi AND layer_hi <= 100),
+            CONSTRAINT ck_experiment_variants CHECK (
+                cardinality(variant_names) = cardinality(variant_edges)
+                AND cardinality(variant_names) >= 2)
+        )
+        """
+    )
+    op.execute(
+        """
+        CREATE TABLE experiment_exposure (
+            experiment_id integer     NOT NULL,
+            user_id       bigint      NOT NULL,
+            variant       text        NOT NULL,
+            unit          text        NOT NULL,
+            ref           text        NOT NULL,
+            exposed_at    timestamptz NOT NULL,
+            CONSTRAINT pk_experiment_exposure PRIMARY KEY (experiment_id, user_id, ref)
+        )
+        """
+    )
+    op.execute("CREATE INDEX ix_experiment_exposure_user_id ON experiment_exposure (user_id)")
+
+
+def _sign_up() -> None:
+    # now() is stable, so PostgreSQL stores the default once: no table rewrite.
+    op.execute("ALTER TABLE app_user ADD COLUMN created_at timestamptz NOT NULL DEFAULT now()")
+
+
+def upgrade() -> None:
+    _bucket_function()
+    _experiments()
+    _sign_up()
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE app_user DROP COLUMN created_at")
+    op.execute("DROP TABLE experiment_exposure")
+    op.execute("DROP TABLE experiment")
+    op.execute("DROP FUNCTION experiment_bucket(text, text)")
