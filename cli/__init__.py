@@ -14,6 +14,7 @@ from cli import (
     digest,
     fixtures,
     geo,
+    growth,
     loop,
     mail,
     meetings,
@@ -42,6 +43,7 @@ app.add_typer(loop.app, name="loop")
 app.add_typer(digest.app, name="digest")
 digest.app.command("print")(printable.print_poster)
 app.add_typer(digest.alerts, name="alerts")
+app.add_typer(growth.app, name="growth")
 app.command("bench")(bench.bench)
 app.command("status")(status.status)
 app.command("serve")(serve.serve)

@@ -12,7 +12,8 @@ tables: erasure deletes exposures by user (consumers/erasure.py).
 
 ``experiment_bucket(salt, unit)`` is contracts.experiments.bucket: the first 32 bits of
 MD5(salt ':' unit). ``app_user.created_at`` is the sign-up instant the return cohorts need;
-users who existed before it get the migration's instant.
+users who existed before it get the migration's instant. ``inbox.digest_rank`` is where a sent
+digest showed a row: the logged lists of the offline replay.
 """
 
 from collections.abc import Sequence
@@ -87,13 +88,21 @@ def _sign_up() -> None:
     op.execute("ALTER TABLE app_user ADD COLUMN created_at timestamptz NOT NULL DEFAULT now()")
 
 
+def _digest_ranks() -> None:
+    # The position (1 = first) at which a sent digest showed an inbox row: the logged lists the
+    # offline replay re-ranks (growth/replay.py). NULL for rows a digest did not show.
+    op.execute("ALTER TABLE inbox ADD COLUMN digest_rank smallint")
+
+
 def upgrade() -> None:
     _bucket_function()
     _experiments()
     _sign_up()
+    _digest_ranks()
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE inbox DROP COLUMN digest_rank")
     op.execute("ALTER TABLE app_user DROP COLUMN created_at")
     op.execute("DROP TABLE experiment_exposure")
     op.execute("DROP TABLE experiment")
