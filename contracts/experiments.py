@@ -42,7 +42,7 @@ TemplateVariant = Literal["standard", "question", "local"]
 
 BUCKETS = 10_000  # variant resolution: shares are honoured to 1/10,000
 LAYER_SLOTS = 100  # a surface's layer is cut in percents
-NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}", re.ASCII)
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$", re.ASCII)  # anchored: pydantic searches
 
 # Which overrides mean something on which surface: any other is refused, so a variant never
 # silently changes nothing.
