@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,6 +18,7 @@ from cli.users import load_batch
 from contracts.errors import EngineError
 from fixtures.catalog import CONTRIBUTIONS_PER_PROJECT, Catalog, generate_catalog, write_catalog
 from fixtures.engagement import generate_engagement, store_engagement
+from fixtures.growth_history import demo_experiment, simulate
 from fixtures.population import generate_users, to_jsonl
 from geo_engine.catalog.load import (
     store_contributions,
@@ -221,3 +223,21 @@ def engagement_(seed: int = SEED) -> None:
     projects (a seeded behaviour model: geography first, interests, popularity) and store them;
     rows already there for the same user and project are replaced."""
     _load_engagement(seed)
+
+
+@app.command()
+def growth(
+    days: int = typer.Option(28, min=1, max=366, help="days of history before today"),
+    seed: int = SEED,
+) -> None:
+    """The growth dashboard's demo: the experiment `objet-du-digest` (the digest's subject line
+    by commune, 10 % holdout), created and started if absent, and a seeded history of its
+    digests, opens, clicks and participations over the last --days days."""
+    now = datetime.now(UTC)
+    with connect(DatabaseSettings()) as conn, progress_bar() as bar:
+        task = bar.add_task("simulating the experiment's history", total=None)
+        experiment = demo_experiment(conn, now)
+        users = simulate(conn, experiment, days, now, seed)
+        conn.commit()
+        bar.update(task, total=1, completed=1)
+    err.print(f"experiment {experiment.spec.name}: {users:,} users, {days} days of history")

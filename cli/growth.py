@@ -12,11 +12,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from cli.common import strict_int
 from contracts.errors import InvalidInput
 from contracts.experiments import SURFACES, Experiment, ExperimentSpec
 from geo_engine import experiments
 from geo_engine.db import connect
-from geo_engine.settings import DatabaseSettings
+from geo_engine.settings import ApiSettings, DatabaseSettings
 
 app = typer.Typer(no_args_is_help=True, help="Experiments, metrics and replays of the loop.")
 experiment = typer.Typer(no_args_is_help=True, help="Create, start, pause, stop, list.")
@@ -112,3 +113,19 @@ def list_experiments(
             typer.echo(json.dumps(e.model_dump(mode="json"), ensure_ascii=False))
     else:
         Console().print(_table(rows))
+
+
+@app.command("token")
+def staff_token(
+    user: int = typer.Option(1, parser=strict_int, help="the staff member's user id (sub)"),
+    hours: int = typer.Option(12, parser=strict_int, help="hours the token stays valid (1-168)"),
+) -> None:
+    """Print a staff bearer token signed with GEO_ENGINE_JWT_SECRET, for the growth dashboard
+    (paste it in /growth/session) and /v1/growth. Whoever holds the secret can mint these: an
+    operator's tool, like the demo's."""
+    from api.auth import make_token  # noqa: PLC0415 (the API's token format, only here)
+
+    if not 1 <= hours <= 168:
+        raise InvalidInput(f"--hours must be between 1 and 168, not {hours}")
+    secret = ApiSettings().jwt_secret.get_secret_value()
+    typer.echo(make_token(user, secret, staff=True, ttl_s=hours * 3600))

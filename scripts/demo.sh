@@ -3,7 +3,8 @@
 # load): a local SMTP sink keeping mails in var/mail/, `geo-engine consume` (relay, fan-out,
 # engagement, erasure and the loop's clock) in the background, a consultation published in a
 # commune and followed to its residents' inboxes, alerts, digests, a click and the clicker's
-# next ranking. The background processes stop with `serve` (Ctrl-C).
+# next ranking; then the growth team's experiment and dashboard. The background processes stop
+# with `serve` (Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GEO=.venv/bin/geo-engine
@@ -20,4 +21,8 @@ $GEO consume >var/log/consume.log 2>&1 &
 pids+=($!)
 $GEO loop watch "$project" --mail-dir var/mail
 echo "mails: var/mail/*.eml; the loop keeps running (var/log/consume.log) while the API serves"
+# The growth team's view: a digest experiment by commune with four weeks of simulated history.
+$GEO fixtures growth --days 28
+echo "growth dashboard: http://127.0.0.1:${GEO_ENGINE_API_PORT:-8000}/growth/session with the staff token:"
+$GEO growth token
 $GEO serve
