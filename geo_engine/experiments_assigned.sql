@@ -20,20 +20,25 @@ people AS (
     LEFT JOIN commune AS c ON c.code = p.commune_code
 ),
 units AS (
-    SELECT x.user_id, r.*,
+    SELECT x.user_id, r.id, r.started_at, r.layer_lo, r.layer_hi, r.variant_names,
+           r.variant_edges, r.salt,
            CASE r.unit WHEN 'user' THEN x.user_id::text
                        WHEN 'commune' THEN x.commune_code
                        ELSE x.epci_siren END AS unit_id
     FROM people AS x
     CROSS JOIN running AS r
+),
+-- Materialised: each hash is computed once per unit, not once per use.
+hashed AS MATERIALIZED (
+    SELECT u.*,
+           experiment_bucket('layer:' || %(surface)s, u.unit_id) %% 100 AS layer_slot,
+           experiment_bucket(u.salt, u.unit_id) %% 10000 AS position
+    FROM units AS u
+    WHERE u.unit_id IS NOT NULL
 )
 SELECT DISTINCT ON (user_id)
-       user_id, id,
-       variant_names[1 + (SELECT count(*) FROM unnest(variant_edges) AS e(edge)
-                          WHERE e.edge <= experiment_bucket(salt, unit_id) %% 10000)],
-       unit_id
-FROM units
-WHERE unit_id IS NOT NULL
-  AND experiment_bucket('layer:' || %(surface)s, unit_id) %% 100 >= layer_lo
-  AND experiment_bucket('layer:' || %(surface)s, unit_id) %% 100 < layer_hi
+       -- width_bucket: how many edges are <= position, i.e. the variant's index - 1
+       user_id, id, variant_names[1 + width_bucket(position, variant_edges)], unit_id
+FROM hashed
+WHERE layer_slot >= layer_lo AND layer_slot < layer_hi
 ORDER BY user_id, started_at, id
