@@ -243,7 +243,7 @@ def _jump(page: Page, lon: float, lat: float, zoom: float) -> None:
     )
 
 
-def _settle(page: Page) -> None:
+def settle(page: Page) -> None:
     """Wait until the map has stopped moving and drawn every tile it asked for."""
     page.evaluate(
         """() => new Promise((resolve) => {
@@ -269,7 +269,7 @@ def test_the_map_in_a_browser(browser: Browser, live_server: str, catalog: None)
 
     page.goto(f"{live_server}/map")
     assert page.evaluate("() => typeof window.geoEngineMap") == "object", traffic.console_errors
-    _settle(page)
+    settle(page)
     # Mainland France at first, with its départements and the Paris projects as a cluster.
     center = page.evaluate("() => window.geoEngineMap.getCenter().toArray()")
     assert -5 < center[0] < 10 and 41 < center[1] < 51.5
@@ -315,7 +315,7 @@ def test_the_map_in_a_browser(browser: Browser, live_server: str, catalog: None)
     assert "Carte participative" in results.nth(1).inner_text()
     assert "réservée aux membres" not in page.locator("#nearby-list").inner_text()
     assert "2 projets à moins de 5 km" in page.locator("#nearby-status").inner_text()
-    _settle(page)
+    settle(page)
 
     # A view with commune outlines, markers, the popup and the list, for a human to look at.
     _jump(page, 2.345, 48.857, 11.6)
