@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page
 
 from api.app import create_app
@@ -166,3 +167,155 @@ def test_the_map_page_passes_axe(page: Page, server: str) -> None:
     settle(page)
     violations = axe_violations(page)
     assert not violations, _report("the map page, loaded", violations)
+
+
+def _focused(page: Page) -> dict[str, Any]:
+    """What has the focus: its id, class, accessible text, and its outline as drawn."""
+    found: dict[str, Any] = page.evaluate(
+        """() => {
+            const e = document.activeElement;
+            const style = getComputedStyle(e);
+            return {
+                id: e.id, className: String(e.className), text: e.innerText || "",
+                tag: e.tagName, inPopup: Boolean(e.closest(".maplibregl-popup")),
+                outline: style.outlineStyle, outlineWidth: parseFloat(style.outlineWidth),
+            };
+        }"""
+    )
+    return found
+
+
+def _assert_outlined(focused: dict[str, Any]) -> None:
+    assert focused["outline"] != "none" and focused["outlineWidth"] >= 2, focused
+
+
+def test_the_map_search_and_list_with_the_keyboard_alone(page: Page, server: str) -> None:
+    page.goto(f"{server}/map")
+    settle(page)
+
+    # The first Tab reaches the skip link; Enter takes it to the labelled search field.
+    page.keyboard.press("Tab")
+    assert _focused(page)["text"] == "Aller à la recherche « Près de chez moi »"
+    page.keyboard.press("Enter")
+    focused = _focused(page)
+    assert focused["id"] == "place", focused
+    _assert_outlined(focused)
+
+    # A commune's name, submitted with Enter: the results are announced (a polite live region).
+    page.keyboard.type("paris")
+    page.keyboard.press("Enter")
+    status = page.locator("#nearby-status")
+    assert status.get_attribute("aria-live") == "polite"
+    page.wait_for_function(
+        "() => /projets? à moins de/.test(document.getElementById('nearby-status').innerText)"
+    )
+    assert "à moins de 5 km de Paris (75)" in status.inner_text()
+    results = page.locator("#nearby-list .result")
+    assert results.count() == 2
+    assert PUBLIC_TITLE in results.first.inner_text()
+    assert _focused(page)["id"] == "place"  # the focus stays where the person typed
+
+    # Tab reaches the results (past the radius and the button); arrows move between them.
+    for expected in ("radius", "search"):
+        page.keyboard.press("Tab")
+        assert _focused(page)["id"] == expected
+    page.keyboard.press("Tab")
+    first = _focused(page)
+    assert first["tag"] == "BUTTON" and PUBLIC_TITLE in first["text"], first
+    _assert_outlined(first)
+    page.keyboard.press("ArrowDown")
+    second = _focused(page)
+    assert "Signalez les bancs manquants" in second["text"], second
+    page.keyboard.press("ArrowDown")  # the last one stays
+    assert _focused(page)["text"] == second["text"]
+    page.keyboard.press("ArrowUp")
+    assert _focused(page)["text"] == first["text"]
+
+    # Enter opens the project's popup, a dialog that takes the focus.
+    page.keyboard.press("Enter")
+    popup = page.locator(".maplibregl-popup")
+    popup.wait_for(state="visible", timeout=5_000)
+    assert popup.get_attribute("role") == "dialog"
+    assert popup.locator(".popup-title").inner_text() == PUBLIC_TITLE
+    in_popup = _focused(page)
+    assert in_popup["inPopup"], in_popup
+    _assert_outlined(in_popup)
+    settle(page)
+    violations = axe_violations(page)
+    assert not violations, _report("the map page with its list and a popup open", violations)
+
+    # Escape closes it and gives the focus back to the result it came from.
+    page.keyboard.press("Escape")
+    popup.wait_for(state="detached", timeout=5_000)
+    assert _focused(page)["text"] == first["text"]
+
+    # Space opens the next one; its "Fermer" button, reached with Tab, closes it the same way.
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Space")
+    popup.wait_for(state="visible", timeout=5_000)
+    assert popup.locator(".popup-title").inner_text() == "Signalez les bancs manquants"
+    page.keyboard.press("Tab")
+    assert _focused(page)["text"] in ("×", "") and _focused(page)["inPopup"]
+    page.keyboard.press("Enter")
+    popup.wait_for(state="detached", timeout=5_000)
+    assert _focused(page)["text"] == second["text"]
+
+
+def test_the_map_search_says_what_went_wrong(page: Page, server: str) -> None:
+    page.goto(f"{server}/map")
+    place = page.get_by_label("Commune, code postal ou coordonnées")
+    status = page.locator("#nearby-status")
+    for typed, said in (
+        ("Zzyzxville", "Aucune commune ne correspond à « Zzyzxville »"),
+        ("95,1 2,3", "Coordonnées invalides"),
+        ("!!!", "Saisissez le nom d’une commune, un code postal ou des coordonnées."),
+    ):
+        place.focus()
+        page.keyboard.press("Control+A")
+        page.keyboard.type(typed)
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "(said) => document.getElementById('nearby-status').innerText.includes(said)", arg=said
+        )
+        assert "status-error" in (status.get_attribute("class") or "")
+    # A postal code finds its commune.
+    place.focus()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("75004")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => document.getElementById('nearby-status').innerText.includes('de Paris (75)')"
+    )
+
+
+# ---------------------------------------------------------------- the place search behind it
+
+
+def test_places_by_name_or_postal_code(client: TestClient) -> None:
+    def names(q: str, limit: int = 3) -> list[str]:
+        answer = client.get("/v1/territories/places", params={"q": q, "limit": limit})
+        assert answer.status_code == 200, answer.text
+        return [f"{p['name']} ({p['departement']})" for p in answer.json()["places"]]
+
+    assert names("Paris", 1) == ["Paris (75)"]
+    assert names("  PARIS ") == names("paris")
+    assert names("l'hay les roses", 1) == ["L'Haÿ-les-Roses (94)"]
+    assert names("saint-étienne", 1) == ["Saint-Étienne (42)"]
+    assert names("75011") == ["Paris (75)"]
+    assert names("Zzyzxville") == []
+    paris = client.get("/v1/territories/places", params={"q": "paris", "limit": 1}).json()
+    [place] = paris["places"]
+    located = client.get(
+        "/v1/territories/locate", params={"lat": place["lat"], "lon": place["lon"]}
+    ).json()
+    assert located["commune"]["code"] == "75056"  # the point is inside the commune
+
+    for params, says in (
+        ({"q": "!!!"}, "no letter or digit"),
+        ({"q": ""}, "q"),
+        ({"q": "x" * 101}, "q"),
+        ({"q": "paris", "limit": 0}, "limit"),
+    ):
+        answer = client.get("/v1/territories/places", params=params)
+        assert answer.status_code == 422, params
+        assert says in answer.text, answer.text
