@@ -102,6 +102,14 @@ def page(browser: Browser) -> Iterator[Page]:
     opened.close()
 
 
+def _heading_levels(page: Page) -> list[int]:
+    levels: list[int] = page.evaluate(
+        "() => [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')]"
+        ".map((h) => Number(h.tagName[1]))"
+    )
+    return levels
+
+
 def _html_part(mail: Mail) -> str:
     message = email.message_from_bytes(mail.raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
@@ -118,6 +126,10 @@ def test_an_instant_alert_passes_axe(page: Page) -> None:
     settings = mail_settings(free_port())
     mail = compose_alert(LYON, ITEMS[:2], "alert:4242:11:published:0:0", settings)
     page.set_content(_html_part(mail))
+    # One title, then the projects, each named by a heading: no level skipped.
+    assert _heading_levels(page) == [1, 2, 3, 3]
+    # Webmails drop <html lang>: the message itself says it is French.
+    assert page.locator('[role="article"][lang="fr"]').count() == 1
     violations = axe_violations(page)
     assert not violations, _report("an instant alert", violations)
 
@@ -127,7 +139,8 @@ def test_a_daily_digest_passes_axe(page: Page) -> None:
     digest = DigestContent(frequency="daily", period_start=date(2026, 12, 1), items=ITEMS)
     mail = compose_digest(LYON, digest, "digest:4242:daily:2026-12-01", settings)
     page.set_content(_html_part(mail))
-    assert page.locator("h2").count() == 3  # one heading per section
+    # The title, one heading per section (commune, EPCI, France), one per project.
+    assert _heading_levels(page) == [1, 2, 3, 2, 3, 2, 3]
     violations = axe_violations(page)
     assert not violations, _report("a daily digest", violations)
 
