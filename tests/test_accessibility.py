@@ -158,6 +158,7 @@ def test_the_poster_passes_axe(page: Page, server: str) -> None:
     assert PUBLIC_TITLE in page.content().replace("&lt;", "<").replace("&gt;", ">").replace(
         "&amp;", "&"
     )
+    assert page.locator("header, main, footer").count() == 3  # its landmarks
     violations = axe_violations(page)
     assert not violations, _report("the commune's poster", violations)
 
@@ -202,6 +203,7 @@ def _assert_outlined(focused: dict[str, Any]) -> None:
     assert focused["outline"] != "none" and focused["outlineWidth"] >= 2, focused
 
 
+@pytest.mark.slow  # about 30 s: the map flies to each project and draws its tiles
 def test_the_map_search_and_list_with_the_keyboard_alone(page: Page, server: str) -> None:
     page.goto(f"{server}/map")
     settle(page)
