@@ -16,7 +16,6 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page
 
 from api.app import create_app
@@ -26,7 +25,7 @@ from geo_engine.settings import ApiSettings, DatabaseSettings
 from tests.browser import axe_violations, chromium
 from tests.conftest import serving
 from tests.smtpsink import LINK_SECRET, free_port, mail_settings
-from tests.test_map_page import PUBLIC, PUBLIC_TITLE, catalog, settle  # noqa: F401 (a fixture)
+from tests.test_map_page import PUBLIC_TITLE, catalog, settle  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -301,36 +300,3 @@ def test_the_map_search_says_what_went_wrong(page: Page, server: str) -> None:
     page.wait_for_function(
         "() => document.getElementById('nearby-status').innerText.includes('de Paris (75)')"
     )
-
-
-# ---------------------------------------------------------------- the place search behind it
-
-
-def test_places_by_name_or_postal_code(client: TestClient) -> None:
-    def names(q: str, limit: int = 3) -> list[str]:
-        answer = client.get("/v1/territories/places", params={"q": q, "limit": limit})
-        assert answer.status_code == 200, answer.text
-        return [f"{p['name']} ({p['departement']})" for p in answer.json()["places"]]
-
-    assert names("Paris", 1) == ["Paris (75)"]
-    assert names("  PARIS ") == names("paris")
-    assert names("l'hay les roses", 1) == ["L'Haÿ-les-Roses (94)"]
-    assert names("saint-étienne", 1) == ["Saint-Étienne (42)"]
-    assert names("75011") == ["Paris (75)"]
-    assert names("Zzyzxville") == []
-    paris = client.get("/v1/territories/places", params={"q": "paris", "limit": 1}).json()
-    [place] = paris["places"]
-    located = client.get(
-        "/v1/territories/locate", params={"lat": place["lat"], "lon": place["lon"]}
-    ).json()
-    assert located["commune"]["code"] == "75056"  # the point is inside the commune
-
-    for params, says in (
-        ({"q": "!!!"}, "no letter or digit"),
-        ({"q": ""}, "q"),
-        ({"q": "x" * 101}, "q"),
-        ({"q": "paris", "limit": 0}, "limit"),
-    ):
-        answer = client.get("/v1/territories/places", params=params)
-        assert answer.status_code == 422, params
-        assert says in answer.text, answer.text

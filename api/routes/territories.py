@@ -13,6 +13,7 @@ from api.problems import documented, not_found
 from contracts.api import CommuneDetail, ProjectCollection
 from contracts.errors import OutsideFrance
 from contracts.territories import Location, PlaceList
+from contracts.values import Integer
 from geo_engine import pools
 from geo_engine.catalog import queries as project_queries
 from geo_engine.territories.locate import locate_async
@@ -36,7 +37,7 @@ async def places(
         str, Query(min_length=1, max_length=100, description="a commune's name or postal code")
     ],
     db: PoolDep,
-    limit: Annotated[int, Query(ge=1, le=20, description="at most this many communes")] = 5,
+    limit: Annotated[int, Query(ge=1, le=20, description="at most 20 communes"), Integer] = 5,
 ) -> PlaceList:
     """Communes matching `q` (case, accents, hyphens and apostrophes ignored; or a postal code),
     best first, each with a point inside it: what the map's search field goes to."""
