@@ -68,3 +68,21 @@ class Location(BaseModel):
         if self.arrondissement is None:
             del data["arrondissement"]
         return data
+
+
+class Place(BaseModel):
+    """A commune a person named (by name or postal code), and a point inside it to search
+    around: ``lon``/``lat`` in WGS84 degrees (a point on its surface, not its centroid)."""
+
+    code: str
+    name: str
+    departement: str
+    population: int
+    lon: float
+    lat: float
+
+
+class PlaceList(BaseModel):
+    """The communes matching a search, best first."""
+
+    places: list[Place]

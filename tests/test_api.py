@@ -293,6 +293,46 @@ def test_unknown_commune_is_a_404_problem(client: TestClient) -> None:
     assert_problem(client.get("/v1/territories/communes/99999/projects"), 404)
 
 
+def test_places_by_name_or_postal_code(client: TestClient) -> None:
+    def names(q: str, limit: int = 3) -> list[str]:
+        answer = client.get("/v1/territories/places", params={"q": q, "limit": limit})
+        assert answer.status_code == 200, answer.text
+        return [f"{p['name']} ({p['departement']})" for p in answer.json()["places"]]
+
+    assert names("Paris", 1) == ["Paris (75)"]
+    assert names("  PARIS ") == names("paris")
+    assert names("paris")[1:] == ["Parisot (81)", "Parisot (82)"]  # then the most populous
+    assert names("l'hay les roses", 1) == ["L'Haÿ-les-Roses (94)"]
+    assert names("saint-étienne", 1) == ["Saint-Étienne (42)"]
+    assert names("ETIENNE", 1) == ["Saint-Étienne (42)"]  # a word of the name
+    assert names("75011") == ["Paris (75)"]
+    assert names("Zzyzxville") == []
+    [place] = client.get("/v1/territories/places", params={"q": "paris", "limit": 1}).json()[
+        "places"
+    ]
+    located = client.get(
+        "/v1/territories/locate", params={"lat": place["lat"], "lon": place["lon"]}
+    ).json()
+    assert located["commune"]["code"] == "75056"  # the point is inside the commune
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"q": "!!!"}, "no letter or digit"),
+        ({"q": ""}, "q"),
+        ({"q": "x" * 101}, "q"),
+        ({"q": "paris", "limit": "0"}, "limit"),
+        ({"q": "paris", "limit": "٣"}, "limit"),
+    ],
+)
+def test_places_refuses_what_it_cannot_search(
+    client: TestClient, params: dict[str, str], named: str
+) -> None:
+    body = assert_problem(client.get("/v1/territories/places", params=params), 422)
+    assert named in json.dumps(body), body
+
+
 @pytest.mark.parametrize("code", ["abc", "1234", "123456", "2C001"])
 def test_malformed_commune_code_is_a_422_problem(client: TestClient, code: str) -> None:
     body = assert_problem(client.get(f"/v1/territories/communes/{code}"), 422)

@@ -4,46 +4,27 @@ and shows the French confirmation. Leaves ``test-artifacts/unsubscribe.png``."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from api.app import create_app
 from consumers.mail import links
 from geo_engine.settings import ApiSettings, DatabaseSettings
+from tests.browser import ARTIFACTS, chromium
 from tests.conftest import serving
 from tests.smtpsink import LINK_SECRET, free_port, mail_settings
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 USER = 6001
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        message = f"{CHROMIUM} is absent: install it with `apt-get install -y chromium`"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message} (CI needs the browser test)")
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")

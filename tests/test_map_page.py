@@ -8,7 +8,6 @@ lists the nearest projects. It leaves a screenshot in ``test-artifacts/map.png``
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, Request, sync_playwright
+from playwright.sync_api import Browser, Page, Request
 
 from api import map_page
 from contracts.catalog import ContributionRecord, OrganisationRecord, ProjectRecord
@@ -26,23 +25,9 @@ from geo_engine import db
 from geo_engine.catalog.load import store_contributions, store_organisations, store_projects
 from geo_engine.jsonl import Line
 from geo_engine.settings import DatabaseSettings
+from tests.browser import ARTIFACTS, chromium
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-# --disable-gpu leaves WebGL to SwiftShader (software); --enable-unsafe-swiftshader keeps that
-# allowed on Chromium builds that no longer fall back to it on their own.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 # A title with markup in it: the page must show it as text, never as HTML.
 PUBLIC_TITLE = "Réaménager la place <b>du Châtelet</b> & ses abords"
@@ -182,17 +167,7 @@ def test_without_maplibre_the_page_says_to_run_make_install(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        message = f"{CHROMIUM} is absent: install it with `apt-get install -y chromium`"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message} (CI needs the browser test)")
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
+    yield from chromium()
 
 
 class Traffic:
@@ -243,7 +218,7 @@ def _jump(page: Page, lon: float, lat: float, zoom: float) -> None:
     )
 
 
-def _settle(page: Page) -> None:
+def settle(page: Page) -> None:
     """Wait until the map has stopped moving and drawn every tile it asked for."""
     page.evaluate(
         """() => new Promise((resolve) => {
@@ -269,7 +244,7 @@ def test_the_map_in_a_browser(browser: Browser, live_server: str, catalog: None)
 
     page.goto(f"{live_server}/map")
     assert page.evaluate("() => typeof window.geoEngineMap") == "object", traffic.console_errors
-    _settle(page)
+    settle(page)
     # Mainland France at first, with its départements and the Paris projects as a cluster.
     center = page.evaluate("() => window.geoEngineMap.getCenter().toArray()")
     assert -5 < center[0] < 10 and 41 < center[1] < 51.5
@@ -301,8 +276,7 @@ def test_the_map_in_a_browser(browser: Browser, live_server: str, catalog: None)
     assert popup.locator(".popup-dates").inner_text() == "Du 01/03/2026 au 30/04/2026"
 
     # "Près de chez moi": coordinates typed the French way, nearest first, with a distance.
-    page.get_by_label("Latitude").fill("48,8575")
-    page.get_by_label("Longitude").fill("2,3475")
+    page.get_by_label("Commune, code postal ou coordonnées").fill("48,8575 2,3475")
     page.get_by_role("button", name="Chercher").click()
     results = page.locator("#nearby-list li")
     results.first.wait_for(state="visible", timeout=10_000)
@@ -315,7 +289,7 @@ def test_the_map_in_a_browser(browser: Browser, live_server: str, catalog: None)
     assert "Carte participative" in results.nth(1).inner_text()
     assert "réservée aux membres" not in page.locator("#nearby-list").inner_text()
     assert "2 projets à moins de 5 km" in page.locator("#nearby-status").inner_text()
-    _settle(page)
+    settle(page)
 
     # A view with commune outlines, markers, the popup and the list, for a human to look at.
     _jump(page, 2.345, 48.857, 11.6)

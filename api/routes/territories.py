@@ -12,10 +12,12 @@ from api.pages import GeoJSONResponse, page_response
 from api.problems import documented, not_found
 from contracts.api import CommuneDetail, ProjectCollection
 from contracts.errors import OutsideFrance
-from contracts.territories import Location
+from contracts.territories import Location, PlaceList
+from contracts.values import Integer
 from geo_engine import pools
 from geo_engine.catalog import queries as project_queries
 from geo_engine.territories.locate import locate_async
+from geo_engine.territories.places import places_async
 
 router = APIRouter(prefix="/v1/territories", tags=["territories"], responses=documented(422))
 
@@ -27,6 +29,20 @@ async def locate(point: LonLatDep, db: PoolDep) -> dict[str, Any]:
     if location is None:
         raise OutsideFrance(f"no French commune at lat {point.lat}, lon {point.lon}")
     return location.as_json_dict()
+
+
+@router.get("/places", response_model=PlaceList)
+async def places(
+    q: Annotated[
+        str, Query(min_length=1, max_length=100, description="a commune's name or postal code")
+    ],
+    db: PoolDep,
+    limit: Annotated[int, Query(ge=1, le=20, description="at most 20 communes"), Integer] = 5,
+) -> PlaceList:
+    """Communes matching `q` (case, accents, hyphens and apostrophes ignored; or a postal code),
+    best first, each with a point inside it: what the map's search field goes to."""
+    found = await pools.read(db, lambda conn: places_async(conn, q, limit))
+    return PlaceList(places=found)
 
 
 @router.get(

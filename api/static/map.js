@@ -1,5 +1,8 @@
 // The participatory map (GET /map): the engine's own vector tiles drawn with MapLibre GL JS, and
-// the "Près de chez moi" search (GET /v1/projects/nearby). Every request goes to this origin:
+// the "Près de chez moi" search (a commune by name or postal code, GET /v1/territories/places, or
+// coordinates; then GET /v1/projects/nearby), usable with the keyboard alone: the results are
+// buttons, arrow keys move between them, Enter or Space opens a project's popup and moves the
+// focus there, Escape closes it and gives the focus back. Every request goes to this origin:
 // no outside base map, no glyphs, no sprites, so no text layers (those need glyphs).
 (function () {
   "use strict";
@@ -41,11 +44,11 @@
   const SEARCH_LIMIT = 10;
 
   const form = document.getElementById("nearby-form");
-  const latInput = document.getElementById("lat");
-  const lonInput = document.getElementById("lon");
+  const placeInput = document.getElementById("place");
   const radiusSelect = document.getElementById("radius");
   const statusLine = document.getElementById("nearby-status");
   const list = document.getElementById("nearby-list");
+  const resultsHint = document.getElementById("results-hint");
   const mapError = document.getElementById("map-error");
 
   // ------------------------------------------------------------------ text helpers
@@ -100,7 +103,7 @@
     const status = STATUS_LABELS[p.status];
     return (
       '<div class="popup">' +
-      '<h3 class="popup-title">' + escapeHtml(p.title) + "</h3>" +
+      '<h3 class="popup-title" id="popup-title">' + escapeHtml(p.title) + "</h3>" +
       '<dl class="popup-facts">' +
       "<dt>Outil</dt><dd class=\"popup-tool\">" + escapeHtml(toolLabel(p.tool)) + "</dd>" +
       "<dt>Organisation</dt><dd class=\"popup-organisation\">" +
@@ -137,7 +140,7 @@
   function meetingHtml(m) {
     return (
       '<div class="popup popup-meeting">' +
-      '<h3 class="popup-title">' + escapeHtml(m.title) + "</h3>" +
+      '<h3 class="popup-title" id="popup-title">' + escapeHtml(m.title) + "</h3>" +
       '<dl class="popup-facts">' +
       "<dt>Type</dt><dd>" + escapeHtml(m.kind_label) + "</dd>" +
       '<dt>Date</dt><dd class="popup-when">' + escapeHtml(meetingWhen(m.starts_at, m.ends_at)) +
@@ -155,7 +158,8 @@
   function contributionHtml(c) {
     return (
       '<div class="popup">' +
-      '<h3 class="popup-title">' + escapeHtml(c.title || "Contribution") + "</h3>" +
+      '<h3 class="popup-title" id="popup-title">' + escapeHtml(c.title || "Contribution") +
+      "</h3>" +
       '<dl class="popup-facts"><dt>Catégorie</dt><dd>' + escapeHtml(c.category) + "</dd></dl>" +
       "</div>"
     );
@@ -322,14 +326,38 @@
 
   let popup = null;
 
-  function openPopup(lngLat, html) {
+  // Opened from the keyboard (``returnTo``, the list's button): the popup is a dialog that takes
+  // the focus, and gives it back to ``returnTo`` when it closes (Escape, its "Fermer" button).
+  function openPopup(lngLat, html, returnTo) {
     if (!map) return;
     if (popup) popup.remove();
-    popup = new maplibregl.Popup({ maxWidth: "300px", focusAfterOpen: false })
+    const opened = new maplibregl.Popup({ maxWidth: "300px", focusAfterOpen: false })
       .setLngLat(lngLat)
       .setHTML(html)
       .addTo(map);
+    popup = opened;
+    const element = opened.getElement();
+    element.setAttribute("role", "dialog");
+    element.setAttribute("aria-labelledby", "popup-title");
+    opened.on("close", function () {
+      if (popup === opened) popup = null;
+      const focusWasInside = !document.activeElement || document.activeElement === document.body ||
+        element.contains(document.activeElement);
+      if (returnTo && returnTo.isConnected && focusWasInside) returnTo.focus();
+    });
+    if (returnTo) {
+      const content = element.querySelector(".popup");
+      content.setAttribute("tabindex", "-1");
+      content.focus();
+    }
   }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && popup) {
+      event.preventDefault();
+      popup.remove();
+    }
+  });
 
   function showSearchPoint(lon, lat) {
     const data = {
@@ -376,9 +404,9 @@
         map.easeTo({ center: cluster.geometry.coordinates, zoom: Math.min(map.getZoom() + 2, 16) });
         return;
       }
-      latInput.value = event.lngLat.lat.toFixed(5);
-      lonInput.value = event.lngLat.lng.toFixed(5);
-      searchNearby(event.lngLat.lat, event.lngLat.lng, false);
+      placeInput.value = event.lngLat.lat.toFixed(5).replace(".", ",") + " " +
+        event.lngLat.lng.toFixed(5).replace(".", ",");
+      searchNearby(event.lngLat.lat, event.lngLat.lng, false, null);
     });
 
     // The API answers boxes of at most 4 square degrees: wider views show no meetings.
@@ -421,10 +449,14 @@
 
   // ------------------------------------------------------------------ "Près de chez moi"
 
-  function parseCoordinate(text) {
-    const cleaned = String(text).trim().replace(",", ".");
-    if (!/^[-+]?\d+(\.\d+)?$/.test(cleaned)) return NaN;
-    return Number(cleaned);
+  // "48,8566 2,3522", "48.8566, 2.3522" or "48,8566;2,3522": latitude then longitude, or null
+  // for text that is no pair of numbers (then it names a commune). \d is ASCII digits only.
+  const COORDINATES = /^\s*([-+]?\d+(?:[.,]\d+)?)\s*[,;\s]\s*([-+]?\d+(?:[.,]\d+)?)\s*$/;
+
+  function parseCoordinates(text) {
+    const found = COORDINATES.exec(text);
+    if (!found) return null;
+    return [Number(found[1].replace(",", ".")), Number(found[2].replace(",", "."))];
   }
 
   function setStatus(text, isError) {
@@ -432,9 +464,10 @@
     statusLine.classList.toggle("status-error", Boolean(isError));
   }
 
-  function renderResults(features, radius) {
+  function renderResults(features, radius, placeName) {
     list.replaceChildren();
-    const within = formatDistance(radius);
+    const within = formatDistance(radius) + (placeName ? " de " + placeName : "");
+    resultsHint.hidden = features.length === 0;
     if (features.length === 0) {
       setStatus("Aucun projet à moins de " + within + ".", false);
       return;
@@ -455,17 +488,38 @@
         '<span class="result-distance">' + escapeHtml(formatDistance(p.distance_m)) + "</span>" +
         "</button>";
       item.dataset.projectId = String(p.id);
-      item.querySelector("button").addEventListener("click", function () {
+      const button = item.querySelector("button");
+      button.addEventListener("click", function () {
         if (!map || !feature.geometry) return;
+        list.querySelectorAll(".result").forEach(function (other) {
+          other.removeAttribute("aria-current");
+        });
+        button.setAttribute("aria-current", "true");
         const coordinates = feature.geometry.coordinates;
         map.flyTo({ center: coordinates, zoom: Math.max(map.getZoom(), 14) });
-        openPopup(coordinates, projectHtml(p));
+        openPopup(coordinates, projectHtml(p), button);
       });
       list.appendChild(item);
     });
   }
 
-  async function searchNearby(lat, lon, moveMap) {
+  // Arrow keys, Home and End move between the results (Tab does too: each is a button).
+  list.addEventListener("keydown", function (event) {
+    const buttons = Array.from(list.querySelectorAll(".result"));
+    const at = buttons.indexOf(document.activeElement);
+    if (at < 0) return;
+    const next = {
+      ArrowDown: Math.min(at + 1, buttons.length - 1),
+      ArrowUp: Math.max(at - 1, 0),
+      Home: 0,
+      End: buttons.length - 1,
+    }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    buttons[next].focus();
+  });
+
+  async function searchNearby(lat, lon, moveMap, placeName) {
     const radius = Number(radiusSelect.value);
     if (map) {
       showSearchPoint(lon, lat);
@@ -493,23 +547,66 @@
       return;
     }
     const collection = await answer.json();
-    renderResults(collection.features || [], radius);
+    renderResults(collection.features || [], radius, placeName);
+  }
+
+  // A commune by name or postal code: the best match (GET /v1/territories/places).
+  async function searchPlace(text) {
+    setStatus("Recherche de « " + text + " »…", false);
+    const url = new URL("/v1/territories/places", ORIGIN);
+    url.search = new URLSearchParams({ q: text, limit: "1" }).toString();
+    let answer;
+    try {
+      answer = await fetch(url, { headers: { Accept: "application/json" } });
+    } catch (error) {
+      setStatus("Le serveur ne répond pas : réessayez dans un instant.", true);
+      return;
+    }
+    if (answer.status === 422) {
+      setStatus("Saisissez le nom d’une commune, un code postal ou des coordonnées.", true);
+      return;
+    }
+    if (!answer.ok) {
+      setStatus("La recherche a été refusée par le serveur (erreur " + answer.status + ").", true);
+      return;
+    }
+    const place = ((await answer.json()).places || [])[0];
+    if (!place) {
+      list.replaceChildren();
+      resultsHint.hidden = true;
+      setStatus(
+        "Aucune commune ne correspond à « " + text + " » : vérifiez l’orthographe, " +
+          "ou saisissez un code postal.",
+        true,
+      );
+      return;
+    }
+    searchNearby(place.lat, place.lon, true, place.name + " (" + place.departement + ")");
   }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    const lat = parseCoordinate(latInput.value);
-    const lon = parseCoordinate(lonInput.value);
-    if (!Number.isFinite(lat) || lat < -90 || lat > 90) {
-      setStatus("Latitude invalide : un nombre entre -90 et 90, par exemple 48,8566.", true);
-      latInput.focus();
+    const text = placeInput.value.trim();
+    if (!text) {
+      setStatus("Saisissez une commune, un code postal ou des coordonnées.", true);
+      placeInput.focus();
       return;
     }
-    if (!Number.isFinite(lon) || lon < -180 || lon > 180) {
-      setStatus("Longitude invalide : un nombre entre -180 et 180, par exemple 2,3522.", true);
-      lonInput.focus();
+    const coordinates = parseCoordinates(text);
+    if (!coordinates) {
+      searchPlace(text);
       return;
     }
-    searchNearby(lat, lon, true);
+    const [lat, lon] = coordinates;
+    if (lat < -90 || lat > 90 || lon < -180 || lon > 180) {
+      setStatus(
+        "Coordonnées invalides : la latitude va de -90 à 90, la longitude de -180 à 180 " +
+          "(par exemple 48,8566 2,3522).",
+        true,
+      );
+      placeInput.focus();
+      return;
+    }
+    searchNearby(lat, lon, true, null);
   });
 })();
