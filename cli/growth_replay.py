@@ -79,9 +79,9 @@ def replay(
         ..., "--weights", help="the candidate's weights (TOML, as recommender/weights/)"
     ),
     eta: float = typer.Option(
-        1.0, parser=strict_float, help="examination propensity p(k) = (1/k)^eta"
+        "1", parser=strict_float, help="examination propensity p(k) = (1/k)^eta"
     ),
-    clip: float = typer.Option(10.0, parser=strict_float, help="largest propensity ratio counted"),
+    clip: float = typer.Option("10", parser=strict_float, help="largest propensity ratio counted"),
     ndcg_at: int = typer.Option(10, parser=strict_int, help="NDCG's cut"),
     resamples: int = typer.Option(1000, parser=strict_int, help="bootstrap resamples"),
     seed: int = typer.Option(0, parser=strict_int, help="seed of the bootstrap and the coin"),

@@ -316,12 +316,16 @@ def team_draft(
     """Team-draft interleaving of rankings ``a`` and ``b`` (Radlinski, Kurup & Joachims 2008,
     "How does clickthrough data reflect retrieval quality?", CIKM, algorithm 2): the team with
     fewer picks (a coin flip when even) adds its best item not yet placed, up to ``size``
-    items. Returns the items and each one's team: 0 for ``a``, 1 for ``b``, :data:`SHARED`
-    when both rankers' next pick was that same item (credited to neither: identical rankings
-    then tie on every list, where the original draws would credit a coin flip)."""
-    placed: list[int] = []
-    teams: list[int] = []
-    taken: set[int] = set()
+    items. Returns the items and each one's team: 0 for ``a``, 1 for ``b``, :data:`SHARED` for
+    the rankings' common prefix, placed first and credited to neither (both put those items at
+    the same ranks, so a click there prefers neither; identical rankings then tie on every list,
+    where the original draws would credit a coin flip)."""
+    common = 0
+    while common < min(len(a), len(b), size) and a[common] == b[common]:
+        common += 1
+    placed: list[int] = list(a[:common])
+    teams: list[int] = [SHARED] * common
+    taken: set[int] = set(placed)
     ia = ib = picks_a = picks_b = 0
     while len(placed) < size:
         while ia < len(a) and a[ia] in taken:
@@ -330,9 +334,7 @@ def team_draft(
             ib += 1
         if ia == len(a) or ib == len(b):
             break
-        if a[ia] == b[ib]:
-            item, team = a[ia], SHARED
-        elif picks_a < picks_b or (picks_a == picks_b and coin.random() < 0.5):
+        if picks_a < picks_b or (picks_a == picks_b and coin.random() < 0.5):
             item, team, picks_a = a[ia], 0, picks_a + 1
         else:
             item, team, picks_b = b[ib], 1, picks_b + 1
