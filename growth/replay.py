@@ -286,9 +286,11 @@ def ips_clicks(lists: LoggedLists, order: Ints, eta: float, clip: float) -> tupl
 
     A logged click at rank k estimates a relevance of 1/p(k); the ranker placing that item at
     rank k' (within the digest's size) has it examined with probability p(k'), so it earns
-    p(k')/p(k); past the size, 0 (Joachims, Swaminathan & Schnabel 2017, eq. 6, with the
-    propensities of their position-based model). Ratios over ``clip`` are cut to it
-    (clipped IPS: a little bias for a bounded variance, Strehl et al. 2010)."""
+    p(k')/p(k); past the size, 0 (the inverse-propensity-scored estimator of Joachims,
+    Swaminathan & Schnabel 2017, with the propensities of their position-based model; the
+    unshown rows were never examined, so their relevance counts as 0 for both rankers).
+    Ratios over ``clip`` are cut to it (a little bias for a bounded variance: Strehl,
+    Langford, Li & Kakade 2010, "Learning from Logged Implicit Exploration Data")."""
     ranks = ranks_of(order)
     ranks[ranks > lists.shown[:, None]] = np.inf
     logged = np.tile(np.arange(1, lists.projects.shape[1] + 1, dtype=np.float64), (len(lists), 1))

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from cli.growth_replay import instant
 from contracts.errors import InvalidInput
 from geo_engine import db
 from geo_engine.catalog import load as catalog_load
@@ -321,6 +322,7 @@ def _env(settings: DatabaseSettings, weights: Path, tmp: Path) -> dict[str, str]
     }
 
 
+@pytest.mark.slow
 def test_cli(logged_db: DatabaseSettings, zero_weights: Path, tmp_path: Path) -> None:
     env = _env(logged_db, zero_weights, tmp_path)
     candidate = tmp_path / "candidate.toml"
@@ -339,10 +341,13 @@ def test_cli(logged_db: DatabaseSettings, zero_weights: Path, tmp_path: Path) ->
     refused = run_cli("growth", "replay", "--weights", str(candidate), *window, env=env)
     assert refused.returncode == 2
     assert "unknown features nope" in refused.stderr
-    late = run_cli(
-        "growth", "replay", "--weights", str(DEFAULT_WEIGHTS), "--since", "demain", env=env
-    )
-    assert late.returncode == 2 and "ISO 8601" in late.stderr
+
+
+def test_cli_instants() -> None:
+    assert instant("2026-11-02") == datetime(2026, 11, 2, tzinfo=UTC)
+    assert instant("2026-11-02T01:00:00+01:00") == datetime(2026, 11, 2, tzinfo=UTC)
+    with pytest.raises(InvalidInput, match="ISO 8601"):
+        instant("demain")
 
 
 @pytest.fixture(scope="module")
