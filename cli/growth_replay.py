@@ -4,7 +4,7 @@ clicks (growth/replay.py), as a table or JSON."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -17,8 +17,6 @@ from contracts.errors import InvalidInput
 from contracts.growth import ReplayReport
 from geo_engine.db import connect
 from geo_engine.settings import DatabaseSettings
-
-DEFAULT_DAYS = 28
 
 
 def instant(text: str) -> datetime:
@@ -86,7 +84,7 @@ def replay(
     resamples: int = typer.Option(1000, parser=strict_int, help="bootstrap resamples"),
     seed: int = typer.Option(0, parser=strict_int, help="seed of the bootstrap and the coin"),
     since: str | None = typer.Option(
-        None, help=f"digests mailed from (ISO 8601; default {DEFAULT_DAYS} days before until)"
+        None, help="digests mailed from (ISO 8601; default 28 days before until)"
     ),
     until: str | None = typer.Option(None, help="… until, excluded (ISO 8601; default now)"),
     as_json: bool = typer.Option(False, "--json", help="the report as JSON"),
@@ -99,8 +97,9 @@ def replay(
     params = engine.ReplayParams(
         eta=eta, clip=clip, ndcg_at=ndcg_at, resamples=resamples, seed=seed
     )
-    end = instant(until) if until else datetime.now(UTC)
-    start = instant(since) if since else end - timedelta(days=DEFAULT_DAYS)
+    start, end = engine.window(
+        instant(since) if since else None, instant(until) if until else None, datetime.now(UTC)
+    )
     current, coparticipation = engine.current_of(RecommenderSettings())
     candidate = engine.candidate_scorer(current, weights)
     with connect(DatabaseSettings()) as conn:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,9 @@ LOGGED_LISTS = load_sql("growth", "replay.sql")
 CHUNK = 256  # lists ranked together: (CHUNK × their projects) float32 matrices per feature
 SHARED = -1  # team-draft: an item both rankers picked next, credited to neither
 CANDIDATE_VERSION = "candidat"
+DEFAULT_DAYS = 28  # the default window: four weeks of digests, weekly ones included
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 DISCARD = "à écarter"
 PROMISING = "prometteur, à tester en ligne"
@@ -467,15 +470,10 @@ def replay(
     coparticipation: CoParticipationIndex | None = None,
 ) -> ReplayReport:
     """Replay the digests mailed in [since, until) under ``current`` and ``candidate`` (see the
-    module's stages). InvalidInput when since is not before until (or either lacks a time
-    zone) or when no digest of the period has ranked rows (``inbox.digest_rank``)."""
+    module's stages). InvalidInput when the window is refused (:func:`window`) or when no
+    digest of the period has ranked rows (``inbox.digest_rank``)."""
     params = params or ReplayParams()
-    if since.tzinfo is None or until.tzinfo is None:
-        raise InvalidInput("since and until need a time zone (e.g. 2026-11-01T00:00:00+00:00)")
-    if since >= until:
-        raise InvalidInput(
-            f"since ({since.isoformat()}) must be before until ({until.isoformat()})"
-        )
+    since, until = window(since, until, until)
     lists = read_lists(conn, since, until)
     if not len(lists):
         raise InvalidInput(
@@ -485,6 +483,27 @@ def replay(
     (cur, cand), unscored = rerank(conn, lists, [current, candidate], coparticipation)
     report = estimate(lists, cur, cand, (current.version, candidate.version), params)
     return report.model_copy(update={"since": since, "until": until, "unscored_items": unscored})
+
+
+def window(
+    since: datetime | None, until: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """[since, until): ``until`` defaults to ``now``, ``since`` to :data:`DEFAULT_DAYS` before
+    ``until``. InvalidInput when either lacks a time zone, lies outside [1970, 9000), or
+    since is not before until."""
+    end = until or now
+    try:
+        start = since or end - timedelta(days=DEFAULT_DAYS)
+        if start.tzinfo is None or end.tzinfo is None:
+            raise InvalidInput("since and until need a time zone (e.g. 2026-11-01T00:00:00+00:00)")
+        inside = start.astimezone(UTC) >= EARLIEST and end.astimezone(UTC) < LATEST
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise InvalidInput("since and until must lie between 1970 and 9000")
+    if start >= end:
+        raise InvalidInput(f"since ({start.isoformat()}) must be before until ({end.isoformat()})")
+    return start, end
 
 
 def current_of(settings: RecommenderSettings) -> tuple[LinearScorer, CoParticipationIndex | None]:

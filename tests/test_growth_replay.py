@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -308,6 +308,15 @@ def test_refused_weights_and_windows(logged_db: DatabaseSettings) -> None:
         _replay(logged_db, current, current, HAND_WEEK + timedelta(days=100))
     with db.connect(logged_db) as conn, pytest.raises(InvalidInput, match="before"):
         engine.replay(conn, current, current, BURY_WEEK, HAND_WEEK)
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    assert engine.window(None, None, now) == (now - timedelta(days=28), now)
+    for since, until in [
+        (None, datetime(1, 1, 1, tzinfo=UTC)),
+        (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))), now),
+        (datetime(2026, 11, 1), now),
+    ]:
+        with pytest.raises(InvalidInput):
+            engine.window(since, until, now)
 
 
 # --------------------------------------------------------------------------------------------

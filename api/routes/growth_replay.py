@@ -3,7 +3,7 @@ staff only."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Request
@@ -25,7 +25,7 @@ Weight = Annotated[float, Field(allow_inf_nan=False)]
 class ReplayRequest(BaseModel):
     """Candidate ``weights`` (feature → weight, merged over the current weights file; unknown
     features are refused), the propensities' ``eta``, and the digests mailed in
-    [``since``, ``until``) (default: the 28 days before now)."""
+    [``since``, ``until``) (default: the 28 days before now; with a time zone)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -47,8 +47,7 @@ def replay(body: ReplayRequest, request: Request, _staff: StaffDep, pool: PoolDe
     recommender: Recommender = request.app.state.recommender
     current = load_weighted(recommender.settings.weights)
     candidate = engine.candidate_scorer(current, body.weights)
-    until = body.until or datetime.now(UTC)
-    since = body.since or until - timedelta(days=28)
+    since, until = engine.window(body.since, body.until, datetime.now(UTC))
     params = engine.ReplayParams(
         eta=body.eta,
         clip=body.clip,
