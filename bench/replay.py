@@ -77,6 +77,9 @@ def run_replay(
                      < 1000 * %(top)s / i.digest_rank""",
             {"at": sent + timedelta(hours=1), "week": WEEK.date(), "seed": seed, "top": CLICK_TOP},
         )
+        # Statistics of the rows just written (this transaction's own), as autovacuum would
+        # have them for a month of real digests: without them the planner expects empty tables.
+        conn.execute("ANALYZE mail_delivery, inbox, engagement_event")
         fill_s = time.perf_counter() - started
         current = load_weighted()
         candidate = engine.candidate_scorer(current, CANDIDATE)
