@@ -24,7 +24,7 @@ from geo_engine.settings import ApiSettings, DatabaseSettings
 from growth import replay as engine
 from recommender.scorers import DEFAULT_WEIGHTS, LinearScorer, load_weighted
 from recommender.settings import RecommenderSettings
-from tests.api_data import _lines, organisation, project, territories
+from tests.api_data import _lines, member, organisation, project, territories
 from tests.cli import run_cli
 from tests.conftest import token_for
 
@@ -33,7 +33,10 @@ pytestmark = pytest.mark.geodata
 BAYONNE = "64102"
 HOME = (-1.4748, 43.4929)
 PLACE = (-1.4700, 43.4900)  # every project at the same spot: only the themes tell them apart
-ORG = 9300
+ORG, PRIVATE_ORG = 9300, 9310
+PRIVATE = 9311  # a private project of PRIVATE_ORG, whose member E got it in a digest
+E = 9221
+PRIVATE_WEEK = datetime(2026, 11, 16, tzinfo=UTC)
 P1, P2, P3 = 9301, 9302, 9303
 THEME = {P1: "culture", P2: "mobilite", P3: "sport"}
 A, B, C, D = 9201, 9202, 9203, 9204  # the hand-computed log
@@ -96,23 +99,31 @@ def _event(
 def logged_db(clone_france: Callable[[], DatabaseSettings]) -> DatabaseSettings:
     settings = clone_france()
     with db.connect(settings) as conn:
-        catalog_load.store_organisations(conn, _lines([organisation(ORG)]), "test")
-        catalog_load.store_projects(
-            conn,
-            _lines(
-                project(
-                    pid,
-                    ORG,
-                    territories(("commune", BAYONNE)),
-                    location=PLACE,
-                    status="open",
-                    themes=[THEME[pid]],
-                )
-                for pid in (P1, P2, P3)
-            ),
-            "test",
+        catalog_load.store_organisations(
+            conn, _lines([organisation(ORG), organisation(PRIVATE_ORG)]), "test"
         )
-        for user, interest, *_ in HAND + BURY:
+        private = project(
+            PRIVATE,
+            PRIVATE_ORG,
+            territories(("commune", BAYONNE)),
+            location=PLACE,
+            status="open",
+            visibility="private",
+            themes=[THEME[P1]],
+        )
+        public = [
+            project(
+                pid,
+                ORG,
+                territories(("commune", BAYONNE)),
+                location=PLACE,
+                status="open",
+                themes=[THEME[pid]],
+            )
+            for pid in (P1, P2, P3)
+        ]
+        catalog_load.store_projects(conn, _lines([*public, private]), "test")
+        for user, interest, *_ in [*HAND, *BURY, (E, THEME[P1])]:
             conn.execute("INSERT INTO app_user (id, interests) VALUES (%s, %s)", (user, [interest]))
             conn.execute(
                 """INSERT INTO user_place (user_id, commune_code, home)
@@ -123,6 +134,8 @@ def logged_db(clone_france: Callable[[], DatabaseSettings]) -> DatabaseSettings:
             _digest(conn, user, HAND_WEEK, shown, held, clicked)
         for user, _, shown, held, clicked in BURY:
             _digest(conn, user, BURY_WEEK, shown, held, clicked)
+        catalog_load.store_members(conn, _lines([member(PRIVATE_ORG, E)]), "test")
+        _digest(conn, E, PRIVATE_WEEK, [PRIVATE, P1], [], [PRIVATE])
         # What the replay must not count: a digest mailed before the window (clicked), an
         # open, a click from an alert, and a digest of the window that ranked nothing.
         early = _digest(conn, A, HAND_WEEK - timedelta(days=14), [P1, P2], [], [P1], "closing_soon")
@@ -293,6 +306,18 @@ def test_own_clicks_do_not_feed_the_history(logged_db: DatabaseSettings) -> None
         history = LinearScorer("weighted", "history", {"interest_learned": 5.0})
         report = engine.replay(conn, zero, history, HAND_WEEK, HAND_WEEK + timedelta(days=7))
         conn.rollback()
+    assert report.difference == 0.0
+
+
+def test_private_projects_are_left_unscored(logged_db: DatabaseSettings) -> None:
+    """E's digest showed a private project of E's organisation first, and E clicked it: the
+    replay reads facts as anyone may see them, so neither ranker scores it; both place it
+    last (the click then earns 1/2 in both arms)."""
+    current = load_weighted()
+    candidate = engine.candidate_scorer(current, {"interest_declared": 50.0})
+    report = _replay(logged_db, current, candidate, PRIVATE_WEEK)
+    assert (report.lists, report.clicks, report.unscored_items) == (1, 1, 1)
+    assert report.current.clicks_per_list == report.candidate.clicks_per_list == 0.5
     assert report.difference == 0.0
 
 
