@@ -20,6 +20,7 @@ from api.limits import RequestLimits, openapi_description
 from api.routes import (
     affiche,
     growth_experiments,
+    growth_replay,
     inbox,
     mail_links,
     meetings,
@@ -106,6 +107,7 @@ def create_app(
         meetings.router,
         affiche.router,
         growth_experiments.router,
+        growth_replay.router,
     ):
         app.include_router(router)
     app.include_router(map_page.router)

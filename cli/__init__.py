@@ -15,6 +15,7 @@ from cli import (
     fixtures,
     geo,
     growth,
+    growth_replay,  # noqa: F401 (registers `growth replay` on growth.app)
     loop,
     mail,
     meetings,

@@ -13,13 +13,14 @@ from contracts.errors import InvalidInput
 from geo_engine.settings import DatabaseSettings, GeoSettings
 
 # The retention loop's benchmarks and their default sizes (users), beside bench.runner's.
-LOOP_BENCHES = {"fanout": 5_000_000}
+LOOP_BENCHES = {"fanout": 5_000_000, "replay": 10_000}
 
 
 def bench(
     name: str = typer.Argument(
         ...,
-        help="placement, locate, http, audience, recommend, consumers, fanout, digest or mail",
+        help="placement, locate, http, audience, recommend, consumers, fanout, digest, replay "
+        "or mail",
     ),
     size: int | None = typer.Option(
         None,
@@ -32,7 +33,8 @@ def bench(
     """Run benchmark NAME on a database of its own (<database>_bench; http: <database>_bench_http,
     served by `geo-engine serve` under wrk, 32 connections; audience: <database>_bench_audience,
     users and 100,000 projects; fanout: the same database, inbox rows committed then deleted;
-    mail: no database, SIZE digests composed on one core; see bench/README.md)."""
+    mail: no database, SIZE digests composed on one core; replay: <database>_bench_replay, SIZE
+    users with one logged digest each, rolled back; see bench/README.md)."""
     if name == "mail":
         from bench.mail import DEFAULT_DIGESTS, run_mail
 
@@ -55,6 +57,16 @@ def bench(
             "name": name,
             "size": size,
             **run_fanout(DatabaseSettings(), GeoSettings(), size, seed),
+            "cores": os.cpu_count(),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    elif name == "replay":
+        from bench.replay import run_replay
+
+        figures = {
+            "name": name,
+            "size": size,
+            **run_replay(DatabaseSettings(), GeoSettings(), size, seed),
             "cores": os.cpu_count(),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
         }

@@ -160,19 +160,30 @@ class Report(_Shape):
 
 
 class ReplayArm(_Shape):
-    """A ranker's projected figures on the logged engagement."""
+    """A ranker's projected figures on the logged engagement: inverse-propensity estimate of
+    clicks per list and its bootstrap interval, mean NDCG against the logged clicks (None when
+    no list was clicked); ``version`` of its weights, ``clipped``: propensity ratios cut at the
+    report's ``clip``."""
 
     name: str
     clicks_per_list: float
     ci_low: float
     ci_high: float
-    ndcg: float
+    ndcg: float | None
+    version: str = ""
+    clipped: int = 0
 
 
 class ReplayReport(_Shape):
     """The offline replay of candidate weights against the current ones: inverse-propensity
     estimates of clicks per list (position-based propensities) and a team-draft interleaving
-    preference, over ``lists`` logged lists."""
+    preference, over ``lists`` logged lists.
+
+    ``difference`` is candidate − current in clicks per list, with its bootstrap interval;
+    ``eta`` the propensities' exponent (p(k) = k^−eta), ``clip`` the largest ratio counted;
+    ``ndcg_at`` the cut of NDCG; ``unscored_items``: logged items the rankers could not score
+    (no longer visible to everyone, or deleted), placed last by both; ``resamples`` and
+    ``seed`` of the bootstrap and the interleaving's coin; digests sent in [since, until)."""
 
     method: str
     lists: int
@@ -187,3 +198,11 @@ class ReplayReport(_Shape):
     interleaving_ties: int
     interleaving_p_value: float | None
     verdict: str
+    eta: float = 1.0
+    clip: float = 10.0
+    ndcg_at: int = 10
+    unscored_items: int = 0
+    resamples: int = 0
+    seed: int = 0
+    since: datetime | None = None
+    until: datetime | None = None

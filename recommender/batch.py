@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +23,7 @@ from scipy import sparse
 
 from geo_engine import audience
 from geo_engine.db import load_sql
-from geo_engine.engagement import PARTICIPATION, user_signals
+from geo_engine.engagement import PARTICIPATION, UserSignals, user_signals
 from recommender.facts import NOT_CANDIDATE, CandidateGroup, Items, Users, level_index
 from recommender.ground import CLICK_WEIGHT, THEMES, project_facts
 from recommender.ranking import Ranked, RankingConfig, rank_group
@@ -73,8 +74,21 @@ def load_batch(conn: psycopg.Connection, user_ids: Sequence[int]) -> Batch:
     signals = user_signals(conn, uid)
     universe = np.unique(np.concatenate([found.project_id, signals.e_project, signals.f_project]))
     items, is_open = project_facts(conn, universe.tolist(), None)
-    n, m = len(items), len(uid)
+    users = users_of(rows, signals, items)
+    xxl = [bool(r[10]) for r in rows]
+    departement_of = {r[2]: r[11] or "" for r in rows}
+    groups = _groups(found, communes, commune_of, xxl, departement_of, items, is_open)
+    return Batch(items, users, list(groups))
 
+
+def users_of(rows: Sequence[tuple[Any, ...]], signals: UserSignals, items: Items) -> Users:
+    """:class:`Users` of ``sql/user_place.sql`` rows (sorted by id, in that order) and their
+    ``signals`` (:func:`geo_engine.engagement.user_signals`), over ``items``: history
+    (participation 1, click :data:`~recommender.ground.CLICK_WEIGHT`), organisations followed
+    or belonged to, muted themes and dismissed projects. Signals on projects outside ``items``
+    are left out."""
+    uid = np.array([r[0] for r in rows], dtype=np.int64)
+    n, m = len(items), len(uid)
     # A participation weighs 1, a click less; both on one project: 1 (the sum, capped).
     weights = np.where(signals.e_kind == PARTICIPATION, 1.0, CLICK_WEIGHT).astype(np.float32)
     history = _matrix(
@@ -107,7 +121,7 @@ def load_batch(conn: psycopg.Connection, user_ids: Sequence[int]) -> Batch:
         np.ones(int((~theme_rows).sum()), dtype=np.float32),
         (m, n),
     )
-    users = Users(
+    return Users(
         ids=uid,
         lonlat=np.array(
             [(np.nan, np.nan) if r[3] is None else (r[3], r[4]) for r in rows], dtype=np.float64
@@ -121,10 +135,6 @@ def load_batch(conn: psycopg.Connection, user_ids: Sequence[int]) -> Batch:
         followed=followed,
         dismissed=dismissed,
     )
-    xxl = [bool(r[10]) for r in rows]
-    departement_of = {r[2]: r[11] or "" for r in rows}
-    groups = _groups(found, communes, commune_of, xxl, departement_of, items, is_open)
-    return Batch(items, users, list(groups))
 
 
 def _groups(

@@ -85,11 +85,16 @@ def load_weighted(path: Path = DEFAULT_WEIGHTS) -> LinearScorer:
         raise InvalidInput(f"weights file {path}: 'version' must be a non-empty string")
     if not isinstance(weights, dict):
         raise InvalidInput(f"weights file {path}: a [weights] table is required")
+    return LinearScorer("weighted", version, checked_weights(weights, f"weights file {path}"))
+
+
+def checked_weights(weights: Mapping[str, object], source: str) -> dict[str, float]:
+    """``weights`` as floats, or InvalidInput (its message starting with ``source``) naming
+    the unknown feature names and the values that are not finite numbers."""
     unknown = sorted(set(weights) - set(FEATURES))
     if unknown:
         raise InvalidInput(
-            f"weights file {path}: unknown features {', '.join(unknown)}; "
-            f"known: {', '.join(FEATURES)}"
+            f"{source}: unknown features {', '.join(unknown)}; known: {', '.join(FEATURES)}"
         )
     bad = sorted(
         k
@@ -97,5 +102,14 @@ def load_weighted(path: Path = DEFAULT_WEIGHTS) -> LinearScorer:
         if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v)
     )
     if bad:
-        raise InvalidInput(f"weights file {path}: weights must be finite numbers: {', '.join(bad)}")
-    return LinearScorer("weighted", version, {k: float(v) for k, v in weights.items()})
+        raise InvalidInput(f"{source}: weights must be finite numbers: {', '.join(bad)}")
+    return {k: float(v) for k, v in weights.items()}  # type: ignore[arg-type]
+
+
+def with_overrides(
+    base: LinearScorer, overrides: Mapping[str, object], version: str
+) -> LinearScorer:
+    """``base`` with the weights of ``overrides`` replacing its own (the others kept), named
+    ``version``; InvalidInput as :func:`checked_weights`."""
+    changed = checked_weights(overrides, f"weights of {version}")
+    return LinearScorer(base.name, version, {**base.weights, **changed}, base.centre)
