@@ -94,14 +94,24 @@ def _digest_ranks() -> None:
     op.execute("ALTER TABLE inbox ADD COLUMN digest_rank smallint")
 
 
+def _digest_holdout() -> None:
+    # A digest period a holdout spent without a mail (consumers/digest.py): no items, no
+    # delivery, never sent. It ends the period for the user, as a sent digest does, and marks
+    # which of their inbox rows a digest would have taken: only rows created since count as
+    # new (digest_due.sql), so the holdout is due exactly when its control would be.
+    op.execute("ALTER TABLE digest ADD COLUMN held_out boolean NOT NULL DEFAULT false")
+
+
 def upgrade() -> None:
     _bucket_function()
     _experiments()
     _sign_up()
     _digest_ranks()
+    _digest_holdout()
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE digest DROP COLUMN held_out")
     op.execute("ALTER TABLE inbox DROP COLUMN digest_rank")
     op.execute("ALTER TABLE app_user DROP COLUMN created_at")
     op.execute("DROP TABLE experiment_exposure")
