@@ -3,8 +3,8 @@
 -- Output: user_id, experiment_id, variant (name), unit (the randomised unit: the user id, the
 --   commune's INSEE code or the EPCI's SIREN, as text); users in no experiment are absent.
 -- Rule (contracts/experiments.py): the unit is in an experiment when
---   experiment_bucket('layer:' || surface, unit) % 100 is in [layer_lo, layer_hi); its variant
---   is the first whose cumulative edge exceeds experiment_bucket(salt, unit) % 10000; among
+--   experiment_bucket('layer:' || surface, unit) %% 100 is in [layer_lo, layer_hi); its variant
+--   is the first whose cumulative edge exceeds experiment_bucket(salt, unit) %% 10000; among
 --   the surface's running experiments that take the user, the one started first keeps them.
 --   Users without a commune are in no commune or EPCI experiment.
 -- Indexes: pk_user_place, pk_commune; experiment is a handful of rows.
