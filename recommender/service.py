@@ -68,6 +68,7 @@ class Recommender:
         experiment's variant when they are in a running one; when the user sees it themself
         (``seen``; not staff looking), its exposure is logged (``ranking:<UTC day>``, once per
         user and day) on ``conn``, committed with the caller's transaction."""
+        self._check(user_id, k)
         scorer = self.scorer
         if self.variants is not None:
             found = self.variants.for_users(conn, [user_id]).get(user_id)
@@ -77,13 +78,16 @@ class Recommender:
                     experiments.log_exposures(conn, [(user_id, assignment, exposure_ref(now))], now)
         return Served(scorer, self._rank(conn, user_id, k, scorer))
 
-    def _rank(
-        self, conn: psycopg.Connection, user_id: int, k: int, scorer: LinearScorer
-    ) -> list[Recommendation]:
+    def _check(self, user_id: int, k: int) -> None:
         if not 0 <= user_id < 2**63:  # app_user.id is a bigint
             raise InvalidInput(f"user id must be between 0 and {2**63 - 1}, not {user_id}")
         if not 1 <= k <= self.settings.k_max:
             raise InvalidInput(f"k must be between 1 and {self.settings.k_max}, not {k}")
+
+    def _rank(
+        self, conn: psycopg.Connection, user_id: int, k: int, scorer: LinearScorer
+    ) -> list[Recommendation]:
+        self._check(user_id, k)
         return recommend_for_user(
             conn, user_id, scorer, self.settings.ranking(k), self.coparticipation, self.cache
         )

@@ -17,8 +17,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
-from consumers.alerts import MailModule, alert_key, alert_round
+from consumers.alerts import MailModule, alert_key, alert_round, within_budget
+from consumers.content import DigestContent, Item
 from consumers.digest import digest_key, digest_round, recommender_picks
+from consumers.mail.compose import alert_subject, at_commune, digest_subject
 from consumers.settings import LoopSettings
 from contracts.experiments import Experiment, ExperimentSpec
 from geo_engine import db, experiments
@@ -148,7 +150,7 @@ def test_variants_change_the_digests_size_picks_and_subject_line(
     add_projects(conn, 1, range(1, 9))
     add_users(conn, list(users), frequency="daily")  # Paris
     for u in users:
-        for p in range(1, 6):
+        for p in range(4, 9):  # 1-3 left for the picks (ties go to the project read first)
             add_inbox(conn, u, p, AT - timedelta(hours=p))
     conn.commit()
     experiment = start(
@@ -274,7 +276,7 @@ def test_alert_variants_change_the_budget_and_subject_and_the_holdout_gets_none(
     assert {ref for u, _, ref in logged if arm[u] != "holdout"} == sent_keys
     held = sorted(u for u, v in arm.items() if v == "holdout")
     assert {ref for u, _, ref in logged if u == held[0]} == {
-        alert_key((held[0], p, "published", 0, 0)) for p in (1, 2)
+        alert_key((held[0], p, "published", 0, 0)) for p in (5, 4)  # the oldest first
     }
     # The holdout's rows all go to the next daily digest, like the budget's overflow.
     assert conn.execute(
@@ -461,3 +463,42 @@ def test_digest_picks_follow_the_users_ranking_variant(
     day = AT.date().isoformat()
     assert exposures(conn) == [(u, arm[u], f"ranking:{day}") for u in sorted(users)]
     assert len(collected.messages) == len(users)
+
+
+def _item(title: str) -> Item:
+    return Item(1, title, "Mairie", "consultation", "published", "r", "commune", None)
+
+
+def test_subject_lines_of_the_three_templates() -> None:
+    one, three = (_item("Budget participatif"),), tuple(_item(f"P{n}") for n in range(3))
+    daily = DigestContent("daily", DAY, three)
+    weekly = DigestContent("weekly", DAY, one)
+    assert digest_subject(daily, "Bayonne", "standard") == (
+        "Votre résumé du jour : 3 nouveautés près de chez vous"
+    )
+    assert digest_subject(weekly, "Bayonne", "question") == (
+        "Votre avis compte : 1 projet près de chez vous"
+    )
+    assert digest_subject(weekly, "Le Havre", "local") == (
+        "Votre résumé de la semaine au Havre : 1 nouveauté"
+    )
+    assert digest_subject(daily, None, "local") == digest_subject(daily, None, "standard")
+    assert alert_subject(one, "Bayonne", "standard") == "Nouveau projet : Budget participatif"
+    assert alert_subject(one, "Bayonne", "question") == "Votre avis compte : Budget participatif"
+    assert alert_subject(one, "Les Mureaux", "local") == (
+        "Nouveau projet aux Mureaux : Budget participatif"
+    )
+    assert alert_subject(three, "Bayonne", "question") == (
+        "Votre avis compte : 3 projets près de chez vous"
+    )
+    assert [at_commune(n) for n in ("Paris", "La Rochelle", "Lesparre-Médoc")] == [
+        "à Paris",
+        "à La Rochelle",
+        "à Lesparre-Médoc",
+    ]
+
+
+def test_the_budget_rule_keeps_the_reserve_for_deadlines() -> None:
+    assert [within_budget(s, 1, 3) for s in (1, 2, 3)] == [True, True, False]
+    assert [within_budget(s, 2, 3) for s in (1, 2, 3, 4)] == [True, True, True, False]
+    assert not within_budget(1, 1, 0) and not within_budget(1, 2, 0)

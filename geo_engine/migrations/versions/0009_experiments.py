@@ -13,7 +13,8 @@ tables: erasure deletes exposures by user (consumers/erasure.py).
 ``experiment_bucket(salt, unit)`` is contracts.experiments.bucket: the first 32 bits of
 MD5(salt ':' unit). ``app_user.created_at`` is the sign-up instant the return cohorts need;
 users who existed before it get the migration's instant. ``inbox.digest_rank`` is where a sent
-digest showed a row: the logged lists of the offline replay.
+digest showed a row: the logged lists of the offline replay. ``digest.held_out`` marks a
+period a digest experiment's holdout spent without a mail.
 """
 
 from collections.abc import Sequence
