@@ -11,8 +11,8 @@
 --   %(shards)s int, %(shard)s int: this round takes the users with id %% shards = shard (N
 --   processes share a round, one shard each; 1 and 0 for all).
 -- Output: user_id, period_start.
--- Indexes: pk_user_place, pk_commune, pk_digest (user_id, frequency first), pk_inbox (user_id
---   first).
+-- Indexes: pk_user_place, pk_commune, pk_digest, ix_digest_held_out (partial: held-out periods
+--   only), pk_inbox (user_id first).
 WITH schedule AS (
     SELECT s.zone, s.weekday, s.period_start
     FROM unnest(%(zones)s::text[], %(weekdays)s::text[], %(starts)s::date[],
