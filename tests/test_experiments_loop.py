@@ -22,7 +22,7 @@ from consumers.content import DigestContent, Item
 from consumers.digest import digest_key, digest_round, recommender_picks
 from consumers.mail.compose import alert_subject, at_commune, digest_subject
 from consumers.settings import LoopSettings
-from contracts.experiments import Experiment, ExperimentSpec
+from contracts.experiments import Experiment, ExperimentSpec, Overrides, Variant
 from geo_engine import db, experiments
 from geo_engine.catalog import load as catalog_load
 from geo_engine.settings import ApiSettings, DatabaseSettings
@@ -504,3 +504,22 @@ def test_the_budget_rule_keeps_the_reserve_for_deadlines() -> None:
     assert [within_budget(s, 1, 3) for s in (1, 2, 3)] == [True, True, False]
     assert [within_budget(s, 2, 3) for s in (1, 2, 3, 4)] == [True, True, True, False]
     assert not within_budget(1, 1, 0) and not within_budget(1, 2, 0)
+
+
+def test_ranking_variants_are_built_once_and_refused_ones_rank_with_the_default() -> None:
+    weighted = load_weighted()
+    variants = RankingVariants(weighted)
+
+    def assigned(name: str, **overrides: Any) -> experiments.Assignment:
+        variant = Variant(name=name, share=0.5, overrides=Overrides(**overrides))
+        return experiments.Assignment(7, variant, "1")
+
+    control = variants.scorer_of(assigned("control"))
+    assert control is weighted
+    local = variants.scorer_of(assigned("local", weights={"proximity": 9.0}))
+    assert local is not None and local.version == "weighted-v1+7/local"
+    assert local.weights["proximity"] == 9.0
+    assert local.weights["level:commune"] == weighted.weights["level:commune"]
+    assert variants.scorer_of(assigned("local", weights={"proximity": 9.0})) is local  # cached
+    assert variants.scorer_of(assigned("typo", weights={"proximty": 1.0})) is None
+    assert variants.scorer_of(assigned("learned", scorer="learned")) is None  # none trained here
