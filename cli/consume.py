@@ -52,13 +52,17 @@ def consume(
         from consumers.settings import MailSettings
         from recommender.scorers import load_weighted
         from recommender.settings import RecommenderSettings
+        from recommender.variants import RankingVariants
 
+        recommending = RecommenderSettings()
+        weighted = load_weighted(recommending.weights)
         clock_run = partial(
             scheduler.run_forever,
             DatabaseSettings(),
             LoopSettings(),
             MailModule(MailSettings()),
-            load_weighted(RecommenderSettings().weights),
+            weighted,
+            ranking=RankingVariants.of(weighted, recommending.weights, recommending.model_dir),
         )
     chosen = choose(
         every_worker(RedisSettings().redis_url, streams, LoopSettings()), _names(workers)

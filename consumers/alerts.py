@@ -34,6 +34,8 @@ from consumers.content import SECTIONS, DigestContent, Item, MeetingInfo, Recipi
 from consumers.inbox import level_word
 from consumers.mail import Mail, SmtpSender, compose_alert, compose_digest, message_id
 from consumers.settings import LoopSettings, MailSettings
+from contracts.experiments import ExperimentSpec, Overrides, TemplateVariant
+from geo_engine import experiments
 from geo_engine.db import load_sql
 
 ALERTS_SELECT = load_sql("consumers", "alerts_select.sql")
@@ -42,6 +44,7 @@ ITEMS = load_sql("consumers", "items.sql")
 DEADLINE_RESERVE = 1
 LEASE = timedelta(minutes=10)  # a claim older than this without sent_at was lost in a crash
 CHUNK = 200  # mails per SMTP connection
+ASSIGN_CHUNK = 5_000  # users per experiments.assignments statement
 
 # Concern levels (geo_engine.audience.LEVELS) → digest section.
 SECTION_OF_LEVEL: dict[str, Section] = {
@@ -76,11 +79,24 @@ class Sender(Protocol):
 
 class Composer(Protocol):
     """Builds the mails (``consumers.mail``: compose_alert, compose_digest, message_id, bound
-    to their MailSettings); the ``Message-ID`` of a mail is ``message_id(key)``."""
+    to their MailSettings); the ``Message-ID`` of a mail is ``message_id(key)``; ``template``
+    is the subject line an experiment's variant chose."""
 
-    def alert(self, recipient: Recipient, items: Sequence[Item], key: str) -> Outgoing: ...
+    def alert(
+        self,
+        recipient: Recipient,
+        items: Sequence[Item],
+        key: str,
+        template: TemplateVariant = "standard",
+    ) -> Outgoing: ...
 
-    def digest(self, recipient: Recipient, digest: DigestContent, key: str) -> Outgoing: ...
+    def digest(
+        self,
+        recipient: Recipient,
+        digest: DigestContent,
+        key: str,
+        template: TemplateVariant = "standard",
+    ) -> Outgoing: ...
 
     def message_id(self, key: str) -> str: ...
 
@@ -92,11 +108,23 @@ class MailModule:
         self._settings = settings
         self._smtp = SmtpSender(settings)
 
-    def alert(self, recipient: Recipient, items: Sequence[Item], key: str) -> Mail:
-        return compose_alert(recipient, items, key, self._settings)
+    def alert(
+        self,
+        recipient: Recipient,
+        items: Sequence[Item],
+        key: str,
+        template: TemplateVariant = "standard",
+    ) -> Mail:
+        return compose_alert(recipient, items, key, self._settings, template)
 
-    def digest(self, recipient: Recipient, digest: DigestContent, key: str) -> Mail:
-        return compose_digest(recipient, digest, key, self._settings)
+    def digest(
+        self,
+        recipient: Recipient,
+        digest: DigestContent,
+        key: str,
+        template: TemplateVariant = "standard",
+    ) -> Mail:
+        return compose_digest(recipient, digest, key, self._settings, template)
 
     def message_id(self, key: str) -> str:
         return message_id(key, self._settings)
@@ -116,6 +144,35 @@ class Counts:
     overflowed: int = 0
     withheld: int = 0
     claimed: int = 0
+
+
+def within_budget(slot: int, priority: int, budget: int, reserve: int = DEADLINE_RESERVE) -> bool:
+    """Whether a row taking budget ``slot`` (``alerts_select.sql``: alerts of the last 7 days
+    plus its rank, 1-based) goes now: a civic deadline (priority 2) up to ``budget``, anything
+    else up to ``budget - reserve``."""
+    return slot <= budget - (0 if priority == 2 else reserve)
+
+
+def claimed_overrides(conn: psycopg.Connection, keys: Sequence[str]) -> dict[str, Overrides]:
+    """mail key → the overrides of the variant its claim was made under (the exposure logged
+    with the claim, ``ref`` = the key), whatever the experiment's status now: a mail re-sent
+    after a crash keeps its subject and size. Keys claimed outside any experiment are
+    absent."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        """SELECT x.ref, x.variant, e.id, e.spec
+           FROM experiment_exposure AS x JOIN experiment AS e ON e.id = x.experiment_id
+           WHERE x.user_id = ANY(%s) AND x.ref = ANY(%s)""",
+        (sorted({int(k.split(":")[1]) for k in keys}), list(keys)),
+    ).fetchall()
+    specs: dict[int, ExperimentSpec] = {}
+    out: dict[str, Overrides] = {}
+    for ref, variant, experiment_id, spec in rows:
+        if experiment_id not in specs:
+            specs[experiment_id] = ExperimentSpec.model_validate(spec)
+        out[ref] = next(v for v in specs[experiment_id].variants if v.name == variant).overrides
+    return out
 
 
 def alert_key(row: RowKey) -> str:
@@ -250,18 +307,21 @@ def unclaim(conn: psycopg.Connection, keys: Sequence[str]) -> None:
 def _alert_mails(
     conn: psycopg.Connection, rows: Sequence[RowKey], composer: Composer
 ) -> tuple[list[tuple[str, Outgoing]], list[str]]:
-    """The mails of claimed alert rows, and the keys withheld (no longer visible)."""
+    """The mails of claimed alert rows (subject lines of their claim's variant), and the keys
+    withheld (no longer visible)."""
     read = read_items(conn, rows)
     found = {r.key for r in read}
     withheld = [alert_key(k) for k in rows if k not in found]
     people = recipients(conn, [r.key[0] for r in read])
+    variants = claimed_overrides(conn, [alert_key(r.key) for r in read])
     mails = []
     for r in read:
         key = alert_key(r.key)
         if not r.visible or r.key[0] not in people:
             withheld.append(key)
             continue
-        mails.append((key, composer.alert(people[r.key[0]], [r.item], key)))
+        template = variants[key].template if key in variants else None
+        mails.append((key, composer.alert(people[r.key[0]], [r.item], key, template or "standard")))
     return mails, withheld
 
 
@@ -299,14 +359,37 @@ def alert_round(
 ) -> Counts:
     """One instant alert round as at ``now`` (aware): recovery, decisions, claims (committed),
     render with visibility re-checked, SMTP, ``sent_at``. Commits its own work; ``conn`` must
-    not be inside a transaction the caller wants to keep."""
+    not be inside a transaction the caller wants to keep.
+
+    Experiments on the ``alerts`` surface (running ones): a variant's ``weekly_budget``
+    replaces the setting for its users, its ``template`` their subject lines; a **holdout**
+    gets no instant alert: the rows it would have been sent overflow to the next daily digest
+    like the budget's overflow (the digest surface decides whether that digest goes out).
+    Every alert claimed, and every alert a holdout would have been sent, logs an exposure
+    (``ref`` = the alert key) in the transaction of the claims."""
     counts = Counts()
     counts.recovered, counts.withheld = recover_alerts(conn, now, sender, composer, lease)
-    decided = conn.execute(
-        ALERTS_SELECT, {"now": now, "budget": settings.weekly_budget, "reserve": DEADLINE_RESERVE}
-    ).fetchall()
-    to_send: list[RowKey] = [(r[0], r[1], r[2], r[3], r[4]) for r in decided if r[5]]
-    over = [(r[0], r[1], r[2], r[3], r[4]) for r in decided if not r[5]]
+    decided = conn.execute(ALERTS_SELECT, {"now": now}).fetchall()
+    assigned: dict[int, experiments.Assignment] = {}
+    users = sorted({r[0] for r in decided})
+    for begin in range(0, len(users), ASSIGN_CHUNK):
+        assigned |= experiments.assignments(conn, "alerts", users[begin : begin + ASSIGN_CHUNK])
+    to_send: list[RowKey] = []
+    over: list[RowKey] = []
+    held: list[RowKey] = []  # a holdout's rows that would have gone out
+    for user, project, kind, meeting, lead, priority, slot in decided:
+        row: RowKey = (user, project, kind, meeting, lead)
+        a = assigned.get(user)
+        budget = settings.weekly_budget
+        if a is not None and a.variant.overrides.weekly_budget is not None:
+            budget = a.variant.overrides.weekly_budget
+        if not within_budget(slot, priority, budget):
+            over.append(row)
+        elif a is not None and a.variant.holdout:
+            over.append(row)
+            held.append(row)
+        else:
+            to_send.append(row)
     if over:
         conn.execute(
             """UPDATE inbox AS i SET overflow_at = %(now)s
@@ -329,7 +412,16 @@ def alert_round(
                    = (k.user_id, k.project_id, k.kind, k.meeting_id, k.lead_days)""",
             {"now": now, **_arrays(to_send)},
         )
-    conn.commit()  # the claims hold before anything reaches SMTP
+    experiments.log_exposures(
+        conn,
+        [
+            (k[0], assigned[k[0]], alert_key(k))
+            for k in (*held, *(k for k in to_send if alert_key(k) in claimed))
+            if k[0] in assigned
+        ],
+        now,
+    )
+    conn.commit()  # the claims and their exposures hold before anything reaches SMTP
     counts.overflowed, counts.claimed = len(over), len(claimed)
     mails, withheld = _alert_mails(conn, [k for k in to_send if alert_key(k) in claimed], composer)
     unclaim(conn, withheld)

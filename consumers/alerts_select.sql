@@ -1,13 +1,14 @@
 -- The instant alert round's decisions: which undelivered inbox rows of instant, e-mail users go
 -- out now and which overflow the weekly budget to the next daily digest. Users in their quiet
 -- hours (their local wall clock, default 22:00–08:00) are left out: nothing is decided for them.
--- Parameters: %(now)s timestamptz (the round's instant), %(budget)s int (alerts per user and
---   7 days), %(reserve)s int (slots of the budget only civic deadlines, priority 2, may take).
--- Output: user_id, project_id, kind, meeting_id, lead_days, send (true: alert now; false:
---   overflow). Rows are locked (FOR UPDATE SKIP LOCKED): two rounds never decide one row.
+-- Parameters: %(now)s timestamptz (the round's instant).
+-- Output: user_id, project_id, kind, meeting_id, lead_days, priority, slot (the budget slot
+--   the row would take: used + r). Rows are locked (FOR UPDATE SKIP LOCKED): two rounds never
+--   decide one row. The caller applies each user's budget (consumers/alerts.py,
+--   within_budget: an experiment may change it per user).
 -- Budget rule: a user's pending rows are ordered priority DESC, created_at, key; with `used`
---   alerts claimed in (now - 7 days, now], the r-th row (1-based) is sent when
---   used + r <= budget for a deadline, used + r <= budget - reserve otherwise; deadlines come
+--   alerts claimed in (now - 7 days, now], the r-th row (1-based) takes slot used + r; it is
+--   sent when slot <= budget for a deadline, slot <= budget - reserve otherwise; deadlines come
 --   first in the order, so a lesser item never takes a slot a deadline of the same round needs,
 --   and the last `reserve` slots of every 7 days stay free for a deadline still to come.
 -- Indexes: pk_inbox (user_id first), ix_mail_delivery_user_id (user_id, claimed_at).
@@ -58,8 +59,8 @@ ranked AS (
                         p.lead_days) AS r
     FROM pending AS p
 )
-SELECT r.user_id, r.project_id, r.kind, r.meeting_id, r.lead_days,
-       u.used + r.r <= %(budget)s - CASE WHEN r.priority = 2 THEN 0 ELSE %(reserve)s END AS send
+SELECT r.user_id, r.project_id, r.kind, r.meeting_id, r.lead_days, r.priority,
+       u.used + r.r AS slot
 FROM ranked AS r
 JOIN used AS u ON u.user_id = r.user_id
 ORDER BY r.user_id, r.r

@@ -1,6 +1,8 @@
 -- Users whose digest of the period is due at %(at)s, not yet claimed, and who have something
 -- new: at least one undelivered inbox row created by then (for instant users, only rows the
--- alert budget overflowed).
+-- alert budget overflowed) and after their last held-out digest (an experiment's holdout
+-- leaves its rows undelivered: they are not new again, so a holdout is due exactly when a
+-- digest would have had something new).
 -- Parameters: %(at)s timestamptz; %(frequency)s text ('daily' | 'weekly'), the digest;
 --   %(wanted)s text[], the notification frequencies it serves (daily: {daily, instant},
 --   weekly: {weekly}); the schedule, parallel arrays computed per zone by consumers/periods.py
@@ -9,7 +11,8 @@
 --   %(shards)s int, %(shard)s int: this round takes the users with id %% shards = shard (N
 --   processes share a round, one shard each; 1 and 0 for all).
 -- Output: user_id, period_start.
--- Indexes: pk_user_place, pk_commune, pk_digest, pk_inbox (user_id first).
+-- Indexes: pk_user_place, pk_commune, pk_digest, ix_digest_held_out (partial: held-out periods
+--   only), pk_inbox (user_id first).
 WITH schedule AS (
     SELECT s.zone, s.weekday, s.period_start
     FROM unnest(%(zones)s::text[], %(weekdays)s::text[], %(starts)s::date[],
@@ -23,6 +26,11 @@ LEFT JOIN commune AS c ON c.code = p.commune_code
 JOIN schedule AS s
   ON s.zone = coalesce(u.timezone, c.timezone, 'Europe/Paris')
  AND s.weekday = coalesce(u.notifications ->> 'digest_weekday', 'monday')
+CROSS JOIN LATERAL (
+    SELECT coalesce(max(h.claimed_at), '-infinity') AS since
+    FROM digest AS h
+    WHERE h.user_id = u.id AND h.frequency = %(frequency)s AND h.held_out
+) AS held
 WHERE u.id %% %(shards)s = %(shard)s
   AND u.notifications ->> 'frequency' = ANY(%(wanted)s)
   AND coalesce((u.notifications ->> 'email')::boolean, true)
@@ -30,4 +38,5 @@ WHERE u.id %% %(shards)s = %(shard)s
                     AND d.frequency = %(frequency)s AND d.period_start = s.period_start)
   AND EXISTS (SELECT FROM inbox AS i WHERE i.user_id = u.id AND i.alerted_at IS NULL
                 AND i.digest_period IS NULL AND i.created_at <= %(at)s
+                AND i.created_at > held.since
                 AND (u.notifications ->> 'frequency' <> 'instant' OR i.overflow_at IS NOT NULL))

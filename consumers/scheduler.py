@@ -21,6 +21,7 @@ from consumers.settings import LoopSettings
 from geo_engine import db
 from geo_engine.settings import DatabaseSettings
 from recommender.scorers import LinearScorer
+from recommender.variants import RankingVariants
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,11 @@ def run_pass(
     mail: alerts.MailModule,
     scorer: LinearScorer,
     now: datetime,
+    ranking: RankingVariants | None = None,
 ) -> dict[str, Any] | None:
     """One pass as at ``now`` (aware); None when another process holds the pass. Returns
-    what each step did."""
+    what each step did. ``ranking``: the ranking experiments' scorers for the digests' picks
+    (None: ``scorer`` for everyone)."""
     with db.connect(database) as conn:
         conn.autocommit = True
         if not conn.execute("SELECT pg_try_advisory_lock(%s)", (PASS_LOCK,)).fetchone()[0]:  # type: ignore[index]
@@ -56,7 +59,7 @@ def run_pass(
             conn.commit()
             lease = timedelta(seconds=loop.mail_lease_s)
             done["alerts"] = alerts.alert_round(conn, now, mail, loop, mail, lease).__dict__
-            picks = digest.recommender_picks(loop.digest_picks, scorer)
+            picks = digest.recommender_picks(scorer, ranking)
             for frequency in ("daily", "weekly"):
                 counts = digest.digest_round(
                     conn, frequency, now, mail, loop, mail, picks, lease=lease
@@ -76,13 +79,14 @@ def run_forever(
     scorer: LinearScorer,
     stop: threading.Event,
     clock: Clock = lambda: datetime.now(UTC),
+    ranking: RankingVariants | None = None,
 ) -> None:
     """Passes every ``loop.tick_s`` seconds until ``stop`` is set. A failed pass (the database
     or the SMTP server away) is logged and tried again at the next tick: nothing it claimed is
     lost, the next pass's recovery sends it."""
     while not stop.is_set():
         try:
-            done = run_pass(database, loop, mail, scorer, clock())
+            done = run_pass(database, loop, mail, scorer, clock(), ranking)
             if done is not None:
                 log.info("loop pass: %s", done)
         except Exception:  # the next tick tries again; what was claimed is recovered

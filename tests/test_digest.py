@@ -252,8 +252,9 @@ def test_recommended_picks_join_the_digest_of_due_users_only(
     at = datetime(2026, 6, 3, 7, tzinfo=UTC)
     add_inbox(conn, 30, 1, at - timedelta(hours=1))
     conn.commit()
+    two = LoopSettings(digest_size=50, digest_picks=2)
     counts = digest_round(
-        conn, "daily", at, SmtpSender(port), SETTINGS, TinyComposer(), picks=recommender_picks(2)
+        conn, "daily", at, SmtpSender(port), two, TinyComposer(), picks=recommender_picks()
     )
     assert (counts.due, counts.picks, counts.sent) == (1, 2, 1)
     picked = conn.execute(

@@ -22,6 +22,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from consumers.content import DigestContent, Item, Recipient
+from contracts.experiments import TemplateVariant
 from geo_engine.catalog import load as catalog_load
 from geo_engine.jsonl import Line
 from tests.api_data import national, organisation, project
@@ -82,27 +83,47 @@ class TinyComposer:
     def message_id(self, key: str) -> str:
         return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@test.geo-engine.example>"
 
-    def _mail(self, recipient: Recipient, key: str, subject: str, lines: list[str]) -> EmailMessage:
+    def _mail(
+        self, recipient: Recipient, key: str, subject: str, lines: list[str], template: str
+    ) -> EmailMessage:
         mail = EmailMessage()
         mail["From"] = "test@geo-engine.example"
         mail["To"] = f"citoyen-{recipient.user_id}@habitants.geo-engine.example"
         mail["Subject"] = subject
         mail["Message-ID"] = self.message_id(key)
         mail["X-Key"] = key
+        mail["X-Template"] = template  # the subject line an experiment chose
         mail.set_content("\n".join(lines) + "\n")
         return mail
 
-    def alert(self, recipient: Recipient, items: Sequence[Item], key: str) -> EmailMessage:
+    def alert(
+        self,
+        recipient: Recipient,
+        items: Sequence[Item],
+        key: str,
+        template: TemplateVariant = "standard",
+    ) -> EmailMessage:
         return self._mail(
-            recipient, key, items[0].title, [f"item {i.project_id} {i.kind}" for i in items]
+            recipient,
+            key,
+            items[0].title,
+            [f"item {i.project_id} {i.kind}" for i in items],
+            template,
         )
 
-    def digest(self, recipient: Recipient, digest: DigestContent, key: str) -> EmailMessage:
+    def digest(
+        self,
+        recipient: Recipient,
+        digest: DigestContent,
+        key: str,
+        template: TemplateVariant = "standard",
+    ) -> EmailMessage:
         return self._mail(
             recipient,
             key,
             f"Digest {digest.period_start.isoformat()}",
             [f"item {i.project_id} {i.kind} {i.section}" for i in digest.items],
+            template,
         )
 
 

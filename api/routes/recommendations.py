@@ -4,6 +4,7 @@ missing user."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -40,13 +41,16 @@ def recommendations(
 ) -> RecommendationList:
     """The ``k`` open projects that most concern you, best first, each with its reasons in
     French and each feature's contribution to its score. Projects you joined or dismissed are
-    left out; private projects only reach their organisation's members."""
+    left out; private projects only reach their organisation's members. A user in a running
+    ranking experiment is ranked by their variant's scorer (named in ``version``)."""
     with pool.connection() as conn:
         writes.get_user(conn, actor(viewer), user_id)  # yourself or staff, else 404
-        found = recommender.for_user(conn, user_id, k)
+        served = recommender.serve(
+            conn, user_id, k, datetime.now(UTC), seen=viewer.user_id == user_id
+        )
     return RecommendationList(
         user_id=user_id,
-        scorer=recommender.scorer.name,
-        version=recommender.scorer.version,
-        recommendations=[RecommendationView(**asdict(r)) for r in found],
+        scorer=served.scorer.name,
+        version=served.scorer.version,
+        recommendations=[RecommendationView(**asdict(r)) for r in served.recommendations],
     )

@@ -38,6 +38,7 @@ from consumers.mail import links
 from consumers.mail.message import Mail, address_header, alternative, crlf, unstructured
 from consumers.settings import MailSettings
 from contracts.errors import InvalidInput
+from contracts.experiments import TemplateVariant as Template
 from contracts.spaces import TOOL_LABELS, Tool
 
 SECTION_HEADINGS: dict[Section, str] = {
@@ -415,10 +416,61 @@ def _mail(
     )
 
 
+def _projets(count: int) -> str:
+    return "1 projet" if count == 1 else f"{count} projets"
+
+
+def at_commune(name: str) -> str:
+    """« à Bayonne », « au Havre », « aux Mureaux », « à La Rochelle »: the preposition French
+    contracts with the commune's article."""
+    if name.startswith("Le "):
+        return f"au {name[3:]}"
+    if name.startswith("Les "):
+        return f"aux {name[4:]}"
+    return f"à {name}"
+
+
+def alert_subject(items: Sequence[Item], commune_name: str | None, template: Template) -> str:
+    """The subject of an alert about ``items`` in the experiment's ``template``: ``standard``
+    « Nouveau projet : <titre> » (« 3 nouveautés près de chez vous » for several),
+    ``question`` « Votre avis compte : <titre> » (« … : 3 projets près de chez vous »),
+    ``local`` « Nouveau projet à Bayonne : <titre> » (standard without a commune)."""
+    label = KIND_LABELS.get(items[0].kind, items[0].kind)
+    one = len(items) == 1
+    if template == "question":
+        what = items[0].title if one else f"{_projets(len(items))} près de chez vous"
+        return f"Votre avis compte : {what}"
+    if template == "local" and commune_name:
+        where = at_commune(commune_name)
+        return (
+            f"{label} {where} : {items[0].title}" if one else f"{_nouveautes(len(items))} {where}"
+        )
+    return f"{label} : {items[0].title}" if one else f"{_nouveautes(len(items))} près de chez vous"
+
+
+def digest_subject(digest: DigestContent, commune_name: str | None, template: Template) -> str:
+    """The subject of a digest in the experiment's ``template``: ``standard`` « Votre résumé
+    du jour : 3 nouveautés près de chez vous », ``question`` « Votre avis compte : 3 projets
+    près de chez vous », ``local`` « Votre résumé du jour à Bayonne : 3 nouveautés »
+    (standard without a commune)."""
+    count = len(digest.items)
+    name = "Votre résumé du jour" if digest.frequency == "daily" else "Votre résumé de la semaine"
+    if template == "question":
+        return f"Votre avis compte : {_projets(count)} près de chez vous"
+    if template == "local" and commune_name:
+        return f"{name} {at_commune(commune_name)} : {_nouveautes(count)}"
+    return f"{name} : {_nouveautes(count)} près de chez vous"
+
+
 def compose_alert(
-    recipient: Recipient, items: Sequence[Item], key: str, settings: MailSettings
+    recipient: Recipient,
+    items: Sequence[Item],
+    key: str,
+    settings: MailSettings,
+    template: Template = "standard",
 ) -> Mail:
-    """An instant alert about ``items`` (at least one), for the mail of idempotency ``key``.
+    """An instant alert about ``items`` (at least one), for the mail of idempotency ``key``;
+    ``template`` chooses the subject line (:func:`alert_subject`), nothing else.
 
     Raises InvalidInput for no items, an unknown time zone, naive times, or a key a link
     cannot carry (1-200 printable ASCII characters)."""
@@ -426,20 +478,21 @@ def compose_alert(
         raise InvalidInput("an alert needs at least one item")
     _check(recipient, key)
     frame = _frame_of(settings)
-    subject = (
-        f"{KIND_LABELS.get(items[0].kind, items[0].kind)} : {items[0].title}"
-        if len(items) == 1
-        else f"{_nouveautes(len(items))} près de chez vous"
-    )
+    subject = alert_subject(items, recipient.commune_name, template)
     layout = _layout("alert", (), len(items), recipient.commune_name, frame.public_url)
     return _mail(recipient, key, subject, frame, layout, [("body", items)])
 
 
 def compose_digest(
-    recipient: Recipient, digest: DigestContent, key: str, settings: MailSettings
+    recipient: Recipient,
+    digest: DigestContent,
+    key: str,
+    settings: MailSettings,
+    template: Template = "standard",
 ) -> Mail:
     """A daily or weekly digest: its items grouped by section, narrowest first ("Dans votre
-    commune" … "Partout en France"), each section keeping the items' order.
+    commune" … "Partout en France"), each section keeping the items' order; ``template``
+    chooses the subject line (:func:`digest_subject`), nothing else.
 
     Raises InvalidInput for an empty digest (none is sent), an unknown time zone, naive
     times, or a key a link cannot carry."""
@@ -453,14 +506,14 @@ def compose_digest(
     sections = [section for section in SECTIONS if section in by_section]
     day = french_date(digest.period_start)
     if digest.frequency == "daily":
-        title, subject_name = f"Votre résumé du {day}", "Votre résumé du jour"
+        title = f"Votre résumé du {day}"
     else:
-        title, subject_name = f"Votre résumé de la semaine du {day}", "Votre résumé de la semaine"
+        title = f"Votre résumé de la semaine du {day}"
     count = _nouveautes(len(digest.items))
     layout = _layout(
         "digest", tuple(sections), count, recipient.commune_name, frame.public_url, title
     )
-    subject = f"{subject_name} : {count} près de chez vous"
+    subject = digest_subject(digest, recipient.commune_name, template)
     return _mail(
         recipient,
         key,

@@ -13,7 +13,8 @@ tables: erasure deletes exposures by user (consumers/erasure.py).
 ``experiment_bucket(salt, unit)`` is contracts.experiments.bucket: the first 32 bits of
 MD5(salt ':' unit). ``app_user.created_at`` is the sign-up instant the return cohorts need;
 users who existed before it get the migration's instant. ``inbox.digest_rank`` is where a sent
-digest showed a row: the logged lists of the offline replay.
+digest showed a row: the logged lists of the offline replay. ``digest.held_out`` marks a
+period a digest experiment's holdout spent without a mail.
 """
 
 from collections.abc import Sequence
@@ -94,14 +95,30 @@ def _digest_ranks() -> None:
     op.execute("ALTER TABLE inbox ADD COLUMN digest_rank smallint")
 
 
+def _digest_holdout() -> None:
+    # A digest period a holdout spent without a mail (consumers/digest.py): no items, no
+    # delivery, never sent. It ends the period for the user, as a sent digest does, and marks
+    # which of their inbox rows a digest would have taken: only rows created since count as
+    # new (digest_due.sql), so the holdout is due exactly when its control would be.
+    op.execute("ALTER TABLE digest ADD COLUMN held_out boolean NOT NULL DEFAULT false")
+    # digest_due.sql reads a user's last held-out period for every due user: a probe of this
+    # small index, not a scan of all their digests.
+    op.execute(
+        "CREATE INDEX ix_digest_held_out ON digest (user_id, frequency, claimed_at) WHERE held_out"
+    )
+
+
 def upgrade() -> None:
     _bucket_function()
     _experiments()
     _sign_up()
     _digest_ranks()
+    _digest_holdout()
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX ix_digest_held_out")
+    op.execute("ALTER TABLE digest DROP COLUMN held_out")
     op.execute("ALTER TABLE inbox DROP COLUMN digest_rank")
     op.execute("ALTER TABLE app_user DROP COLUMN created_at")
     op.execute("DROP TABLE experiment_exposure")
