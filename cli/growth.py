@@ -18,6 +18,7 @@ from contracts.experiments import SURFACES, Experiment, ExperimentSpec
 from geo_engine import experiments
 from geo_engine.db import connect
 from geo_engine.settings import ApiSettings, DatabaseSettings
+from recommender.variants import check_spec
 
 app = typer.Typer(no_args_is_help=True, help="Experiments, metrics and replays of the loop.")
 experiment = typer.Typer(no_args_is_help=True, help="Create, start, pause, stop, list.")
@@ -35,7 +36,7 @@ def read_spec(path: Path) -> ExperimentSpec:
     try:
         if text is None:
             text = path.read_text(encoding="utf-8")
-        return ExperimentSpec.model_validate_json(text)
+        return check_spec(ExperimentSpec.model_validate_json(text))
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
     except ValidationError as exc:

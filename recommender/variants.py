@@ -26,10 +26,15 @@ from pathlib import Path
 import psycopg
 
 from contracts.errors import InvalidInput
-from contracts.experiments import Overrides
+from contracts.experiments import ExperimentSpec, Overrides
 from geo_engine import experiments
-from recommender.features import FEATURES
-from recommender.scorers import DEFAULT_WEIGHTS, LinearScorer, load_weighted
+from recommender.scorers import (
+    DEFAULT_WEIGHTS,
+    LinearScorer,
+    checked_weights,
+    load_weighted,
+    with_overrides,
+)
 
 log = logging.getLogger(__name__)
 ASSIGN_CHUNK = 5_000  # users per experiments.assignments statement
@@ -39,19 +44,6 @@ RANKER_FILE = "ranker.skops"  # the learned ranker in the model directory (recom
 def exposure_ref(at: datetime) -> str:
     """``ranking:<UTC day>`` of the aware instant ``at``: one exposure per user and day."""
     return f"ranking:{at.astimezone(UTC).date().isoformat()}"
-
-
-def merged(base: LinearScorer, weights: dict[str, float], label: str) -> LinearScorer:
-    """``base`` with ``weights`` replacing its own feature by feature, its version suffixed
-    with ``label`` (what a served ranking names). InvalidInput naming unknown features."""
-    unknown = sorted(set(weights) - set(FEATURES))
-    if unknown:
-        raise InvalidInput(
-            f"variant {label}: unknown features {', '.join(unknown)}; known: {', '.join(FEATURES)}"
-        )
-    return LinearScorer(
-        base.name, f"{base.version}+{label}", {**base.weights, **weights}, base.centre
-    )
 
 
 @dataclass
@@ -100,7 +92,11 @@ class RankingVariants:
             base = load(self.learned_file).scorer()
         else:
             base = load_weighted(self.weights_file)
-        return base if overrides.weights is None else merged(base, overrides.weights, label)
+        return (
+            base
+            if overrides.weights is None
+            else with_overrides(base, overrides.weights, f"{base.version}+{label}")
+        )
 
     def for_users(
         self, conn: psycopg.Connection, users: Sequence[int]
@@ -115,3 +111,14 @@ class RankingVariants:
                 if scorer is not None:
                     out[user] = (assignment, scorer)
         return out
+
+
+def check_spec(spec: ExperimentSpec) -> ExperimentSpec:
+    """``spec`` when every variant's weights name known features with finite numbers;
+    InvalidInput naming the variant and the features otherwise. The API and the command line
+    check this before storing an experiment: at run time such a variant would rank with the
+    default and never count."""
+    for variant in spec.variants:
+        if variant.overrides.weights is not None:
+            checked_weights(variant.overrides.weights, f"variant {variant.name}'s weights")
+    return spec

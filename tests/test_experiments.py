@@ -316,6 +316,16 @@ def test_the_api_is_for_staff_only(client: TestClient) -> None:
     assert refused.status_code == 422
     assert "0 <= lo < hi <= 100" in refused.text
     assert client.post("/v1/growth/experiments/api-poids/jump", headers=staff).status_code == 422
+    typo = spec(
+        "api-typo",
+        variants=[
+            {"name": "control", "share": 0.5},
+            {"name": "b", "share": 0.5, "overrides": {"weights": {"proximite": 2.0}}},
+        ],
+    ).model_dump(mode="json", exclude_none=True)
+    refused = client.post("/v1/growth/experiments", json=typo, headers=staff)
+    assert refused.status_code == 422
+    assert "variant b's weights: unknown features proximite" in refused.json()["detail"]
 
 
 def test_the_command_line_creates_starts_and_lists(

@@ -14,6 +14,7 @@ from api.problems import documented
 from api.routes.writes import PoolDep
 from contracts.experiments import NAME, Experiment, ExperimentSpec, Surface
 from geo_engine import experiments
+from recommender.variants import check_spec
 
 router = APIRouter(
     prefix="/v1/growth/experiments", tags=["growth"], responses=documented(401, 403, 422)
@@ -37,9 +38,9 @@ def listing(
 @router.post("", response_model=Experiment, status_code=201, responses=documented(409))
 def create(spec: ExperimentSpec, _: StaffDep, pool: PoolDep) -> Experiment:
     """Store an experiment as a draft: nobody is exposed before it is started. 409 when the
-    name is taken."""
+    name is taken; 422 for weights of unknown features."""
     with pool.connection() as conn:
-        return experiments.create(conn, spec)
+        return experiments.create(conn, check_spec(spec))
 
 
 @router.get("/{name}", response_model=Experiment, responses=documented(404))
