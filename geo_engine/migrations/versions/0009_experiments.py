@@ -17,6 +17,7 @@ digest showed a row: the logged lists of the offline replay.
 """
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from alembic import op
 
@@ -24,6 +25,8 @@ revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+SQL = Path(__file__).resolve().parent.parent / "sql"
 
 
 def _bucket_function() -> None:
@@ -94,14 +97,22 @@ def _digest_ranks() -> None:
     op.execute("ALTER TABLE inbox ADD COLUMN digest_rank smallint")
 
 
+def _epci_tiles() -> None:
+    # The EPCI outlines of the growth dashboard's choropleth (api/growth_page.py).
+    op.execute((SQL / "0009_epci_tiles.sql").read_text(encoding="utf-8"))
+
+
 def upgrade() -> None:
     _bucket_function()
     _experiments()
     _sign_up()
     _digest_ranks()
+    _epci_tiles()
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION epcis_tile(integer, integer, integer)")
+    op.execute("DROP MATERIALIZED VIEW epci_tile")
     op.execute("ALTER TABLE inbox DROP COLUMN digest_rank")
     op.execute("ALTER TABLE app_user DROP COLUMN created_at")
     op.execute("DROP TABLE experiment_exposure")
