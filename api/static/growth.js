@@ -53,6 +53,7 @@
     maximumFractionDigits: 2,
     signDisplay: "exceptZero",
   });
+  const pValueFr = new Intl.NumberFormat("fr-FR", { maximumSignificantDigits: 2 });
   const dayFr = new Intl.DateTimeFormat("fr-FR", { day: "2-digit", month: "2-digit", timeZone: "UTC" });
   const instantFr = new Intl.DateTimeFormat("fr-FR", {
     dateStyle: "long",
@@ -168,7 +169,7 @@
             borderColor: PALETTE[i % PALETTE.length],
             backgroundColor: PALETTE[i % PALETTE.length],
             pointStyle: ["circle", "rect", "triangle", "rectRot", "star", "cross"][i % 6],
-            tension: 0.2,
+            tension: 0,
           };
         }),
       },
@@ -249,7 +250,9 @@
         ],
       },
       options: {
-        scales: { y: { title: { display: true, text: "Écart (points de pourcentage)" } } },
+        scales: {
+          y: { grace: "10%", title: { display: true, text: "Écart (points de pourcentage)" } },
+        },
         plugins: { legend: { position: "bottom" } },
       },
       plugins: [zeroLine],
@@ -262,7 +265,7 @@
       report.differences.map(function (d) {
         return [d.variant + " − " + d.baseline, METRIC_LABELS[d.metric] || d.metric,
           points(d.difference), points(d.ci_low), points(d.ci_high),
-          d.p_value === null ? "—" : d.p_value.toPrecision(3),
+          d.p_value === null ? "—" : pValueFr.format(d.p_value),
           d.significant ? "oui" : "non", d.method];
       }),
     );
@@ -333,7 +336,7 @@
       srm.textContent =
         "Alerte : la répartition des unités entre variantes ne correspond pas aux parts prévues" +
         " (χ² = " + numberFr.format(Math.round(ratio.chi2 * 100) / 100) + ", p = " +
-        ratio.p_value.toPrecision(2) + "). L’affectation ou la journalisation est peut-être" +
+        pValueFr.format(ratio.p_value) + "). L’affectation ou la journalisation est peut-être" +
         " défaillante : ne concluez rien de cette expérience.";
       srm.hidden = false;
     } else {
