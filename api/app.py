@@ -19,6 +19,7 @@ from api.deps import PoolDep
 from api.limits import RequestLimits, openapi_description
 from api.routes import (
     affiche,
+    growth_metrics,
     inbox,
     mail_links,
     meetings,
@@ -104,6 +105,7 @@ def create_app(
         mail_links.router,
         meetings.router,
         affiche.router,
+        growth_metrics.router,
     ):
         app.include_router(router)
     app.include_router(map_page.router)
