@@ -410,7 +410,7 @@
   function showLegend() {
     const legend = document.getElementById("map-legend");
     legend.replaceChildren();
-    CLASSES.concat([[null, NO_DATA, "aucun utilisateur exposé"]]).forEach(function (c) {
+    CLASSES.concat([[null, NO_DATA, "aucun utilisateur"]]).forEach(function (c) {
       const item = document.createElement("li");
       const swatch = document.createElement("span");
       swatch.className = "swatch";
@@ -464,14 +464,17 @@
   }
 
   let areasAsked = 0;
-  async function loadAreas(experiment) {
+  // The areas are everyone's over the report's period (the API has no per-experiment areas).
+  async function loadAreas() {
     const level = currentLevel();
     const asked = ++areasAsked;
     const params = new URLSearchParams({ level: level });
-    if (experiment) params.set("experiment", experiment);
-    const areas = await getJson("/v1/growth/areas?" + params.toString());
+    if (report) {
+      params.set("since", report.since);
+      params.set("until", report.until);
+    }
+    const rows = await getJson("/v1/growth/areas?" + params.toString());
     if (asked !== areasAsked) return;
-    const rows = Array.isArray(areas) ? areas : areas.areas || [];
     const label = level === "epci" ? "EPCI (SIREN)" : "Commune (code INSEE)";
     fillTable(
       document.getElementById("map-table"),
@@ -522,23 +525,29 @@
     return answer.json();
   }
 
+  function offer(name, text) {
+    const option = document.createElement("option");
+    option.value = name;
+    option.textContent = text;
+    experimentSelect.appendChild(option);
+  }
+
+  // The experiments (GET /v1/growth/experiments, newest first), and the one named in the
+  // address (?experiment=name) even when the listing cannot be read: the report then says
+  // whether it exists.
   async function loadExperiments() {
-    let listing;
+    let experiments = [];
     try {
-      listing = await getJson("/v1/growth/experiments");
+      experiments = await getJson("/v1/growth/experiments");
     } catch (error) {
       // Without the listing the page still shows everyone ("tous").
-      return;
     }
-    const experiments = Array.isArray(listing) ? listing : listing.experiments || [];
     experiments.forEach(function (e) {
-      const option = document.createElement("option");
-      option.value = String(e.id);
-      option.textContent = e.spec.name + " (" + e.spec.surface + ", " + e.status + ")";
-      experimentSelect.appendChild(option);
+      offer(e.spec.name, e.spec.name + " (" + e.spec.surface + ", " + e.status + ")");
     });
     const wanted = new URLSearchParams(window.location.search).get("experiment");
-    if (wanted && experiments.some(function (e) { return String(e.id) === wanted; })) {
+    if (wanted) {
+      if (!experiments.some(function (e) { return e.spec.name === wanted; })) offer(wanted, wanted);
       experimentSelect.value = wanted;
     }
   }
@@ -561,7 +570,7 @@
       drawDaily(report);
       drawDifferences(report);
       drawCoverage(report);
-      await loadAreas(experiment);
+      await loadAreas();
       if (asked !== reportAsked) return;
       statusLine.textContent =
         "Chiffres à jour (" + instantFr.format(new Date(report.generated_at)) + ").";
@@ -577,7 +586,7 @@
   dailySelect.addEventListener("change", function () { if (report) drawDaily(report); });
   document.querySelectorAll('input[name="level"]').forEach(function (input) {
     input.addEventListener("change", function () {
-      loadAreas(experimentSelect.value).catch(function (error) {
+      loadAreas().catch(function (error) {
         statusLine.textContent = "Les taux par territoire n’ont pas pu être chargés : " + error.message;
       });
     });
