@@ -32,7 +32,7 @@ async def tile(
     viewer: ViewerDep,
 ) -> Response:
     """`communes`: département outlines below zoom 9, commune outlines from 9 (`code` = INSEE).
-    `epcis`: EPCI outlines at every zoom (`code` = SIREN, `name`, `population`, `xxl`).
+    `epcis`: EPCI outlines at every zoom (`code` = SIREN).
     `projects`: clusters with a count below zoom 9, projects from 9, contributions from 12;
     only what the caller may see."""
     z, x, y = coords
