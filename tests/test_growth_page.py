@@ -56,7 +56,7 @@ def seeded(api_db: DatabaseSettings) -> dict[str, Any]:
         users = list(range(FIRST_USER, FIRST_USER + USERS))
         conn.execute(
             """INSERT INTO app_user (id, created_at)
-               SELECT u, now() - interval '20 days' FROM unnest(%(users)s::bigint[]) AS u""",
+               SELECT u, now() - interval '12 days' FROM unnest(%(users)s::bigint[]) AS u""",
             {"users": users},
         )
         conn.execute(
@@ -338,7 +338,16 @@ def test_the_dashboard_in_a_browser(
     assert page.locator("#verdict").inner_text().startswith("Variante gagnante : question.")
     assert page.locator("#srm").is_hidden()
 
-    for canvas in ("funnel-chart", "daily-chart", "diff-chart", "size-chart", "xxl-chart"):
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400  # no overflow
+    charts = (
+        "funnel-chart",
+        "daily-chart",
+        "diff-chart",
+        "cohort-chart",
+        "size-chart",
+        "xxl-chart",
+    )
+    for canvas in charts:
         assert _drawn_pixels(page, canvas) > 500, canvas
     assert page.evaluate("() => Chart.getChart('funnel-chart').data.labels") == [
         "Envoyés",

@@ -325,6 +325,43 @@
     );
   }
 
+  function drawCohorts(report) {
+    const weeks = Array.from(new Set(report.cohorts.map(function (c) { return c.cohort; }))).sort();
+    const names = report.variants.map(function (v) { return v.variant; });
+    const byKey = {};
+    report.cohorts.forEach(function (c) { byKey[c.variant + "|" + c.cohort] = c; });
+    const weekLabel = function (w) { return "Semaine du " + dayLabel(w); };
+    const share = function (c, field) {
+      return c && c[field].rate !== null ? c[field].rate * 100 : null;
+    };
+    draw("cohort-chart", {
+      type: "bar",
+      data: {
+        labels: weeks.map(weekLabel),
+        datasets: names.map(function (name, i) {
+          return {
+            label: variantLabel(name),
+            data: weeks.map(function (w) { return share(byKey[name + "|" + w], "return_7d"); }),
+            backgroundColor: PALETTE[i % PALETTE.length],
+          };
+        }),
+      },
+      options: {
+        scales: { y: { min: 0, max: 100, title: { display: true, text: "Revenus à 7 jours (%)" } } },
+        plugins: { legend: { position: "bottom" } },
+      },
+    });
+    fillTable(
+      document.getElementById("cohort-table"),
+      "Retour des inscrits à 7 et 30 jours par cohorte et par variante",
+      ["Cohorte", "Variante", "Inscrits", "Revenus à 7 jours", "Revenus à 30 jours"],
+      report.cohorts.map(function (c) {
+        return [weekLabel(c.cohort), variantLabel(c.variant), numberFr.format(c.users),
+          rate(c.return_7d.rate), rate(c.return_30d.rate)];
+      }),
+    );
+  }
+
   function showVerdict(report) {
     const since = instantFr.format(new Date(report.since));
     const until = instantFr.format(new Date(report.until));
@@ -569,6 +606,7 @@
       drawFunnel(report);
       drawDaily(report);
       drawDifferences(report);
+      drawCohorts(report);
       drawCoverage(report);
       await loadAreas();
       if (asked !== reportAsked) return;
