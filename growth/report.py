@@ -87,6 +87,7 @@ LABELS: dict[Metric, str] = {
     "return_30d": "retour à 30 jours",
 }
 EVERYONE = "tous"
+CLUSTERS = {"user": "utilisateur", "commune": "commune", "epci": "EPCI"}
 MAX_PERIOD = timedelta(days=400)
 DEFAULT_PERIOD = timedelta(days=30)
 PARIS = ZoneInfo("Europe/Paris")
@@ -218,7 +219,9 @@ def _difference(metric: Metric, arm: _Arm, base: _Arm, unit: str, level: float) 
             level,
         )
     else:
-        estimate = stats.delta_difference(*arm.arrays(metric), *base.arrays(metric), level, unit)
+        estimate = stats.delta_difference(
+            *arm.arrays(metric), *base.arrays(metric), level, CLUSTERS[unit]
+        )
     return Difference(
         metric=metric,
         variant=arm.name,
