@@ -15,6 +15,7 @@ from cli import (
     fixtures,
     geo,
     growth,
+    growth_report,  # noqa: F401  registers `growth report` on growth.app
     loop,
     mail,
     meetings,

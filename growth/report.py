@@ -87,6 +87,7 @@ LABELS: dict[Metric, str] = {
     "return_30d": "retour à 30 jours",
 }
 EVERYONE = "tous"
+CLUSTERS = {"user": "utilisateur", "commune": "commune", "epci": "EPCI"}
 MAX_PERIOD = timedelta(days=400)
 DEFAULT_PERIOD = timedelta(days=30)
 PARIS = ZoneInfo("Europe/Paris")
@@ -218,7 +219,9 @@ def _difference(metric: Metric, arm: _Arm, base: _Arm, unit: str, level: float) 
             level,
         )
     else:
-        estimate = stats.delta_difference(*arm.arrays(metric), *base.arrays(metric), level, unit)
+        estimate = stats.delta_difference(
+            *arm.arrays(metric), *base.arrays(metric), level, CLUSTERS[unit]
+        )
     return Difference(
         metric=metric,
         variant=arm.name,
@@ -244,7 +247,11 @@ def _french(value: float, digits: int = 2) -> str:
     return f"{value:+.{digits}f}".replace(".", ",")
 
 
-def _verdict(
+def _percent(level: float) -> str:
+    return f"{100 * level:g} %".replace(".", ",")
+
+
+def verdict(
     experiment: Experiment | None,
     baseline: str | None,
     primary: Metric,
@@ -252,7 +259,10 @@ def _verdict(
     sample_ratio: SampleRatio | None,
     level: float,
 ) -> tuple[str | None, str]:
-    """(winner, verdict in French)."""
+    """(winner, verdict in French) for a report of ``experiment`` whose ``differences`` are
+    against ``baseline``: no winner under a sample-ratio mismatch; else the challenger that
+    beats the baseline significantly on ``primary`` (the largest such difference), or the
+    baseline when every challenger measured is significantly worse."""
     label = LABELS[primary]
     if experiment is None or baseline is None:
         return None, "Aucune expérience choisie : chiffres de l'ensemble des utilisateurs."
@@ -271,7 +281,7 @@ def _verdict(
         assert best.difference is not None and best.ci_low is not None and best.ci_high is not None
         return best.variant, (
             f"« {best.variant} » l'emporte sur « {baseline} » pour le {label} : "
-            f"{_french(100 * best.difference)} points (IC {level:.0%} : "
+            f"{_french(100 * best.difference)} points (IC {_percent(level)} : "
             f"{_french(100 * best.ci_low)} à {_french(100 * best.ci_high)})."
         )
     if measured and all(d.significant for d in measured):
@@ -283,7 +293,7 @@ def _verdict(
         return None, f"Pas de gagnant : pas assez de données pour comparer le {label}."
     return None, (
         f"Pas de gagnant : aucune variante ne diffère significativement de « {baseline} » "
-        f"sur le {label} (l'intervalle à {level:.0%} contient 0)."
+        f"sur le {label} (l'intervalle à {_percent(level)} contient 0)."
     )
 
 
@@ -336,7 +346,7 @@ def build_report(
         sample_ratio = stats.sample_ratio(
             {a.name: a.units for a in arms}, {v.name: v.share for v in experiment.spec.variants}
         )
-    winner, verdict = _verdict(experiment, baseline, primary, differences, sample_ratio, level)
+    winner, said = verdict(experiment, baseline, primary, differences, sample_ratio, level)
     return Report(
         experiment=experiment,
         since=since,
@@ -372,7 +382,7 @@ def build_report(
             for r in coverage
         ],
         winner=winner,
-        verdict=verdict,
+        verdict=said,
     )
 
 

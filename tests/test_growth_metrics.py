@@ -10,8 +10,9 @@ import psycopg
 import pytest
 
 from contracts.errors import InvalidInput
-from contracts.experiments import Experiment
+from contracts.experiments import Experiment, ExperimentSpec
 from contracts.growth import Report, VariantMetrics
+from geo_engine import experiments
 from growth import report
 from tests.growth_log import SINCE, U1, UNTIL, Places, at, write_log
 
@@ -214,3 +215,132 @@ def test_parse_instant() -> None:
     for bad in ("hier", "2026-13-01", "２０２６-11-01"):
         with pytest.raises(InvalidInput, match="since"):
             report.parse_instant(bad, "since")
+
+
+def _experiment(conn: psycopg.Connection, spec: dict[str, object]) -> Experiment:
+    created = experiments.create(conn, ExperimentSpec.model_validate(spec))
+    return experiments.transition(conn, created.spec.name, "start", at(11, 1, 0))
+
+
+def test_a_clear_difference_wins(conn: psycopg.Connection) -> None:
+    experiment = _experiment(
+        conn,
+        {
+            "name": "gagnant",
+            "surface": "digest",
+            "variants": [
+                {"name": "control", "share": 0.5},
+                {"name": "treatment", "share": 0.5, "overrides": {"template": "question"}},
+            ],
+        },
+    )
+    # 200 users per variant, one digest each on 11-02; 40 clicks in control (i % 5 = 0), 120
+    # in treatment (i % 5 < 3): click-through 20 % against 60 %, +40 points.
+    conn.execute(
+        """WITH u AS (SELECT i, 9300000 + i AS id,
+                             CASE WHEN i <= 200 THEN 'control' ELSE 'treatment' END AS variant
+                      FROM generate_series(1, 400) AS i),
+                a AS (INSERT INTO app_user (id, created_at) SELECT id, %(old)s FROM u),
+                e AS (INSERT INTO experiment_exposure
+                          (experiment_id, user_id, variant, unit, ref, exposed_at)
+                      SELECT %(experiment)s, id, variant, id::text, 'd:' || id, %(sent)s FROM u),
+                m AS (INSERT INTO mail_delivery (key, user_id, kind, message_id, sent_at)
+                      SELECT 'd:' || id, id, 'digest', '<d' || id || '@t>', %(sent)s FROM u)
+           INSERT INTO engagement_event (event_id, user_id, kind, project_id, notification,
+                                         occurred_at)
+           SELECT gen_random_uuid(), id, 'clicked', 101, 'd:' || id, %(click)s
+           FROM u
+           WHERE (variant = 'control' AND i %% 5 = 0) OR (variant = 'treatment' AND i %% 5 < 3)
+        """,
+        {
+            "old": at(1, 1, 0),
+            "experiment": experiment.id,
+            "sent": at(11, 2, 8),
+            "click": at(11, 2, 9),
+        },
+    )
+    found = report.build_report(conn, experiment, SINCE, UNTIL)
+    clicks = next(d for d in found.differences if d.metric == "click_rate")
+    assert clicks.difference == pytest.approx(0.4)
+    assert clicks.significant and clicks.ci_low is not None and clicks.ci_low > 0.3
+    assert found.sample_ratio is not None and not found.sample_ratio.mismatch
+    assert found.winner == "treatment"
+    assert found.verdict.startswith(
+        "« treatment » l'emporte sur « control » pour le taux de clic : +40,00 points"
+    )
+    # The same figures on participation: nobody took part, nothing to call.
+    quiet = report.build_report(conn, experiment, SINCE, UNTIL, primary="participation_rate")
+    assert quiet.winner is None
+
+
+def test_commune_units_with_a_holdout(conn: psycopg.Connection) -> None:
+    experiment = _experiment(
+        conn,
+        {
+            "name": "voisins",
+            "surface": "digest",
+            "unit": "commune",
+            "variants": [
+                {"name": "control", "share": 0.5},
+                {"name": "sans-lettre", "share": 0.5, "holdout": True},
+            ],
+        },
+    )
+    communes = [
+        r[0] for r in conn.execute("SELECT code FROM commune ORDER BY code LIMIT 6").fetchall()
+    ]
+    # Two users per commune; the first three communes in control (a digest each, one
+    # participation after a click per commune), the last three held out (an inbox click and a
+    # participation in one commune).
+    rows = [
+        (9400000 + 10 * c + k, code, "control" if c < 3 else "sans-lettre")
+        for c, code in enumerate(communes)
+        for k in range(2)
+    ]
+    cur = conn.cursor()
+    cur.executemany(
+        "INSERT INTO app_user (id, created_at) VALUES (%s, %s)",
+        [(u, at(1, 1, 0)) for u, _, _ in rows],
+    )
+    cur.executemany(
+        "INSERT INTO user_place (user_id, commune_code) VALUES (%s, %s)",
+        [(u, code) for u, code, _ in rows],
+    )
+    cur.executemany(
+        """INSERT INTO experiment_exposure (experiment_id, user_id, variant, unit, ref,
+                                            exposed_at) VALUES (%s, %s, %s, %s, %s, %s)""",
+        [(experiment.id, u, v, code, f"d:{u}", at(11, 2, 8)) for u, code, v in rows],
+    )
+    control = [u for u, _, v in rows if v == "control"]
+    cur.executemany(
+        """INSERT INTO mail_delivery (key, user_id, kind, message_id, sent_at)
+           VALUES (%s, %s, 'digest', %s, %s)""",
+        [(f"d:{u}", u, f"<d{u}@t>", at(11, 2, 8, 0, 1)) for u in control],
+    )
+    clickers = [(u, f"d:{u}") for u in control[::2]] + [(rows[6][0], None)]
+    cur.executemany(
+        """INSERT INTO engagement_event (event_id, user_id, kind, project_id, notification,
+                                         occurred_at)
+           VALUES (gen_random_uuid(), %s, %s, 7, %s, %s)""",
+        [(u, "clicked", key, at(11, 2, 9)) for u, key in clickers]
+        + [(u, "participated", None, at(11, 3, 9)) for u, _ in clickers],
+    )
+    found = report.build_report(conn, experiment, SINCE, UNTIL)
+    kept, held = found.variants
+    assert (kept.units, kept.users, kept.funnel.sent, kept.funnel.participated) == (3, 6, 6, 3)
+    assert kept.participation_rate.rate == 0.5
+    assert (held.holdout, held.units, held.users, held.funnel.sent) == (True, 3, 6, 0)
+    assert held.open_rate.rate is None
+    assert (held.participation_rate.numerator, held.participation_rate.denominator) == (1, 6)
+    # Only per-user metrics against a holdout, at the level of communes.
+    assert {d.metric for d in found.differences} == {
+        "participation_rate",
+        "unsubscribe_rate",
+        "return_7d",
+        "return_30d",
+    }
+    participation = next(d for d in found.differences if d.metric == "participation_rate")
+    assert participation.method == "méthode delta, grappes : commune"
+    assert participation.difference == pytest.approx(1 / 6 - 1 / 2)
+    assert found.sample_ratio is not None
+    assert found.sample_ratio.observed_units == {"control": 3, "sans-lettre": 3}

@@ -54,7 +54,7 @@ def get_report(
     experiment: Annotated[
         str | None,
         Query(
-            pattern=NAME.pattern,
+            pattern=f"^{NAME.pattern}$",
             max_length=63,
             description="the experiment's name; absent: everyone, without comparison",
         ),
