@@ -14,12 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
-from api import map_page, problems
+from api import growth_page, map_page, problems
 from api.deps import PoolDep
 from api.limits import RequestLimits, openapi_description
 from api.routes import (
     affiche,
     growth_experiments,
+    growth_metrics,
     growth_replay,
     inbox,
     mail_links,
@@ -108,9 +109,11 @@ def create_app(
         affiche.router,
         growth_experiments.router,
         growth_replay.router,
+        growth_metrics.router,
     ):
         app.include_router(router)
     app.include_router(map_page.router)
+    app.include_router(growth_page.router)
 
     @app.get("/health", tags=["health"], responses=problems.documented(503))
     async def health(request: Request, db: PoolDep) -> JSONResponse:

@@ -16,6 +16,7 @@ from cli import (
     geo,
     growth,
     growth_replay,  # noqa: F401 (registers `growth replay` on growth.app)
+    growth_report,  # noqa: F401  registers `growth report` on growth.app
     loop,
     mail,
     meetings,

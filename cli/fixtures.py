@@ -20,6 +20,7 @@ from fixtures.catalog import CONTRIBUTIONS_PER_PROJECT, Catalog, generate_catalo
 from fixtures.engagement import generate_engagement, store_engagement
 from fixtures.growth_history import demo_experiment, simulate
 from fixtures.population import generate_users, to_jsonl
+from fixtures.signups import SIGN_UP_WEEKS, spread_sign_ups
 from geo_engine.catalog.load import (
     store_contributions,
     store_members,
@@ -202,6 +203,12 @@ def load(
     with connect(DatabaseSettings()) as conn:
         started = conn.execute("SELECT clock_timestamp()").fetchone()
     load_batch(_generate(count, seed))
+    if started is not None:
+        # Sign-ups spread over the past weeks, so the growth report shows weekly cohorts.
+        with connect(DatabaseSettings()) as conn:
+            spread = spread_sign_ups(conn, started[0], started[0], seed)
+            conn.commit()
+        err.print(f"{spread:,} sign-ups spread over the last {SIGN_UP_WEEKS} weeks")
     if projects:
         _store_catalog(_generate_catalog(projects, contributions, seed))
         if engagement:

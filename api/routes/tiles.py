@@ -26,9 +26,13 @@ MVT = "application/vnd.mapbox-vector-tile"
     },
 )
 async def tile(
-    layer: Literal["projects", "communes"], coords: TileDep, db: PoolDep, viewer: ViewerDep
+    layer: Literal["projects", "communes", "epcis"],
+    coords: TileDep,
+    db: PoolDep,
+    viewer: ViewerDep,
 ) -> Response:
-    """`communes`: département outlines below zoom 9, commune outlines from 9.
+    """`communes`: département outlines below zoom 9, commune outlines from 9 (`code` = INSEE).
+    `epcis`: EPCI outlines at every zoom (`code` = SIREN).
     `projects`: clusters with a count below zoom 9, projects from 9, contributions from 12;
     only what the caller may see."""
     z, x, y = coords

@@ -145,9 +145,12 @@ async def commune(pool: AsyncConnectionPool, code: str, geometry: bool) -> str |
 async def tile(
     pool: AsyncConnectionPool, layer: str, z: int, x: int, y: int, viewer: int | None
 ) -> bytes:
-    """A Mapbox Vector Tile from the layer's SQL function (migrations/sql/0002_tiles.sql)."""
+    """A Mapbox Vector Tile from the layer's SQL function (migrations/sql/0002_tiles.sql,
+    0009_epci_tiles.sql)."""
     if layer == "projects":
         rows = await _rows(pool, "SELECT projects_tile(%s, %s, %s, %s)", (z, x, y, viewer))
+    elif layer == "epcis":
+        rows = await _rows(pool, "SELECT epcis_tile(%s, %s, %s)", (z, x, y))
     else:
         rows = await _rows(pool, "SELECT communes_tile(%s, %s, %s)", (z, x, y))
     return bytes(rows[0][0]) if rows and rows[0][0] is not None else b""

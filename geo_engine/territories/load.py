@@ -146,10 +146,11 @@ RETURNING o.id)
     "(SELECT 'organisation.updated' AS type, jsonb_build_object('organisation_id', id)"
     " AS payload FROM written)"
 )
-# Outlines simplified for the map tiles (see migrations/sql/0002_tiles.sql).
+# Outlines simplified for the map tiles (see migrations/sql/0002_tiles.sql, 0009_epci_tiles.sql).
 REFRESH_TILE_OUTLINES = """
 REFRESH MATERIALIZED VIEW commune_tile;
-REFRESH MATERIALIZED VIEW departement_tile
+REFRESH MATERIALIZED VIEW departement_tile;
+REFRESH MATERIALIZED VIEW epci_tile
 """
 REMAP_CANDIDATES = """
 UPDATE user_place u SET candidate_communes = ARRAY(

@@ -18,6 +18,7 @@ period a digest experiment's holdout spent without a mail.
 """
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from alembic import op
 
@@ -25,6 +26,8 @@ revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+SQL = Path(__file__).resolve().parent.parent / "sql"
 
 
 def _bucket_function() -> None:
@@ -108,15 +111,23 @@ def _digest_holdout() -> None:
     )
 
 
+def _epci_tiles() -> None:
+    # The EPCI outlines of the growth dashboard's choropleth (api/growth_page.py).
+    op.execute((SQL / "0009_epci_tiles.sql").read_text(encoding="utf-8"))
+
+
 def upgrade() -> None:
     _bucket_function()
     _experiments()
     _sign_up()
     _digest_ranks()
     _digest_holdout()
+    _epci_tiles()
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION epcis_tile(integer, integer, integer)")
+    op.execute("DROP MATERIALIZED VIEW epci_tile")
     op.execute("DROP INDEX ix_digest_held_out")
     op.execute("ALTER TABLE digest DROP COLUMN held_out")
     op.execute("ALTER TABLE inbox DROP COLUMN digest_rank")
