@@ -2,16 +2,18 @@
 
 The page is for staff only (:data:`api.deps.StaffDep`: a staff token in the ``Authorization``
 header, or in the HttpOnly cookie ``geo_engine_staff``). A browser sends no header, so
-``GET /growth/session`` is a small French form asking for the staff token and
-``POST /growth/session`` checks it and sets the cookie; ``POST /growth/session/logout`` clears
+``GET /staff/session`` is a small French form asking for the staff token and
+``POST /staff/session`` checks it and sets the cookie; ``POST /staff/session/logout`` clears
 it. An anonymous ``GET /growth`` (no header, no cookie, or an expired one) is redirected (303)
 to the form; a wrong ``Authorization`` header is 401 and a non-staff token 403, as everywhere
 under growth.
 
 The page's figures come from ``/v1/growth/report``, ``/v1/growth/areas`` and
 ``/v1/growth/experiments`` (staff only too); its files (``/growth/static/…``: its own JS and
-CSS, Chart.js and MapLibre GL JS from ``web/node_modules``) hold no data and are public, like
-the map page's. Nothing is asked of any other server: no CDN; the choropleth draws the engine's
+CSS, Chart.js and MapLibre GL JS from ``web/node_modules``) hold no data but are staff only
+too, like everything under ``/growth`` (the browser sends the session cookie with them); the
+session form, outside ``/growth``, has its own public stylesheet ``/staff/session.css``.
+Nothing is asked of any other server: no CDN; the choropleth draws the engine's
 own tiles (``/v1/tiles/communes``, ``/v1/tiles/epcis``).
 """
 
@@ -28,7 +30,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from api.auth import ALGORITHM, Viewer, viewer_from_token
-from api.deps import STAFF_COOKIE, ViewerDep, staff
+from api.deps import STAFF_COOKIE, StaffDep, ViewerDep, staff
 from api.map_page import CSP, MAPLIBRE_DIST
 from api.problems import SECURITY_HEADERS
 from contracts.errors import Forbidden, NotFound, Unauthenticated, Unavailable
@@ -40,7 +42,7 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     **SECURITY_HEADERS,
 }
-SESSION_PATH = "/growth/session"
+SESSION_PATH = "/staff/session"  # outside /growth, where everything is for staff only
 MAX_TOKEN_CHARS = 4096
 
 # Path in the URL -> (folder, file, media type). Nothing outside this table is served.
@@ -98,9 +100,19 @@ async def growth_page(viewer: Annotated[Viewer | None, Depends(_staff_or_form)])
 
 
 @router.get("/growth/static/{name}")
-def growth_asset(name: str) -> Response:
-    """One file of the page, Chart.js or MapLibre GL JS (no data in them: public); 404 for
-    anything else."""
+def growth_asset(name: str, _: StaffDep) -> Response:
+    """One file of the page, Chart.js or MapLibre GL JS (staff only, as all of /growth); 404
+    for anything else."""
+    return _file(name)
+
+
+@router.get(SESSION_PATH + ".css")
+def session_style() -> Response:
+    """The session form's stylesheet (the dashboard's): public, as the form is."""
+    return _file("growth.css")
+
+
+def _file(name: str) -> Response:
     if name not in ASSETS:
         raise NotFound(f"no file {name!r} for the growth dashboard")
     folder, filename, media_type = ASSETS[name]
@@ -118,7 +130,8 @@ def growth_asset(name: str) -> Response:
 
 def _form(message: str | None = None, status_code: int = 200) -> HTMLResponse:
     page = (STATIC / "growth_session.html").read_text(encoding="utf-8")
-    page = page.replace("{{growth.css}}", _asset_url("growth.css"))
+    page = page.replace("{{growth.css}}", SESSION_PATH + ".css")
+    page = page.replace("{{session}}", SESSION_PATH)
     if message is None:
         page = page.replace("{{message}}", "").replace("{{invalid}}", "")
     else:

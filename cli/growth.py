@@ -122,7 +122,7 @@ def staff_token(
     hours: int = typer.Option(12, parser=strict_int, help="hours the token stays valid (1-168)"),
 ) -> None:
     """Print a staff bearer token signed with GEO_ENGINE_JWT_SECRET, for the growth dashboard
-    (paste it in /growth/session) and /v1/growth. Whoever holds the secret can mint these: an
+    (paste it in /staff/session) and /v1/growth. Whoever holds the secret can mint these: an
     operator's tool, like the demo's."""
     from api.auth import make_token  # noqa: PLC0415 (the API's token format, only here)
 

@@ -23,6 +23,6 @@ $GEO loop watch "$project" --mail-dir var/mail
 echo "mails: var/mail/*.eml; the loop keeps running (var/log/consume.log) while the API serves"
 # The growth team's view: a digest experiment by commune with four weeks of simulated history.
 $GEO fixtures growth --days 28
-echo "growth dashboard: http://127.0.0.1:${GEO_ENGINE_PORT:-8000}/growth/session with the staff token:"
+echo "growth dashboard: http://127.0.0.1:${GEO_ENGINE_PORT:-8000}/staff/session with the staff token:"
 $GEO growth token
 $GEO serve

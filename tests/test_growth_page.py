@@ -138,8 +138,8 @@ def seeded(api_db: DatabaseSettings) -> dict[str, Any]:
 def test_anonymous_growth_goes_to_the_session_form(client: TestClient) -> None:
     answer = client.get("/growth", follow_redirects=False)
     assert answer.status_code == 303
-    assert answer.headers["location"] == "/growth/session"
-    form = client.get("/growth/session")
+    assert answer.headers["location"] == "/staff/session"
+    form = client.get("/staff/session")
     assert form.status_code == 200
     assert '<html lang="fr">' in form.text
     assert "Jeton d’équipe" in form.text
@@ -160,7 +160,7 @@ def test_a_wrong_header_is_401_and_a_member_is_403(client: TestClient) -> None:
         client.cookies.clear()
 
 
-def test_staff_header_gets_the_page_and_its_public_files(client: TestClient) -> None:
+def test_staff_header_gets_the_page_and_its_files(client: TestClient) -> None:
     answer = client.get("/growth", headers=token_for(STAFF, staff=True))
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/html")
@@ -177,31 +177,35 @@ def test_staff_header_gets_the_page_and_its_public_files(client: TestClient) -> 
         "maplibre-gl.js",
         "maplibre-gl.css",
     }
+    staff = token_for(STAFF, staff=True)
     for asset in assets:
-        got = client.get(asset)  # no token: the files hold no data
+        got = client.get(asset, headers=staff)
         assert got.status_code == 200, asset
         assert got.content
-    assert client.get("/growth/static/growth.html").status_code == 404
-    assert client.get("/growth/static/..%2Fgrowth_page.py").status_code == 404
+        assert client.get(asset, headers=token_for(MEMBER)).status_code == 403, asset
+        assert client.get(asset).status_code == 401, asset
+    assert client.get("/growth/static/growth.html", headers=staff).status_code == 404
+    assert client.get("/growth/static/..%2Fgrowth_page.py", headers=staff).status_code == 404
+    assert client.get("/staff/session.css").status_code == 200  # the form's, public
 
 
 def test_the_session_form_refuses_a_member_and_a_forgery(client: TestClient) -> None:
     member = client.post(
-        "/growth/session", data={"token": make_token(MEMBER, TEST_SECRET)}, follow_redirects=False
+        "/staff/session", data={"token": make_token(MEMBER, TEST_SECRET)}, follow_redirects=False
     )
     assert member.status_code == 403
     assert "réservé à l’équipe" in member.text
     assert 'aria-invalid="true"' in member.text
     assert "set-cookie" not in member.headers
     forged = make_token(STAFF, "another-secret-of-at-least-32-characters!", staff=True)
-    wrong = client.post("/growth/session", data={"token": forged}, follow_redirects=False)
+    wrong = client.post("/staff/session", data={"token": forged}, follow_redirects=False)
     assert wrong.status_code == 401
     assert "n’est pas valide" in wrong.text
     assert "set-cookie" not in wrong.headers
-    empty = client.post("/growth/session", data={"token": "  "}, follow_redirects=False)
+    empty = client.post("/staff/session", data={"token": "  "}, follow_redirects=False)
     assert empty.status_code == 401
     elsewhere = client.post(
-        "/growth/session",
+        "/staff/session",
         data={"token": make_token(STAFF, TEST_SECRET, staff=True)},
         headers={"Origin": "https://evil.example"},
         follow_redirects=False,
@@ -212,7 +216,7 @@ def test_the_session_form_refuses_a_member_and_a_forgery(client: TestClient) -> 
 
 def test_a_staff_session_opens_and_closes(api_db: DatabaseSettings, client: TestClient) -> None:
     token = make_token(STAFF, TEST_SECRET, staff=True)
-    opened = client.post("/growth/session", data={"token": token}, follow_redirects=False)
+    opened = client.post("/staff/session", data={"token": token}, follow_redirects=False)
     assert opened.status_code == 303
     assert opened.headers["location"] == "/growth"
     cookie = opened.headers["set-cookie"].lower()
@@ -222,7 +226,7 @@ def test_a_staff_session_opens_and_closes(api_db: DatabaseSettings, client: Test
     assert "secure" not in cookie  # plain http here; Secure over https
     assert "max-age=" in cookie
     assert client.get("/growth").status_code == 200  # the client keeps the cookie
-    closed = client.post("/growth/session/logout", follow_redirects=False)
+    closed = client.post("/staff/session/logout", follow_redirects=False)
     assert closed.status_code == 303
     assert 'geo_engine_staff=""' in closed.headers["set-cookie"]
     client.cookies.clear()
@@ -304,7 +308,7 @@ def test_the_dashboard_in_a_browser(
 
     # No session yet: the form, in French; a member's token is refused there.
     page.goto(f"{live_server}/growth")
-    assert page.url == f"{live_server}/growth/session"
+    assert page.url == f"{live_server}/staff/session"
     page.get_by_label("Jeton d’équipe").fill(make_token(MEMBER, TEST_SECRET))
     page.get_by_role("button", name="Ouvrir la session").click()
     assert "réservé à l’équipe" in page.get_by_role("alert").inner_text()

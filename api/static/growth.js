@@ -551,7 +551,7 @@
       credentials: "same-origin",
     });
     if (answer.status === 401) {
-      window.location.assign("/growth/session");
+      window.location.assign("/staff/session");
       throw new Error("session expirée");
     }
     if (!answer.ok) {
