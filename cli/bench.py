@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from datetime import UTC, datetime
@@ -12,15 +13,16 @@ from cli.common import err
 from contracts.errors import InvalidInput
 from geo_engine.settings import DatabaseSettings, GeoSettings
 
-# The retention loop's benchmarks and their default sizes (users), beside bench.runner's.
-LOOP_BENCHES = {"fanout": 5_000_000, "replay": 10_000}
+# Benchmarks with a module of their own, bench/<name>.py with run_<name>(database, geo, size,
+# seed), and their default sizes (users), beside bench.runner's.
+LOOP_BENCHES = {"fanout": 5_000_000, "replay": 10_000, "growth": 100_000}
 
 
 def bench(
     name: str = typer.Argument(
         ...,
-        help="placement, locate, http, audience, recommend, consumers, fanout, digest, replay "
-        "or mail",
+        help="placement, locate, http, audience, recommend, consumers, fanout, digest, replay, "
+        "growth or mail",
     ),
     size: int | None = typer.Option(
         None,
@@ -34,7 +36,8 @@ def bench(
     served by `geo-engine serve` under wrk, 32 connections; audience: <database>_bench_audience,
     users and 100,000 projects; fanout: the same database, inbox rows committed then deleted;
     mail: no database, SIZE digests composed on one core; replay: <database>_bench_replay, SIZE
-    users with one logged digest each, rolled back; see bench/README.md)."""
+    users with one logged digest each, rolled back; growth: <database>_bench_growth, SIZE users
+    with 28 days of a digest experiment's history, rolled back; see bench/README.md)."""
     if name == "mail":
         from bench.mail import DEFAULT_DIGESTS, run_mail
 
@@ -50,23 +53,12 @@ def bench(
     if size is None:
         size = LOOP_BENCHES.get(name, DEFAULT_SIZES.get(name, DEFAULT_SIZE))
     err.print(f"running {name} with size {size}…")
-    if name == "fanout":
-        from bench.fanout import run_fanout
-
+    if name in LOOP_BENCHES:
+        runner = importlib.import_module(f"bench.{name}")
         figures = {
             "name": name,
             "size": size,
-            **run_fanout(DatabaseSettings(), GeoSettings(), size, seed),
-            "cores": os.cpu_count(),
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-    elif name == "replay":
-        from bench.replay import run_replay
-
-        figures = {
-            "name": name,
-            "size": size,
-            **run_replay(DatabaseSettings(), GeoSettings(), size, seed),
+            **getattr(runner, f"run_{name}")(DatabaseSettings(), GeoSettings(), size, seed),
             "cores": os.cpu_count(),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
         }
