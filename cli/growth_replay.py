@@ -13,19 +13,10 @@ from rich.table import Table
 
 from cli.common import strict_float, strict_int
 from cli.growth import app
-from contracts.errors import InvalidInput
 from contracts.growth import ReplayReport
 from geo_engine.db import connect
 from geo_engine.settings import DatabaseSettings
-
-
-def instant(text: str) -> datetime:
-    """An ISO 8601 date or date-time; without a time zone, UTC."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"not an ISO 8601 date or date-time: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+from growth.report import parse_instant
 
 
 def _figure(value: float | None, digits: int = 3) -> str:
@@ -98,7 +89,9 @@ def replay(
         eta=eta, clip=clip, ndcg_at=ndcg_at, resamples=resamples, seed=seed
     )
     start, end = engine.window(
-        instant(since) if since else None, instant(until) if until else None, datetime.now(UTC)
+        parse_instant(since, "since") if since else None,
+        parse_instant(until, "until") if until else None,
+        datetime.now(UTC),
     )
     current, coparticipation = engine.current_of(RecommenderSettings())
     candidate = engine.candidate_scorer(current, weights)

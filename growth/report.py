@@ -90,6 +90,7 @@ EVERYONE = "tous"
 CLUSTERS = {"user": "utilisateur", "commune": "commune", "epci": "EPCI"}
 MAX_PERIOD = timedelta(days=400)
 DEFAULT_PERIOD = timedelta(days=30)
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9000
 PARIS = ZoneInfo("Europe/Paris")
 
 _PREPARE = [
@@ -130,18 +131,29 @@ def default_period(now: datetime | None = None) -> tuple[datetime, datetime]:
 
 
 def parse_instant(text: str, name: str) -> datetime:
-    """An ISO 8601 date (``2026-11-02``: its midnight) or date and time; without an offset it
-    is Paris time (the report's days are Paris days). InvalidInput naming ``name`` otherwise."""
+    """An ISO 8601 date (``2026-11-02``: its midnight) or date and time between 1970 and 9000;
+    without an offset it is Paris time (the report's days are Paris days), and a Paris time the
+    clocks skip is refused. InvalidInput naming ``name`` otherwise."""
     value = text.strip()
+    example = "e.g. 2026-11-02 or 2026-11-02T08:00Z"
     if not value.isascii() or len(value) > 40:
-        raise InvalidInput(f"{name}: {text!r} is not a date (e.g. 2026-11-02 or 2026-11-02T08:00Z)")
+        raise InvalidInput(f"{name}: {text!r} is not a date ({example})")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
+        raise InvalidInput(f"{name}: {text!r} is not a date ({example})") from None
+    # Far dates overflow the period's arithmetic (and mean nothing for the loop).
+    if not EARLIEST_YEAR <= parsed.year < LATEST_YEAR:
+        raise InvalidInput(f"{name}: {text!r} must lie between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    if parsed.tzinfo is not None:
+        return parsed
+    local = parsed.replace(tzinfo=PARIS)
+    if local.astimezone(UTC).astimezone(PARIS).replace(tzinfo=None) != parsed:
         raise InvalidInput(
-            f"{name}: {text!r} is not a date (e.g. 2026-11-02 or 2026-11-02T08:00Z)"
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=PARIS)
+            f"{name}: {text!r} does not exist in Paris time (the clocks jump forward then): "
+            "give an offset"
+        )
+    return local
 
 
 def _prepare(

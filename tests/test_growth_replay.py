@@ -16,12 +16,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from cli.growth_replay import instant
 from contracts.errors import InvalidInput
 from geo_engine import db
 from geo_engine.catalog import load as catalog_load
 from geo_engine.settings import ApiSettings, DatabaseSettings
 from growth import replay as engine
+from growth.report import parse_instant
 from recommender.scorers import DEFAULT_WEIGHTS, LinearScorer, load_weighted
 from recommender.settings import RecommenderSettings
 from tests.api_data import _lines, member, organisation, project, territories
@@ -377,11 +377,16 @@ def test_cli(logged_db: DatabaseSettings, zero_weights: Path, tmp_path: Path) ->
     assert "unknown features nope" in refused.stderr
 
 
-def test_cli_instants() -> None:
-    assert instant("2026-11-02") == datetime(2026, 11, 2, tzinfo=UTC)
-    assert instant("2026-11-02T01:00:00+01:00") == datetime(2026, 11, 2, tzinfo=UTC)
-    with pytest.raises(InvalidInput, match="ISO 8601"):
-        instant("demain")
+def test_instants_are_paris_time_between_1970_and_9000() -> None:
+    # One parser for the report and the replay (growth.report.parse_instant).
+    assert parse_instant("2026-11-02", "since") == datetime(2026, 11, 1, 23, tzinfo=UTC)
+    assert parse_instant("2026-11-02T01:00:00+01:00", "since") == datetime(2026, 11, 2, tzinfo=UTC)
+    with pytest.raises(InvalidInput, match="since: 'demain' is not a date"):
+        parse_instant("demain", "since")
+    with pytest.raises(InvalidInput, match="until: '0001-01-01' must lie between 1970 and 9000"):
+        parse_instant("0001-01-01", "until")
+    with pytest.raises(InvalidInput, match="does not exist in Paris time"):
+        parse_instant("2026-03-29T02:30", "since")
 
 
 @pytest.fixture(scope="module")
