@@ -32,13 +32,15 @@ SPEC = typer.Argument(
 def read_spec(path: Path) -> ExperimentSpec:
     """The spec in the JSON file ``path`` (``-``: standard input); InvalidInput saying what is
     wrong, field by field."""
-    text = typer.get_text_stream("stdin").read() if str(path) == "-" else None
     try:
-        if text is None:
-            text = path.read_text(encoding="utf-8")
+        raw = typer.get_binary_stream("stdin").read() if str(path) == "-" else path.read_bytes()
+        # A byte-order mark is not JSON, but editors write one: it is dropped.
+        text = raw.decode("utf-8-sig")
         return check_spec(ExperimentSpec.model_validate_json(text))
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"invalid experiment {path}: not UTF-8 text") from None
     except ValidationError as exc:
         reasons = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: "

@@ -130,8 +130,17 @@ class ExperimentSpec(BaseModel):
         total = math.fsum(v.share for v in self.variants)
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"variant shares must add up to 1, not {total:g}")
-        if any(round(v.share * BUCKETS) < 1 for v in self.variants):
-            raise ValueError(f"each share must be at least 1/{BUCKETS}")
+        edges = [0, *cumulative_edges(self.variants)]
+        empty = [
+            v.name
+            for v, lo, hi in zip(self.variants, edges, edges[1:], strict=False)
+            if hi - lo < 1
+        ]
+        if empty:
+            raise ValueError(
+                f"variant {', '.join(empty)} would get no unit: each share must be at least "
+                f"1/{BUCKETS}"
+            )
         lo, hi = self.layer
         if not 0 <= lo < hi <= LAYER_SLOTS:
             raise ValueError(f"layer must be [lo, hi) with 0 <= lo < hi <= {LAYER_SLOTS}")
@@ -180,9 +189,10 @@ def variant_at(variants: list[Variant], position: int) -> Variant:
 
 
 def cumulative_edges(variants: list[Variant]) -> list[int]:
-    """The variants' upper edges in BUCKETS steps (the last is BUCKETS): the SQL's input."""
-    edges, edge = [], 0
+    """The variants' upper edges in BUCKETS steps (the last is BUCKETS): the cumulative shares,
+    rounded, so rounding never moves an edge by more than half a step (the SQL's input)."""
+    edges, total = [], 0.0
     for v in variants[:-1]:
-        edge += round(v.share * BUCKETS)
-        edges.append(edge)
+        total += v.share
+        edges.append(round(total * BUCKETS))
     return [*edges, BUCKETS]

@@ -23,6 +23,7 @@ from contracts.errors import InvalidInput
 from recommender.features import FEATURES, GroupFeatures, Matrix
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "weighted-v1.toml"
+MAX_WEIGHT = 1_000.0  # a feature's weight, either sign
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,15 @@ def load_weighted(path: Path = DEFAULT_WEIGHTS) -> LinearScorer:
     feature name → number. Unknown feature names and non-numbers are refused (InvalidInput
     naming them): a typo must not silently weigh nothing. Absent features weigh 0."""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        document = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise InvalidInput(f"weights file {path} does not exist") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"weights file {path} is a directory") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"weights file {path} is not UTF-8 text") from None
+    except OSError as error:
+        raise InvalidInput(f"cannot read weights file {path}: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise InvalidInput(f"weights file {path} is not valid TOML: {error}") from None
     version = document.get("version")
@@ -90,19 +97,26 @@ def load_weighted(path: Path = DEFAULT_WEIGHTS) -> LinearScorer:
 
 def checked_weights(weights: Mapping[str, object], source: str) -> dict[str, float]:
     """``weights`` as floats, or InvalidInput (its message starting with ``source``) naming
-    the unknown feature names and the values that are not finite numbers."""
+    the unknown feature names, the values that are not numbers, and those beyond
+    ±:data:`MAX_WEIGHT`."""
     unknown = sorted(set(weights) - set(FEATURES))
     if unknown:
         raise InvalidInput(
             f"{source}: unknown features {', '.join(unknown)}; known: {', '.join(FEATURES)}"
         )
     bad = sorted(
-        k
-        for k, v in weights.items()
-        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v)
+        k for k, v in weights.items() if isinstance(v, bool) or not isinstance(v, int | float)
     )
     if bad:
-        raise InvalidInput(f"{source}: weights must be finite numbers: {', '.join(bad)}")
+        raise InvalidInput(f"{source}: weights must be numbers: {', '.join(bad)}")
+    # Scores are float32 sums: a weight past this bound overflows them (and means nothing
+    # when features lie in [0, 1]).
+    huge = sorted(k for k, v in weights.items() if not abs(float(v)) <= MAX_WEIGHT)  # type: ignore[arg-type]
+    if huge:
+        raise InvalidInput(
+            f"{source}: weights must be finite numbers between {-MAX_WEIGHT:g} and "
+            f"{MAX_WEIGHT:g}: {', '.join(huge)}"
+        )
     return {k: float(v) for k, v in weights.items()}  # type: ignore[arg-type]
 
 

@@ -255,6 +255,25 @@ def test_the_life_cycle_refuses_what_does_not_follow(conn: psycopg.Connection) -
             "holdout is for the digest or alerts",
         ),
         ({"layer": (50, 50)}, "0 <= lo < hi <= 100"),
+        (
+            {
+                "variants": [
+                    {"name": "a", "share": 0.49995},
+                    {"name": "b", "share": 0.49995},
+                    {"name": "c", "share": 0.0001},
+                ]
+            },
+            None,
+        ),
+        (
+            {
+                "variants": [
+                    {"name": "a", "share": 0.99996},
+                    {"name": "c", "share": 0.00004},
+                ]
+            },
+            "variant c would get no unit",
+        ),
         ({"name": "Avec Espaces"}, "should match pattern"),
         ({"unit": "quartier"}, "'user', 'commune' or 'epci'"),
         (
@@ -269,8 +288,12 @@ def test_the_life_cycle_refuses_what_does_not_follow(conn: psycopg.Connection) -
     ],
 )
 def test_a_spec_that_does_not_hold_is_refused_with_its_reason(
-    changes: dict[str, Any], reason: str
+    changes: dict[str, Any], reason: str | None
 ) -> None:
+    if reason is None:  # holds: every variant gets units
+        edges = [0, *cumulative_edges(spec(**changes).variants)]
+        assert all(hi - lo >= 1 for lo, hi in zip(edges, edges[1:], strict=False)), edges
+        return
     with pytest.raises(ValidationError, match=reason):
         spec(**changes)
 

@@ -325,7 +325,7 @@ def test_refused_weights_and_windows(logged_db: DatabaseSettings) -> None:
     current = load_weighted()
     with pytest.raises(InvalidInput, match="unknown features nope"):
         engine.candidate_scorer(current, {"nope": 1.0})
-    with pytest.raises(InvalidInput, match="finite numbers: proximity"):
+    with pytest.raises(InvalidInput, match="finite numbers between -1000 and 1000: proximity"):
         engine.candidate_scorer(current, {"proximity": float("nan")})
     with pytest.raises(InvalidInput, match="eta"):
         engine.ReplayParams(eta=float("inf"))

@@ -206,8 +206,20 @@ def test_a_weights_file_with_an_unknown_feature_or_a_non_number_is_refused(tmp_p
         load_weighted(typo)
     text = tmp_path / "text.toml"
     text.write_text('version = "x"\n[weights]\nproximity = "high"\n', encoding="utf-8")
-    with pytest.raises(InvalidInput, match="finite numbers: proximity"):
+    with pytest.raises(InvalidInput, match="weights must be numbers: proximity"):
         load_weighted(text)
+    huge = tmp_path / "huge.toml"
+    huge.write_text('version = "x"\n[weights]\nproximity = 1.7e308\n', encoding="utf-8")
+    with pytest.raises(InvalidInput, match="between -1000 and 1000: proximity"):
+        load_weighted(huge)
+    folder = tmp_path / "folder.toml"
+    folder.mkdir()
+    with pytest.raises(InvalidInput, match="is a directory"):
+        load_weighted(folder)
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'version = "\xe9t\xe9"\n')
+    with pytest.raises(InvalidInput, match="is not UTF-8 text"):
+        load_weighted(latin)
     with pytest.raises(InvalidInput, match="does not exist"):
         load_weighted(tmp_path / "absent.toml")
 
