@@ -16,8 +16,9 @@ function as ``experiment_bucket`` in PostgreSQL, migration 0009):
   :data:`BUCKETS` steps.
 
 A unit is in at most one experiment per surface: active experiments of one surface and unit
-kind take disjoint slices (starting one that overlaps is refused), and across unit kinds the
-experiment started first keeps the unit (``geo_engine/experiments_assigned.sql``).
+kind take disjoint slices (starting one that overlaps is refused), and experiments randomised
+by different unit kinds never run (or pause) side by side on one surface, since their slices
+would not exclude each other (``geo_engine/experiments.py``).
 Overlapping-experiment layers follow Tang et al., "Overlapping Experiment Infrastructure"
 (KDD 2010).
 """

@@ -5,9 +5,9 @@ The rules (shares, layers, hashes) are in :mod:`contracts.experiments`; this mod
 true in the database. Life cycle: ``draft`` → ``running`` ⇄ ``paused`` → ``stopped`` (final;
 a draft may be stopped too). Only ``running`` experiments assign: a paused one hands its units
 the defaults and logs nothing. Starting an experiment whose layer slice overlaps a running or
-paused one of the same surface and unit kind is refused (Conflict naming it), so a unit is in at
-most one experiment per surface; across unit kinds the first started keeps the unit
-(``experiments_assigned.sql``).
+paused one of the same surface and unit kind is refused (Conflict naming it), as is starting one
+beside a running or paused experiment of the same surface randomised by another unit kind: so
+a unit is in at most one experiment per surface, and a paused experiment keeps its units.
 """
 
 from __future__ import annotations
@@ -146,18 +146,27 @@ def transition(conn: psycopg.Connection, name: str, action: Action, at: datetime
 def _refuse_overlap(conn: psycopg.Connection, experiment: Experiment) -> None:
     spec = experiment.spec
     row = conn.execute(
-        """SELECT name, layer_lo, layer_hi FROM experiment
-           WHERE surface = %s AND unit = %s AND status IN ('running', 'paused') AND id <> %s
-             AND layer_lo < %s AND %s < layer_hi
+        """SELECT name, unit, layer_lo, layer_hi FROM experiment
+           WHERE surface = %s AND status IN ('running', 'paused') AND id <> %s
+             AND (unit <> %s OR (layer_lo < %s AND %s < layer_hi))
            ORDER BY started_at LIMIT 1""",
-        (spec.surface, spec.unit, experiment.id, spec.layer[1], spec.layer[0]),
+        (spec.surface, experiment.id, spec.unit, spec.layer[1], spec.layer[0]),
     ).fetchone()
-    if row is not None:
+    if row is None:
+        return
+    name, unit, lo, hi = row
+    if unit != spec.unit:
+        # Slices of different units do not exclude each other: a user's commune may fall in one
+        # slice and the user in another. Nor may a paused experiment's units drift to another.
         raise Conflict(
-            f"experiment {spec.name!r} takes {spec.surface} layer [{spec.layer[0]}, "
-            f"{spec.layer[1]}), which overlaps {row[0]!r} [{row[1]}, {row[2]}); stop it or "
-            "choose a free slice"
+            f"experiment {name!r} randomises the {spec.surface} surface by {unit}: an "
+            f"experiment by {spec.unit} cannot run beside it; stop it first"
         )
+    raise Conflict(
+        f"experiment {spec.name!r} takes {spec.surface} layer [{spec.layer[0]}, "
+        f"{spec.layer[1]}), which overlaps {name!r} [{lo}, {hi}); stop that one, or create "
+        "this one again with a free slice"
+    )
 
 
 def assignments(

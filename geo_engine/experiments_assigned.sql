@@ -5,7 +5,8 @@
 -- Rule (contracts/experiments.py): the unit is in an experiment when
 --   experiment_bucket('layer:' || surface, unit) mod 100 is in [layer_lo, layer_hi); its variant
 --   is the first whose cumulative edge exceeds experiment_bucket(salt, unit) mod 10000; among
---   the surface's running experiments that take the user, the one started first keeps them.
+--   should two running experiments of the surface take the user (the store refuses to start
+--   one that could), the one started first keeps them.
 --   Users without a commune are in no commune or EPCI experiment.
 -- Indexes: pk_user_place, pk_commune; experiment is a handful of rows.
 WITH running AS (

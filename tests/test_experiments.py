@@ -174,7 +174,7 @@ def test_epcis_are_the_unit_of_an_epci_experiment(conn: psycopg.Connection) -> N
 def test_a_unit_is_in_at_most_one_experiment_per_surface(conn: psycopg.Connection) -> None:
     running(conn, spec("gauche", layer=(0, 40)))
     experiments.create(conn, spec("chevauche", layer=(30, 60)))
-    with pytest.raises(Conflict, match=r"overlaps 'gauche' \[0, 40\)"):
+    with pytest.raises(Conflict, match=r"overlaps 'gauche' \[0, 40\); stop that one"):
         experiments.transition(conn, "chevauche", "start", NOW)
     right = running(conn, spec("droite", layer=(40, 100)))
     users = list(range(1, 50_001))
@@ -195,12 +195,19 @@ def test_a_unit_is_in_at_most_one_experiment_per_surface(conn: psycopg.Connectio
         ),
     )
     assert len(experiments.assignments(conn, "digest", users)) == len(users)
-    # Across unit kinds the first started keeps its users.
-    communes = running(conn, spec("communes-apres", unit="commune", layer=(0, 100)))
-    conn.execute("INSERT INTO app_user (id) VALUES (700001)")
-    conn.execute("INSERT INTO user_place (user_id, commune_code) VALUES (700001, '75056')")
-    kept = experiments.assignments(conn, "ranking", [700001])[700001]
-    assert kept.experiment_id != communes.id
+    # Another unit kind cannot run beside them, even in a free slice, nor beside a paused one
+    # (whose units would drift to it).
+    experiments.create(conn, spec("par-commune-ensuite", unit="commune", layer=(0, 100)))
+    with pytest.raises(Conflict, match="randomises the ranking surface by user"):
+        experiments.transition(conn, "par-commune-ensuite", "start", NOW)
+    for name in ("gauche", "droite"):
+        experiments.transition(conn, name, "pause", NOW)
+    with pytest.raises(Conflict, match="by commune cannot run beside it"):
+        experiments.transition(conn, "par-commune-ensuite", "start", NOW)
+    for name in ("gauche", "droite"):
+        experiments.transition(conn, name, "stop", NOW)
+    started = experiments.transition(conn, "par-commune-ensuite", "start", NOW)
+    assert started.status == "running"
 
 
 def test_the_life_cycle_refuses_what_does_not_follow(conn: psycopg.Connection) -> None:
