@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict
 from contracts.experiments import Experiment
 
 Metric = Literal[
-    "open_rate", "click_rate", "participation_rate", "unsubscribe_rate", "return_7d", "return_30d"
+    "open_rate",
+    "click_rate",
+    "participation_rate",
+    "any_participation_rate",
+    "unsubscribe_rate",
+    "return_7d",
+    "return_30d",
 ]
 
 
@@ -56,6 +62,9 @@ class VariantMetrics(_Shape):
     open_rate: Proportion
     click_rate: Proportion
     participation_rate: Proportion
+    # Users who took part in anything after their entry, clicked or not: the loop's effect
+    # against a holdout, which cannot click a mail it never got.
+    any_participation_rate: Proportion
     unsubscribe_rate: Proportion
     return_7d: Proportion
     return_30d: Proportion

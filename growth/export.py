@@ -37,7 +37,15 @@ def _rate(p: Proportion) -> float | None:
 def tables(report: Report) -> list[Table]:
     """The report's tables: variantes, comparaisons, srm (with an experiment), quotidien,
     cohortes, couverture."""
-    rates = ("ouverture", "clic", "participation", "désabonnement", "retour 7 j", "retour 30 j")
+    rates = (
+        "ouverture",
+        "clic",
+        "participation",
+        "participation toutes origines",
+        "désabonnement",
+        "retour 7 j",
+        "retour 30 j",
+    )
     out = [
         Table(
             "variantes",
@@ -72,6 +80,7 @@ def tables(report: Report) -> list[Table]:
                     _rate(v.open_rate),
                     _rate(v.click_rate),
                     _rate(v.participation_rate),
+                    _rate(v.any_participation_rate),
                     _rate(v.unsubscribe_rate),
                     _rate(v.return_7d),
                     _rate(v.return_30d),

@@ -8,6 +8,8 @@
 --   inbox) within 7 days, the click at or after start_at;
 --   engaged: a click or a participation at or after start_at;
 --   unsubscribed_at: their first unsubscribe at or after start_at;
+--   any_participated_at: their first participation at or after start_at, with or without a
+--   click (what a holdout, which gets no mail, is compared on);
 --   returned_7d / returned_30d: any open, click or participation in (entered_at, entered_at +
 --   7 / 30 days], NULL when that window is not wholly in [since, until) (not observed);
 --   signup_7d / signup_30d: the same from the sign-up (created_at), for the cohorts.
@@ -30,7 +32,8 @@ followed AS (
 acts AS (
     SELECT e.user_id,
            bool_or(e.kind IN ('clicked', 'participated')) AS engaged,
-           min(e.occurred_at) FILTER (WHERE e.kind = 'unsubscribed') AS unsubscribed_at
+           min(e.occurred_at) FILTER (WHERE e.kind = 'unsubscribed') AS unsubscribed_at,
+           min(e.occurred_at) FILTER (WHERE e.kind = 'participated') AS any_participated_at
     FROM growth_event AS e
     JOIN growth_people AS p ON p.user_id = e.user_id AND e.occurred_at >= p.start_at
     GROUP BY e.user_id
@@ -61,7 +64,7 @@ SELECT p.user_id, p.variant, p.unit, p.entered_at, p.created_at, p.commune_code,
        coalesce(m.clicked, 0) AS clicked, coalesce(m.participated, 0) AS participated,
        f.participated_at,
        coalesce(a.engaged, false) AS engaged,
-       a.unsubscribed_at,
+       a.unsubscribed_at, a.any_participated_at,
        CASE WHEN p.entered_at >= %(since)s AND p.entered_at + interval '7 days' <= %(until)s
             THEN coalesce(b.b7, false) END AS returned_7d,
        CASE WHEN p.entered_at >= %(since)s AND p.entered_at + interval '30 days' <= %(until)s

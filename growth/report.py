@@ -19,7 +19,9 @@ commune or EPCI) is counted once. Without one: every user signed up before ``unt
   mails sent. Per mail: a holdout, which gets no mail of its surface, has none (None).
 - ``participation_rate`` = users with a click (from a mail or the inbox) in [start, until)
   followed by a participation in the same project within 7 days (and before ``until``) /
-  users; ``unsubscribe_rate`` = users who unsubscribed / users. Per user: these compare a
+  users; ``any_participation_rate`` = users with any participation in [start, until), after a
+  click or not / users: the loop's effect against a holdout, which cannot click a mail it never
+  got; ``unsubscribe_rate`` = users who unsubscribed / users. Per user: these compare a
   holdout with the others.
 - ``return_7d`` / ``return_30d`` = users with an open, a click or a participation in (entry,
   entry + 7 / 30 days] / users whose entry is in [since, until − 7 / 30 days] (the window
@@ -72,6 +74,7 @@ RATIO: dict[Metric, tuple[str, str]] = {
     "open_rate": ("opened", "sent"),
     "click_rate": ("clicked", "sent"),
     "participation_rate": ("participants", "users"),
+    "any_participation_rate": ("any_participants", "users"),
     "unsubscribe_rate": ("unsubscribers", "users"),
     "return_7d": ("return_7d_num", "return_7d_den"),
     "return_30d": ("return_30d_num", "return_30d_den"),
@@ -82,6 +85,7 @@ LABELS: dict[Metric, str] = {
     "open_rate": "taux d'ouverture",
     "click_rate": "taux de clic",
     "participation_rate": "taux de participation",
+    "any_participation_rate": "taux de participation toutes origines",
     "unsubscribe_rate": "taux de désabonnement",
     "return_7d": "retour à 7 jours",
     "return_30d": "retour à 30 jours",

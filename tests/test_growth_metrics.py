@@ -43,6 +43,10 @@ def test_experiment_funnel_and_rates(logged: tuple[psycopg.Connection, Experimen
     assert control.open_rate.rate == 0.75
     assert control.click_rate.rate == 0.5
     assert (control.participation_rate.numerator, control.participation_rate.denominator) == (1, 2)
+    # Any participation after the entry, clicked or not: u1 (11-04) and u2 (11-12, past the
+    # click's 7 days but a participation all the same).
+    any_rate = control.any_participation_rate
+    assert (any_rate.numerator, any_rate.denominator) == (2, 2)
     assert control.unsubscribe_rate.rate == 0.5
     assert (control.return_7d.numerator, control.return_7d.denominator) == (2, 2)
     assert (control.return_30d.denominator, control.return_30d.rate) == (0, None)
@@ -59,6 +63,9 @@ def test_experiment_funnel_and_rates(logged: tuple[psycopg.Connection, Experimen
         3,
     )
     assert (treatment.unsubscribe_rate.numerator, treatment.unsubscribe_rate.denominator) == (1, 3)
+    # u3 (after clicks) and u4 (11-12, without a click); u5 none.
+    any_rate = treatment.any_participation_rate
+    assert (any_rate.numerator, any_rate.denominator) == (2, 3)
     assert (treatment.return_7d.numerator, treatment.return_7d.denominator) == (2, 3)
 
 
@@ -78,6 +85,7 @@ def test_experiment_comparison_srm_and_verdict(
         "open_rate",
         "click_rate",
         "participation_rate",
+        "any_participation_rate",
         "unsubscribe_rate",
         "return_7d",
         "return_30d",
@@ -335,6 +343,7 @@ def test_commune_units_with_a_holdout(conn: psycopg.Connection) -> None:
     # Only per-user metrics against a holdout, at the level of communes.
     assert {d.metric for d in found.differences} == {
         "participation_rate",
+        "any_participation_rate",
         "unsubscribe_rate",
         "return_7d",
         "return_30d",

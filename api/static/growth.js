@@ -28,6 +28,7 @@
     open_rate: "taux d’ouverture",
     click_rate: "taux de clic",
     participation_rate: "taux de participation",
+    any_participation_rate: "taux de participation toutes origines",
     unsubscribe_rate: "taux de désinscription",
     return_7d: "retour à 7 jours",
     return_30d: "retour à 30 jours",
