@@ -3,6 +3,7 @@ headings) and, with ``--csv DIR``, one CSV file per table (growth/export.py)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -15,6 +16,7 @@ from geo_engine import experiments
 from geo_engine.db import connect
 from geo_engine.settings import DatabaseSettings
 from growth import export, report
+from growth.report import PARIS
 
 
 def _rich(table: export.Table) -> RichTable:
@@ -26,6 +28,10 @@ def _rich(table: export.Table) -> RichTable:
             *(export.shown(v, c in table.percent) for c, v in zip(table.columns, row, strict=True))
         )
     return shown
+
+
+def _paris(at: datetime) -> str:
+    return at.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
 
 
 @app.command("report")
@@ -60,7 +66,7 @@ def report_command(
     console = Console()
     who = f"expérience « {experiment} »" if experiment else "tous les utilisateurs"
     console.print(
-        f"Rapport de croissance, {who}, du {start.isoformat()} au {end.isoformat()} (exclu)"
+        f"Rapport de croissance, {who}, du {_paris(start)} au {_paris(end)} (exclu, heure de Paris)"
     )
     written = []
     for table in export.tables(figures):

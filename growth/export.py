@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from contracts.growth import Proportion, Report
+from growth.report import LABELS
 
 Value = str | int | float | bool | date | None
 
@@ -108,7 +109,7 @@ def tables(report: Report) -> list[Table]:
                 ),
                 [
                     (
-                        d.metric,
+                        LABELS[d.metric],
                         d.variant,
                         d.baseline,
                         d.difference,
@@ -214,12 +215,14 @@ def shown(value: Value, percent: bool = False) -> str:
 
 
 def write_csv(table: Table, directory: Path) -> Path:
-    """``directory/<name>.csv`` (UTF-8, comma-separated, a header row): raw values, None
-    empty. Returns the path."""
+    """``directory/<name>.csv`` (UTF-8, comma-separated, a header row): raw values, booleans
+    as oui/non (as the tables say), None empty. Returns the path."""
     path = directory / f"{table.name}.csv"
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(table.columns)
         for row in table.rows:
-            writer.writerow(["" if v is None else v for v in row])
+            writer.writerow(
+                ["" if v is None else shown(v) if isinstance(v, bool) else v for v in row]
+            )
     return path

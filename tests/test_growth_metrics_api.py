@@ -135,10 +135,14 @@ def test_cli_report_and_csv(api_db: DatabaseSettings, places: Places, tmp_path: 
     ]
     with (out / "variantes.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["variante"], r["envoyés"], r["ouverture"]) for r in rows] == [
-        ("control", "4", "0.75"),
-        ("treatment", "4", "0.5"),
+    assert [(r["variante"], r["holdout"], r["envoyés"], r["ouverture"]) for r in rows] == [
+        ("control", "non", "4", "0.75"),
+        ("treatment", "non", "4", "0.5"),
     ]
+    with (out / "comparaisons.csv").open(encoding="utf-8") as handle:
+        compared = list(csv.DictReader(handle))
+    assert {r["métrique"] for r in compared} >= {"taux d'ouverture", "taux de clic"}
+    assert {r["significatif"] for r in compared} == {"non"}
     with (out / "quotidien.csv").open(encoding="utf-8") as handle:
         daily = list(csv.DictReader(handle))
     assert sum(int(r["envoyés"]) for r in daily) == 8
