@@ -84,6 +84,9 @@ def create_app(
         description=openapi_description(api_settings),
         lifespan=lifespan,
         responses=problems.documented(413, 414, 431),
+        # "/v1/growth/experiments/" is a 404, not a redirect whose Location follows the Host
+        # header a client sent.
+        redirect_slashes=False,
     )
     app.state.api_settings = api_settings
     app.state.user_settings = user_settings

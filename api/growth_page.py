@@ -33,7 +33,7 @@ from api.auth import ALGORITHM, Viewer, viewer_from_token
 from api.deps import STAFF_COOKIE, StaffDep, ViewerDep, staff
 from api.map_page import CSP, MAPLIBRE_DIST
 from api.problems import SECURITY_HEADERS
-from contracts.errors import Forbidden, NotFound, Unauthenticated, Unavailable
+from contracts.errors import NotFound, Unauthenticated, Unavailable
 
 STATIC = Path(__file__).resolve().parent / "static"
 CHARTJS_DIST = Path(__file__).resolve().parent.parent / "web" / "node_modules" / "chart.js" / "dist"
@@ -44,6 +44,7 @@ PAGE_HEADERS = {
 }
 SESSION_PATH = "/staff/session"  # outside /growth, where everything is for staff only
 MAX_TOKEN_CHARS = 4096
+MAX_SESSION_S = 12 * 3600
 
 # Path in the URL -> (folder, file, media type). Nothing outside this table is served.
 ASSETS: dict[str, tuple[Path, str, str]] = {
@@ -121,7 +122,10 @@ def _file(name: str) -> Response:
         raise _missing(path)
     # The page names each file with a token of its version: a new version is a new URL.
     return FileResponse(
-        path, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"}
+        # Staff only: kept by the browser, never by a shared cache.
+        path,
+        media_type=media_type,
+        headers={"Cache-Control": "private, max-age=86400"},
     )
 
 
@@ -141,15 +145,17 @@ def _form(message: str | None = None, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(page, status_code=status_code, headers=PAGE_HEADERS)
 
 
-def _same_origin(request: Request) -> None:
-    """Refuse a form posted from another site (a browser sends ``Origin`` with every POST)."""
+def _same_origin(request: Request) -> bool:
+    """Whether the form was posted from the engine's own page: a browser sends ``Origin`` with
+    every POST; ``null`` (a sandboxed frame, a redirect across sites) is another site's too."""
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return
-    own = f"{request.url.scheme}://{request.url.netloc}"
+    if origin is None:  # not a browser's POST: a script, which holds the token anyway
+        return True
     parts = urlsplit(origin)
-    if f"{parts.scheme}://{parts.netloc}" != own:
-        raise Forbidden("the growth session form must be posted from the engine's own page")
+    return f"{parts.scheme}://{parts.netloc}" == f"{request.url.scheme}://{request.url.netloc}"
+
+
+CROSS_SITE = "Ce formulaire ne s’envoie que depuis la page du moteur lui-même."
 
 
 @router.get(SESSION_PATH)
@@ -163,8 +169,9 @@ async def open_session(request: Request) -> Response:
     """Form field ``token``: a valid staff token sets the HttpOnly, SameSite=Strict cookie
     ``geo_engine_staff`` (Secure over https) for the token's lifetime and redirects (303) to
     ``/growth``; a missing or invalid token is 401, a non-staff token 403, with the form and
-    the reason in French."""
-    _same_origin(request)
+    the reason in French; a form posted from another site is 403 (login CSRF)."""
+    if not _same_origin(request):
+        return _form(CROSS_SITE, 403)
     body = (await request.body()).decode("utf-8", errors="replace")
     values = parse_qs(body, max_num_fields=10).get("token", [])
     token = values[0].strip() if values else ""
@@ -189,7 +196,8 @@ async def open_session(request: Request) -> Response:
     answer.set_cookie(
         STAFF_COOKIE,
         token,
-        max_age=max(int(expires) - int(time.time()), 1),
+        # However long the token lives, a browser session lasts at most MAX_SESSION_S.
+        max_age=min(max(int(expires) - int(time.time()), 1), MAX_SESSION_S),
         path="/",
         httponly=True,
         samesite="strict",
@@ -200,8 +208,9 @@ async def open_session(request: Request) -> Response:
 
 @router.post(SESSION_PATH + "/logout")
 async def close_session(request: Request) -> Response:
-    """Clears the cookie and goes back to the form (303)."""
-    _same_origin(request)
+    """Clears the cookie and goes back to the form (303); 403 from another site."""
+    if not _same_origin(request):
+        return _form(CROSS_SITE, 403)
     answer = RedirectResponse(SESSION_PATH, status_code=303, headers=SECURITY_HEADERS)
     answer.delete_cookie(
         STAFF_COOKIE,

@@ -68,6 +68,10 @@ def test_every_growth_route_refuses_a_citizen_and_an_anonymous_caller(client: Te
             assert anonymous.headers["location"] == "/staff/session"
         else:
             assert anonymous.status_code == 401, (method, path, anonymous.text)
+    # A trailing slash is not a redirect (whose Location would follow the Host header).
+    for path in ("/growth/", "/v1/growth/experiments/"):
+        answer = client.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+        assert answer.status_code == 404, (path, answer.headers)
     # A citizen's token in the session cookie is refused too.
     client.cookies.set("geo_engine_staff", citizen["Authorization"].removeprefix("Bearer "))
     try:

@@ -181,6 +181,7 @@ def test_staff_header_gets_the_page_and_its_files(client: TestClient) -> None:
     for asset in assets:
         got = client.get(asset, headers=staff)
         assert got.status_code == 200, asset
+        assert got.headers["cache-control"].startswith("private"), asset  # no shared cache
         assert got.content
         assert client.get(asset, headers=token_for(MEMBER)).status_code == 403, asset
         assert client.get(asset).status_code == 401, asset
@@ -204,18 +205,20 @@ def test_the_session_form_refuses_a_member_and_a_forgery(client: TestClient) -> 
     assert "set-cookie" not in wrong.headers
     empty = client.post("/staff/session", data={"token": "  "}, follow_redirects=False)
     assert empty.status_code == 401
-    elsewhere = client.post(
-        "/staff/session",
-        data={"token": make_token(STAFF, TEST_SECRET, staff=True)},
-        headers={"Origin": "https://evil.example"},
-        follow_redirects=False,
-    )
-    assert elsewhere.status_code == 403
-    assert "set-cookie" not in elsewhere.headers
+    for origin in ("https://evil.example", "null"):  # null: a sandboxed frame, say
+        elsewhere = client.post(
+            "/staff/session",
+            data={"token": make_token(STAFF, TEST_SECRET, staff=True)},
+            headers={"Origin": origin},
+            follow_redirects=False,
+        )
+        assert elsewhere.status_code == 403, origin
+        assert "depuis la page du moteur" in elsewhere.text  # the French form, with the reason
+        assert "set-cookie" not in elsewhere.headers
 
 
 def test_a_staff_session_opens_and_closes(api_db: DatabaseSettings, client: TestClient) -> None:
-    token = make_token(STAFF, TEST_SECRET, staff=True)
+    token = make_token(STAFF, TEST_SECRET, staff=True, ttl_s=10**9)
     opened = client.post("/staff/session", data={"token": token}, follow_redirects=False)
     assert opened.status_code == 303
     assert opened.headers["location"] == "/growth"
@@ -224,7 +227,7 @@ def test_a_staff_session_opens_and_closes(api_db: DatabaseSettings, client: Test
     assert "httponly" in cookie
     assert "samesite=strict" in cookie
     assert "secure" not in cookie  # plain http here; Secure over https
-    assert "max-age=" in cookie
+    assert "max-age=43200" in cookie  # a browser session lasts 12 hours at most
     assert client.get("/growth").status_code == 200  # the client keeps the cookie
     closed = client.post("/staff/session/logout", follow_redirects=False)
     assert closed.status_code == 303
