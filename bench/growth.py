@@ -26,7 +26,6 @@ from growth.report import areas, build_report
 PROJECTS = 2_000
 DAYS = 28
 CHUNK = 5_000  # users per assignment statement, as consumers/digest.py
-AT = datetime(2026, 6, 29, 12, tzinfo=UTC)
 
 
 def run_growth(
@@ -38,12 +37,15 @@ def run_growth(
         settings, geo, "_bench_growth", "--no-engagement", users=size, projects=PROJECTS, seed=seed
     )
     figures: dict[str, Any] = {"days": DAYS}
-    since = AT.replace(hour=0) - timedelta(days=DAYS)
-    until = AT.replace(hour=0)
+    # Now: the fixtures' sign-ups are spread over the weeks before their load, and the history
+    # starts from each user's sign-up.
+    at = datetime.now(UTC)
+    since = at.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=DAYS)
+    until = since + timedelta(days=DAYS)
     with db.connect(database) as conn:
         started = time.perf_counter()
         experiment = demo_experiment(conn, since)
-        figures["users_assigned"] = simulate(conn, experiment, DAYS, AT, seed)
+        figures["users_assigned"] = simulate(conn, experiment, DAYS, at, seed)
         conn.execute("ANALYZE experiment_exposure, mail_delivery, engagement_event")
         figures["simulate_s"] = round(time.perf_counter() - started, 2)
         row = conn.execute("SELECT count(*) FROM mail_delivery").fetchone()

@@ -30,6 +30,8 @@ def test_the_demo_history_holds_the_truth_it_was_given(api_db: DatabaseSettings)
         projects=[project(p, 1, national()) for p in range(1, 6)],
     )
     with db.connect(api_db) as conn:
+        # Signed up before the history (which starts from each user's sign-up).
+        conn.execute("UPDATE app_user SET created_at = %s", (NOW - timedelta(days=90),))
         communes = [r[0] for r in conn.execute("SELECT code FROM commune ORDER BY code LIMIT 400")]
         conn.execute(
             """INSERT INTO user_place (user_id, commune_code)
