@@ -41,6 +41,9 @@ PAGE_HEADERS = {
     "Content-Security-Policy": CSP,
     "Cache-Control": "no-store",
     **SECURITY_HEADERS,
+    # Not no-referrer: under it a browser sends "Origin: null" with the session form's POST,
+    # which _same_origin must refuse (a sandboxed frame of another site sends the same).
+    "Referrer-Policy": "same-origin",
 }
 SESSION_PATH = "/staff/session"  # outside /growth, where everything is for staff only
 MAX_TOKEN_CHARS = 4096

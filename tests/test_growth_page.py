@@ -166,6 +166,8 @@ def test_staff_header_gets_the_page_and_its_files(client: TestClient) -> None:
     assert answer.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in answer.headers["content-security-policy"]
     assert answer.headers["cache-control"] == "no-store"
+    # The browser then names the page as the Origin of its logout form (not "null").
+    assert answer.headers["referrer-policy"] == "same-origin"
     html = answer.text
     assert '<html lang="fr">' in html
     assert "Entonnoir" in html
