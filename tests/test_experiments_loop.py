@@ -38,6 +38,17 @@ DAY = date(2026, 6, 3)
 NO_QUIET = {"start": "00:00", "end": "00:00"}
 
 
+# A ranking variant that turns the geography upside down: national bills before the commune's.
+NATIONAL_FIRST = [
+    {"name": "control", "share": 0.5},
+    {
+        "name": "national",
+        "share": 0.5,
+        "overrides": {"weights": {"level:commune": -5.0, "level:national": 4.0}},
+    },
+]
+
+
 @pytest.fixture
 def loop_conn(clone_france: Callable[[], DatabaseSettings]) -> Iterator[psycopg.Connection]:
     with db.connect(clone_france()) as conn:
@@ -373,14 +384,7 @@ def test_a_ranking_variant_changes_the_apis_ranking_for_its_users_only(
             name="national-first",
             surface="ranking",
             layer=(0, 60),
-            variants=[
-                {"name": "control", "share": 0.5},
-                {
-                    "name": "national",
-                    "share": 0.5,
-                    "overrides": {"weights": {"level:commune": -5.0, "level:national": 4.0}},
-                },
-            ],
+            variants=NATIONAL_FIRST,
         )
     arm = arms(experiment, RANKED)
     assert {"control", "national"} <= set(arm.values()) and len(arm) < len(RANKED)
@@ -443,14 +447,7 @@ def test_digest_picks_follow_the_users_ranking_variant(
         conn,
         name="picks-national",
         surface="ranking",
-        variants=[
-            {"name": "control", "share": 0.5},
-            {
-                "name": "national",
-                "share": 0.5,
-                "overrides": {"weights": {"level:commune": -5.0, "level:national": 4.0}},
-            },
-        ],
+        variants=NATIONAL_FIRST,
     )
     arm = arms(experiment, users)
     weighted = load_weighted()
