@@ -13,13 +13,15 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if [ "$version" = lib ]; then
   soname=$2; shift 2
-  ldconfig -p 2>/dev/null | grep -q "$soname" && exit 0
+  # grep reads all of ldconfig's list: `grep -q` would stop at the first match, and ldconfig,
+  # killed by SIGPIPE, would fail the pipeline under pipefail (a random "missing" library).
+  ldconfig -p 2>/dev/null | grep "$soname" >/dev/null && exit 0
   if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; }; then
     echo "[bootstrap] installing $* from the system's packages (for $soname)" >&2
     { as_root apt-get update -qq &&
       as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; } || true
   fi
-  ldconfig -p 2>/dev/null | grep -q "$soname" || {
+  ldconfig -p 2>/dev/null | grep "$soname" >/dev/null || {
     echo "[bootstrap] error: $soname is missing and could not be installed; install the" \
       "packages $* (Debian/Ubuntu: apt-get install $*), then run make again." >&2
     exit 1
