@@ -7,7 +7,7 @@ GEO := .venv/bin/geo-engine
 DEMO_USERS ?= 20000
 DEMO_PROJECTS ?= 5000
 
-.PHONY: help install services services-down demo test test-fast lint browser bench clean
+.PHONY: help install services services-replica services-down demo test test-fast lint browser bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ install: .venv/.synced web/node_modules/.package-lock.json  ## install the engin
 
 services:  ## start PostGIS and Redis (idempotent); writes .env
 	@scripts/services.sh up
+
+services-replica:  ## start PostGIS, a hot standby of it (the API's reads) and Redis; writes .env
+	@GEO_ENGINE_REPLICA=1 scripts/services.sh up
 
 services-down:  ## stop PostGIS and Redis
 	@scripts/services.sh down

@@ -5,6 +5,13 @@
 #   scripts/services.sh down     stop both (data folders are kept under .services/)
 #   scripts/services.sh status   say what runs where
 #
+# GEO_ENGINE_REPLICA=1 scripts/services.sh up (make services-replica) also runs a hot standby of
+# the PostgreSQL primary, streaming from it through a replication slot, on its own port
+# (GEO_ENGINE_PG_REPLICA_PORT, default the primary's + 1) and data folder, and writes its URL to
+# .env as GEO_ENGINE_READ_DATABASE_URL: the API's reads go there. The first time, the primary is
+# reconfigured (wal_level replica) and restarted. Once made, the standby is started by every
+# `up` and stopped by `down`; .env names it whenever it runs. Local mode only.
+#
 # Without a Docker engine (or with GEO_ENGINE_SERVICES=local) it uses the system's packages and
 # runs its own instances on their own ports and data folders, never the system's default ones.
 # With GEO_ENGINE_SERVICES=docker (the default where apt-get is absent and a Docker engine
@@ -26,6 +33,13 @@ if [ -z "${GEO_ENGINE_REDIS_PORT:-}" ] && [ -f "$ENV_FILE" ]; then
   port=$(sed -n 's|^GEO_ENGINE_REDIS_URL=redis://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$ENV_FILE")
   [ -n "$port" ] && REDIS_PORT=$port
 fi
+if [ -z "${GEO_ENGINE_PG_REPLICA_PORT:-}" ] && [ -f "$ENV_FILE" ]; then
+  port=$(sed -n 's|^GEO_ENGINE_READ_DATABASE_URL=postgresql://.*@127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$ENV_FILE")
+  [ -n "$port" ] && GEO_ENGINE_PG_REPLICA_PORT=$port
+fi
+REPLICA_PORT=${GEO_ENGINE_PG_REPLICA_PORT:-$((PG_PORT + 1))}
+REPLICA=${GEO_ENGINE_REPLICA:-0}
+REPLICATION_SLOT=geo_engine_standby
 MODE=${GEO_ENGINE_SERVICES:-auto}
 
 say() { printf '\033[1m[services]\033[0m %s\n' "$*" >&2; }
@@ -43,13 +57,14 @@ if [ "$MODE" = auto ]; then
   fi
 fi
 
-write_env() {  # $1 = database url, $2 = redis url
+write_env() {  # $1 = database url, $2 = redis url, $3 = the standby's url (none: reads on $1)
   local tmp
   tmp=$(mktemp)
   if [ -f "$ENV_FILE" ]; then
-    grep -v -E '^GEO_ENGINE_(DATABASE_URL|REDIS_URL)=' "$ENV_FILE" >"$tmp" || true
+    grep -v -E '^GEO_ENGINE_(DATABASE_URL|REDIS_URL|READ_DATABASE_URL)=' "$ENV_FILE" >"$tmp" || true
   fi
   printf 'GEO_ENGINE_DATABASE_URL=%s\nGEO_ENGINE_REDIS_URL=%s\n' "$1" "$2" >>"$tmp"
+  if [ -n "${3:-}" ]; then printf 'GEO_ENGINE_READ_DATABASE_URL=%s\n' "$3" >>"$tmp"; fi
   mv "$tmp" "$ENV_FILE"
   say "connection settings written to .env"
 }
@@ -128,6 +143,60 @@ pg_up() {
   fi
 }
 
+# ---------------------------------------------------------------- hot standby (GEO_ENGINE_REPLICA=1)
+pg_replica_dir() { echo "$(dirname "$(pg_data_dir)")/pg-replica"; }
+
+pg_psql() {  # $1 = port, then psql's arguments: as geo_engine, with the cluster's password
+  local port=$1
+  shift
+  PGPASSWORD=$(cat "$(pg_password_file)") psql -h 127.0.0.1 -p "$port" -U geo_engine "$@"
+}
+
+replica_up() {
+  local data replica level tries=0
+  data=$(pg_data_dir)
+  replica=$(pg_replica_dir)
+  level=$(pg_psql "$PG_PORT" -d postgres -Atqc 'SHOW wal_level')
+  if [ "$level" = minimal ]; then
+    say "PostgreSQL on port $PG_PORT: wal_level replica for the standby (a restart)"
+    "$CLUSTER" replication "$data"
+    "$CLUSTER" stop "$data" fast
+    "$CLUSTER" start "$data"
+  fi
+  if [ ! -f "$replica/PG_VERSION" ]; then
+    say "copying the primary into a hot standby in $replica (port $REPLICA_PORT)"
+    "$CLUSTER" standby "$PG_PORT" "$replica" "$REPLICA_PORT" "$(pg_password_file)" "$REPLICATION_SLOT"
+  fi
+  if "$CLUSTER" status "$replica"; then
+    say "PostgreSQL standby already running on port $REPLICA_PORT"
+  else
+    say "starting the PostgreSQL standby on port $REPLICA_PORT"
+    "$CLUSTER" start "$replica"
+  fi
+  until [ "$(pg_psql "$REPLICA_PORT" -d geo_engine -Atqc 'SELECT pg_is_in_recovery()' 2>/dev/null)" = t ]; do
+    tries=$((tries + 1))
+    [ $tries -lt 60 ] || die "the standby on port $REPLICA_PORT does not answer (log: $replica/server.log)"
+    sleep 0.5
+  done
+}
+
+replica_running() { "$CLUSTER" status "$(pg_replica_dir)"; }
+
+replica_down() {
+  if replica_running; then
+    "$CLUSTER" stop "$(pg_replica_dir)" fast
+    say "PostgreSQL standby stopped"
+  fi
+}
+
+replica_lag() {  # seconds behind the primary's last replayed commit, bytes received not replayed
+  pg_psql "$REPLICA_PORT" -d postgres -AtqF ' s, ' -c \
+    "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                 ELSE round(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::numeric, 3)
+            END,
+            pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) || ' bytes'"
+}
+
 pg_down() {
   local data
   data=$(pg_data_dir)
@@ -164,16 +233,25 @@ redis_down() {
 
 case "${1:-up}" in
   up)
-    if [ "$MODE" = docker ]; then docker_up; exit 0; fi
+    if [ "$MODE" = docker ]; then
+      [ "$REPLICA" = 1 ] && die "GEO_ENGINE_REPLICA=1: the hot standby runs in the local mode only"
+      docker_up
+      exit 0
+    fi
     install_packages
     pg_up
+    if [ "$REPLICA" = 1 ] || [ -f "$(pg_replica_dir)/PG_VERSION" ]; then replica_up; fi
     redis_up
-    write_env "postgresql://geo_engine:$(cat "$(pg_password_file)")@127.0.0.1:${PG_PORT}/geo_engine" \
-      "redis://127.0.0.1:${REDIS_PORT}/0"
+    pw=$(cat "$(pg_password_file)")
+    read_url=""
+    if replica_running; then read_url="postgresql://geo_engine:${pw}@127.0.0.1:${REPLICA_PORT}/geo_engine"; fi
+    write_env "postgresql://geo_engine:${pw}@127.0.0.1:${PG_PORT}/geo_engine" \
+      "redis://127.0.0.1:${REDIS_PORT}/0" "$read_url"
     ;;
   down)
     if [ "$MODE" = docker ]; then docker compose -f "$ROOT/docker-compose.yml" down; exit 0; fi
     redis_down
+    replica_down
     pg_down
     ;;
   status)
@@ -183,6 +261,11 @@ case "${1:-up}" in
       say "PostgreSQL: running on 127.0.0.1:$PG_PORT ($data)"
     else
       say "PostgreSQL: stopped"
+    fi
+    if replica_running; then
+      say "PostgreSQL standby: running on 127.0.0.1:$REPLICA_PORT ($(pg_replica_dir)), lag $(replica_lag)"
+    elif [ -f "$(pg_replica_dir)/PG_VERSION" ]; then
+      say "PostgreSQL standby: stopped"
     fi
     if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
       say "Redis: running on 127.0.0.1:$REDIS_PORT"
