@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,7 +12,7 @@ import psycopg
 import redis.asyncio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import growth_page, map_page, problems
 from api.deps import PoolDep
@@ -36,6 +36,7 @@ from consumers.settings import MailSettings
 from contracts.api import Problem
 from contracts.errors import EngineError, Unavailable
 from geo_engine import pools
+from geo_engine.health import primary_position, replica_report, standby_status
 from geo_engine.settings import ApiSettings, DatabaseSettings, RedisSettings, UserSettings
 from recommender.service import Recommender
 from recommender.settings import RecommenderSettings
@@ -58,13 +59,20 @@ def create_app(
     # Loaded before serving: a missing or refused model stops the start with its reason.
     recommender = Recommender.load(recommender_settings or RecommenderSettings())
 
+    # The reads of the async routes (map, tiles, territories, project pages, /health) go to the
+    # hot standby when there is one; the write pool (every write, the outbox, and the routes that
+    # read what they or their caller just wrote: users, inbox, recommendations) stays on the
+    # primary.
+    replicated = database.read_database_url is not None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Reads run in autocommit: no BEGIN/COMMIT round trips on the hot paths. Both pools wait
         # at most pool_timeout_s for a connection, then answer 503 (geo_engine/pools.py).
         pool = pools.read_pool(database, api_settings)
         write_pool = pools.write_pool(database, api_settings)
-        await pool.open(wait=True)
+        # A standby down at start does not stop the API: its reads answer 503 until it is back.
+        await pool.open(wait=not replicated)
         write_pool.open(wait=True)
         redis_client = redis.asyncio.Redis.from_url(
             redis_settings.redis_url, socket_connect_timeout=1, socket_timeout=1
@@ -120,16 +128,24 @@ def create_app(
 
     @app.get("/health", tags=["health"], responses=problems.documented(503))
     async def health(request: Request, db: PoolDep) -> JSONResponse:
-        """200 when PostgreSQL (with PostGIS) and Redis answer; 503 naming what is down."""
-        postgis, redis_version = await asyncio.gather(
-            _postgis(db), _redis(request.app.state.redis), return_exceptions=True
-        )
+        """200 when PostgreSQL (with PostGIS) and Redis answer, and the hot standby the reads go
+        to when there is one (`replica`: `in_recovery`, `lag_s` seconds its replay is behind,
+        `behind_bytes` of WAL the primary wrote that it has not replayed); 503 naming what is
+        down (`PostgreSQL`, `PostgreSQL replica`, `Redis`)."""
+        checks: dict[str, Awaitable[Any]] = {
+            "PostgreSQL": _primary(request.app.state.write_pool) if replicated else _postgis(db),
+            "Redis": _redis(request.app.state.redis),
+        }
+        if replicated:
+            checks["PostgreSQL replica"] = pools.read(db, standby_status)
+        outcomes: list[Any] = await asyncio.gather(*checks.values(), return_exceptions=True)
+        results = dict(zip(checks, outcomes, strict=True))
         down = [
             {"where": name, "reason": result.detail}
-            for name, result in (("PostgreSQL", postgis), ("Redis", redis_version))
+            for name, result in results.items()
             if isinstance(result, EngineError)
         ]
-        for result in (postgis, redis_version):
+        for result in results.values():
             if isinstance(result, BaseException) and not isinstance(result, EngineError):
                 raise result
         if down:
@@ -138,10 +154,13 @@ def create_app(
                 errors=down,
                 headers={"Retry-After": str(pools.RETRY_AFTER_S)},
             )
-        return JSONResponse(
-            {"status": "ok", "postgis": postgis, "redis": redis_version},
-            headers={"Cache-Control": "no-store"},
-        )
+        body: dict[str, Any] = {"status": "ok", "redis": results["Redis"]}
+        if replicated:
+            body["postgis"], primary_lsn = results["PostgreSQL"]
+            body["replica"] = replica_report(primary_lsn, results["PostgreSQL replica"])
+        else:
+            body["postgis"] = results["PostgreSQL"]
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     _with_problem_schema(app)
     return app
@@ -154,6 +173,22 @@ async def _postgis(db: AsyncConnectionPool) -> str | None:
         return None if row is None else str(row[0])
 
     return await pools.read(db, version)
+
+
+async def _primary(pool: ConnectionPool) -> tuple[str, str]:
+    """The primary's PostGIS version and WAL position, through the write pool (in a thread:
+    it is a blocking pool)."""
+
+    def position() -> tuple[str, str]:
+        try:
+            with pool.connection() as conn:
+                return primary_position(conn)
+        except psycopg.OperationalError as exc:
+            if pools.connection_lost(exc):
+                raise pools.database_unavailable() from exc
+            raise
+
+    return await asyncio.to_thread(position)
 
 
 async def _redis(client: redis.asyncio.Redis) -> str:

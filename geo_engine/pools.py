@@ -14,6 +14,12 @@ Once it is back, no caller sees an error:
 - a lost connection is retried only for ``pool_timeout_s`` (psycopg_pool's default is five
   minutes with a backoff doubling from one second, which left the pool asleep for seconds after
   the server was back); after that the next request asks for a fresh connection at once.
+
+With ``GEO_ENGINE_READ_DATABASE_URL`` set, the read pool connects to that hot standby and the
+write pool stays on the primary. A standby cancels a query whose rows its replay must remove
+("conflict with recovery", SQLSTATE 40001): such a read runs once more too. A standby that
+cannot be reached answers like a primary that cannot: 503 with ``Retry-After`` (no fall back to
+the primary, which is sized for the writes and would take the whole read load at once).
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ RETRY_AFTER_S = 2
 # SQLSTATEs that say the server went away or is not ready, not that the statement is wrong:
 # class 08 (connection exception), admin_shutdown, crash_shutdown, cannot_connect_now.
 _SERVER_GONE = ("57P01", "57P02", "57P03")
+# What a hot standby answers when its replay needs what a query reads: serialization_failure
+# (rows or a lock) or deadlock_detected (a buffer pin). A read-only query sees neither on a
+# primary in autocommit.
+_RECOVERY_CONFLICT = ("40001", "40P01")
 
 
 def connection_lost(exc: BaseException) -> bool:
@@ -45,6 +55,11 @@ def connection_lost(exc: BaseException) -> bool:
     state = exc.sqlstate
     # No SQLSTATE: raised by the client itself (refused, reset, server closed the connection).
     return state is None or state.startswith("08") or state in _SERVER_GONE
+
+
+def recovery_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is a hot standby canceling a query for its replay (run it again)."""
+    return isinstance(exc, psycopg.OperationalError) and exc.sqlstate in _RECOVERY_CONFLICT
 
 
 def database_unavailable() -> Unavailable:
@@ -95,9 +110,10 @@ class WritePool(ConnectionPool[psycopg.Connection[TupleRow]]):
 
 
 def read_pool(database: DatabaseSettings, api: ApiSettings) -> ReadPool:
-    """Not opened yet (``await pool.open()``): autocommit, reads need no transaction."""
+    """On the standby when there is one (``database.reads_url``). Not opened yet
+    (``await pool.open()``): autocommit, reads need no transaction."""
     return ReadPool(
-        database.database_url,
+        database.reads_url,
         min_size=api.pool_min_size,
         max_size=api.pool_max_size,
         kwargs={"autocommit": True, "connect_timeout": database.connect_timeout_s},
@@ -124,18 +140,21 @@ async def read(
     pool: AsyncConnectionPool, work: Callable[[psycopg.AsyncConnection[TupleRow]], Awaitable[T]]
 ) -> T:
     """``await work(connection)``, an idempotent read, run once more on a fresh connection when
-    the pooled one was broken. Unavailable when the database cannot be reached."""
+    the pooled one was broken, or when a hot standby canceled it for its replay. Unavailable
+    when the database cannot be reached (or the standby canceled it twice)."""
     try:
         async with pool.connection() as conn:
             return await work(conn)
     except psycopg.OperationalError as exc:
-        if not connection_lost(exc):
+        lost = connection_lost(exc)
+        if not lost and not recovery_conflict(exc):
             raise
-    await pool.check()  # replace every broken idle connection, not only the one just met
+    if lost:
+        await pool.check()  # replace every broken idle connection, not only the one just met
     try:
         async with pool.connection() as conn:
             return await work(conn)
     except psycopg.OperationalError as exc:
-        if connection_lost(exc):
+        if connection_lost(exc) or recovery_conflict(exc):
             raise database_unavailable() from exc
         raise

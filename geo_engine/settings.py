@@ -35,11 +35,20 @@ class _Base(BaseSettings):
 
 
 class DatabaseSettings(_Base):
-    """Where PostGIS is. ``make services`` writes ``GEO_ENGINE_DATABASE_URL`` into ``.env``."""
+    """Where PostGIS is. ``make services`` writes ``GEO_ENGINE_DATABASE_URL`` into ``.env``, and
+    ``make services-replica`` also ``GEO_ENGINE_READ_DATABASE_URL`` (a hot standby)."""
 
     database_url: str = Field(
         default="postgresql://geo_engine:geo_engine@127.0.0.1:55432/geo_engine",
-        description="libpq URL of the PostGIS database",
+        description="libpq URL of the PostGIS database (the primary: every write, the outbox)",
+    )
+    read_database_url: str | None = Field(
+        default=None,
+        description=(
+            "libpq URL of a hot standby of that database, streaming from it: the API's reads "
+            "(map, tiles, territories, project pages) go there; unset or empty, they go to "
+            "the primary"
+        ),
     )
     connect_timeout_s: int = Field(
         default=3,
@@ -55,9 +64,43 @@ class DatabaseSettings(_Base):
             raise ValueError("GEO_ENGINE_DATABASE_URL must be a postgresql:// URL")
         return value
 
+    @field_validator("read_database_url")
+    @classmethod
+    def _read_postgres_only(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("GEO_ENGINE_READ_DATABASE_URL must be a postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _same_database_on_the_standby(self) -> DatabaseSettings:
+        # A standby replays its primary's whole cluster: its URL names the same database. Another
+        # name is a mistake that would answer reads from other data than the writes land in.
+        if self.read_database_url is not None and _database_name(
+            self.read_database_url
+        ) != _database_name(self.database_url):
+            raise ValueError(
+                f"GEO_ENGINE_READ_DATABASE_URL names the database "
+                f"{_database_name(self.read_database_url)!r} but GEO_ENGINE_DATABASE_URL names "
+                f"{_database_name(self.database_url)!r}: a standby holds its primary's databases"
+            )
+        return self
+
+    @property
+    def reads_url(self) -> str:
+        """Where reads go: the standby when there is one, else the primary."""
+        return self.read_database_url or self.database_url
+
     @property
     def sqlalchemy_url(self) -> str:
         return "postgresql+psycopg://" + self.database_url.split("://", 1)[1]
+
+
+def _database_name(url: str) -> str:
+    """The database a libpq URL names (``/name`` after the host, before any ``?``)."""
+    rest = url.split("://", 1)[1]
+    return rest.partition("/")[2].partition("?")[0]
 
 
 class RedisSettings(_Base):

@@ -33,6 +33,10 @@ from geo_engine.settings import ApiSettings, DatabaseSettings, GeoSettings
 from geo_engine.territories import geodata
 from geo_engine.territories.load import load
 
+# Tests make their own standby (tests/test_replica.py): a GEO_ENGINE_READ_DATABASE_URL that
+# `make services-replica` wrote to .env would send their API's reads to another server.
+os.environ["GEO_ENGINE_READ_DATABASE_URL"] = ""
+
 
 def _with_database(url: str, name: str) -> str:
     head, _, _ = url.rpartition("/")
