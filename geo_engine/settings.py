@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,9 +46,9 @@ class DatabaseSettings(_Base):
     read_database_url: str | None = Field(
         default=None,
         description=(
-            "libpq URL of a hot standby of that database, streaming from it: the API's reads "
-            "(map, tiles, territories, project pages) go there; unset or empty, they go to "
-            "the primary"
+            "libpq URL of a hot standby streaming from that server: the API's reads (map, "
+            "tiles, territories, project pages) go there, to the database database_url names; "
+            "unset or empty, they go to the primary"
         ),
     )
     connect_timeout_s: int = Field(
@@ -73,34 +74,21 @@ class DatabaseSettings(_Base):
             raise ValueError("GEO_ENGINE_READ_DATABASE_URL must be a postgresql:// URL")
         return value
 
-    @model_validator(mode="after")
-    def _same_database_on_the_standby(self) -> DatabaseSettings:
-        # A standby replays its primary's whole cluster: its URL names the same database. Another
-        # name is a mistake that would answer reads from other data than the writes land in.
-        if self.read_database_url is not None and _database_name(
-            self.read_database_url
-        ) != _database_name(self.database_url):
-            raise ValueError(
-                f"GEO_ENGINE_READ_DATABASE_URL names the database "
-                f"{_database_name(self.read_database_url)!r} but GEO_ENGINE_DATABASE_URL names "
-                f"{_database_name(self.database_url)!r}: a standby holds its primary's databases"
-            )
-        return self
-
     @property
     def reads_url(self) -> str:
-        """Where reads go: the standby when there is one, else the primary."""
-        return self.read_database_url or self.database_url
+        """Where reads go: the standby when there is one, else the primary. The database is
+        always the one ``database_url`` names (a standby holds all its primary's databases), so
+        a settings object made for another database of the same server (a bench's, a copy)
+        reads that database on the standby, never another one."""
+        if self.read_database_url is None:
+            return self.database_url
+        standby = urlsplit(self.read_database_url)
+        name = urlsplit(self.database_url).path
+        return urlunsplit(standby._replace(path=name))
 
     @property
     def sqlalchemy_url(self) -> str:
         return "postgresql+psycopg://" + self.database_url.split("://", 1)[1]
-
-
-def _database_name(url: str) -> str:
-    """The database a libpq URL names (``/name`` after the host, before any ``?``)."""
-    rest = url.split("://", 1)[1]
-    return rest.partition("/")[2].partition("?")[0]
 
 
 class RedisSettings(_Base):
