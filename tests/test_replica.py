@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
 from api.app import create_app
@@ -31,7 +32,7 @@ from geo_engine.territories import geodata
 from geo_engine.territories.load import load
 from tests import minidata
 from tests.conftest import TEST_SECRET, serving, token_for
-from tests.pgcluster import Replicated, throwaway_replicated
+from tests.pgcluster import Replicated, free_port, throwaway_replicated
 
 REIMS, TINQUEUX = "51454", "51573"
 PROMPT_S = 3.0  # the longest a request may take while the standby is down
@@ -386,3 +387,24 @@ def test_a_stopped_standby_is_a_503_for_reads_while_writes_go_on(
         (httpx.URL(path).path, 200) for path in READS
     ]
     assert replayed.status_code == 200, replayed.text
+
+
+@pytest.mark.slow
+@pytest.mark.geodata
+def test_the_api_starts_while_its_standby_is_unreachable(
+    replicated: Replicated, api_settings: ApiSettings
+) -> None:
+    nowhere = f"postgresql://geo_engine:x@127.0.0.1:{free_port()}/geo_engine"
+    settings = DatabaseSettings(database_url=replicated.primary.url, read_database_url=nowhere)
+    with TestClient(create_app(settings, api_settings, RedisSettings())) as client:
+        sent = time.monotonic()
+        read = client.get(f"/v1/territories/communes/{REIMS}")
+        took = time.monotonic() - sent
+        health = client.get("/health")
+        write = client.post("/v1/projects", json=_project(4), headers=STAFF)
+    assert read.status_code == 503, read.text
+    assert took <= PROMPT_S
+    assert int(read.headers["retry-after"]) >= 1
+    assert health.status_code == 503
+    assert [e["where"] for e in health.json()["errors"]] == ["PostgreSQL replica"]
+    assert write.status_code == 200, write.text
