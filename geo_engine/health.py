@@ -61,12 +61,7 @@ def primary_position(conn: psycopg.Connection) -> tuple[str, str]:
     return str(row[0]), str(row[1])
 
 
-async def standby_status(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
-    """``in_recovery`` (false: the read URL names a primary, not a standby), ``replay_lsn`` (its
-    last replayed WAL position, None on a primary) and ``lag_s`` (seconds its replay is behind
-    the commits it has received; 0 when it has replayed them all)."""
-    cur = await conn.execute(_STANDBY)
-    row = await cur.fetchone()
+def _standby(row: tuple[Any, ...] | None) -> dict[str, Any]:
     assert row is not None
     in_recovery, replay_lsn, lag_s = row
     return {
@@ -74,6 +69,19 @@ async def standby_status(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
         "replay_lsn": replay_lsn,
         "lag_s": None if lag_s is None else round(float(lag_s), 3),
     }
+
+
+async def standby_status(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
+    """``in_recovery`` (false: the read URL names a primary, not a standby), ``replay_lsn`` (its
+    last replayed WAL position, None on a primary) and ``lag_s`` (seconds its replay is behind
+    the commits it has received; 0 when it has replayed them all)."""
+    cur = await conn.execute(_STANDBY)
+    return _standby(await cur.fetchone())
+
+
+def standby_status_sync(conn: psycopg.Connection) -> dict[str, Any]:
+    """:func:`standby_status` on a blocking connection (the command line)."""
+    return _standby(conn.execute(_STANDBY).fetchone())
 
 
 def replica_report(primary_lsn: str, standby: dict[str, Any]) -> dict[str, Any]:

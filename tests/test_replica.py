@@ -11,6 +11,7 @@ with ``Retry-After`` for reads while writes go on, and once it is back nothing f
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import threading
 import time
@@ -31,6 +32,7 @@ from geo_engine.settings import ApiSettings, DatabaseSettings, GeoSettings, Redi
 from geo_engine.territories import geodata
 from geo_engine.territories.load import load
 from tests import minidata
+from tests.cli import run_cli
 from tests.conftest import TEST_SECRET, serving, token_for
 from tests.pgcluster import Replicated, free_port, throwaway_replicated
 
@@ -370,6 +372,27 @@ def test_a_read_the_standby_cancels_for_its_replay_runs_again(
 
 
 _CONFLICTS = "SELECT confl_lock FROM pg_stat_database_conflicts WHERE datname = 'geo_engine'"
+
+
+@pytest.mark.slow
+@pytest.mark.geodata
+def test_the_command_line_status_reports_the_standby(replicated: Replicated) -> None:
+    env = {"GEO_ENGINE_DATABASE_URL": replicated.primary.url}
+    done = run_cli("status", env={**env, "GEO_ENGINE_READ_DATABASE_URL": replicated.standby.url})
+    assert done.returncode == 0, done.stderr
+    replica = json.loads(done.stdout)["replica"]
+    assert replica["in_recovery"] is True
+    assert replica["lag_s"] >= 0 and replica["behind_bytes"] >= 0
+    alone = run_cli("status", env=env)
+    assert alone.returncode == 0, alone.stderr
+    assert "replica" not in json.loads(alone.stdout)
+    nowhere = f"postgresql://geo_engine:x@127.0.0.1:{free_port()}/geo_engine"
+    down = run_cli("status", env={**env, "GEO_ENGINE_READ_DATABASE_URL": nowhere})
+    assert down.returncode == 75, down.stderr
+    assert down.stdout == ""
+    assert down.stderr.strip().splitlines() == [
+        "error: cannot reach the hot standby (GEO_ENGINE_READ_DATABASE_URL); its reads fail"
+    ]
 
 
 @pytest.mark.slow
