@@ -57,22 +57,16 @@ def import_(file: Path = typer.Argument(..., exists=True, dir_okay=False, readab
     """Import users from JSON Lines (all or nothing: one bad line and nothing is written)."""
     with file.open("rb") as handle:
         total = sum(1 for _ in handle)
-    settings = DatabaseSettings()
-    with connect(settings) as conn, connect(settings) as lookup, progress_bar() as bar:
+    with connect(DatabaseSettings()) as conn, progress_bar() as bar:
         index = None
         if total >= BULK_USERS:
             task = bar.add_task("indexing commune outlines", total=None)
-            index = CommuneIndex.from_db(lookup)
+            index = CommuneIndex.from_db(conn)
             bar.update(task, total=1, completed=1)
         task = bar.add_task(f"reading, placing and storing {file.name}", total=total)
         try:
             summary = import_jsonl(
-                conn,
-                file,
-                UserSettings(),
-                index,
-                lookup=lookup,
-                progress=lambda n: bar.advance(task, n),
+                conn, file, UserSettings(), index, progress=lambda n: bar.advance(task, n)
             )
         except UserImportError as exc:
             raise exc.within("nothing imported, invalid lines") from None
