@@ -399,10 +399,15 @@ class PlaceWriter:
     Into an empty ``user_place`` (and ``bulk``) each batch is one binary COPY into the table
     itself, its indexes and keys built once by :meth:`finish` (a table truncated in the same
     transaction is not WAL-logged); otherwise into a staging table upserted by :meth:`finish`,
-    announcing the moves.
+    announcing the moves. ``staged``: every batch into the staging table, and an empty table
+    loaded from it in one statement by :meth:`finish`: dropping the foreign keys locks
+    ``commune`` and ``arrondissement`` against every reader until commit, so a streamed
+    import takes that lock only at its end.
     """
 
-    def __init__(self, cur: psycopg.Cursor, settings: UserSettings, bulk: bool) -> None:
+    def __init__(
+        self, cur: psycopg.Cursor, settings: UserSettings, bulk: bool, staged: bool = False
+    ) -> None:
         self.cur = cur
         self.settings = settings
         self._deferred = ExitStack()
@@ -410,7 +415,8 @@ class PlaceWriter:
         cur.execute("LOCK TABLE user_place IN SHARE ROW EXCLUSIVE MODE")
         cur.execute("SELECT NOT EXISTS (SELECT 1 FROM user_place)")
         row = cur.fetchone()
-        self.direct = bool(row and row[0] and bulk)
+        self.empty = bool(row and row[0] and bulk)
+        self.direct = self.empty and not staged
         if self.direct:
             cur.execute("TRUNCATE user_place")
             self._deferred.enter_context(pgcopy.constraints_deferred_to_the_end(cur, "user_place"))
@@ -436,6 +442,11 @@ class PlaceWriter:
         """Build the keys and indexes (direct), or upsert the staged places."""
         if self.direct:
             self._deferred.close()
+            return
+        if self.empty:
+            self.cur.execute("TRUNCATE user_place")
+            with pgcopy.constraints_deferred_to_the_end(self.cur, "user_place"):
+                self.cur.execute("INSERT INTO user_place SELECT * FROM stage_place")
             return
         self.cur.execute(
             """WITH written AS (
@@ -493,14 +504,15 @@ def import_jsonl(
     All or nothing: any refused line (``file:line: field: reason``, a home in no commune, an
     unknown code, an id given twice) raises :class:`UserImportError` with the first refusals by
     line number once the whole file is read; the caller then rolls back what was staged.
-    The territories (codes, postal codes) are read on ``conn`` too: into an empty table the
-    import drops user_place's foreign keys, which locks commune and arrondissement until commit.
+    The territories (codes, postal codes) are read on ``conn``; ``commune`` and
+    ``arrondissement`` are locked against readers only at the end, for the load of an empty
+    ``user_place`` (:class:`PlaceWriter`).
     """
     lines = UserLines(path, settings.import_chunk_lines)
     pending = 0
     with conn.cursor() as cur:
         _create_profile_stage(cur)
-        places = PlaceWriter(cur, settings, bulk=True)
+        places = PlaceWriter(cur, settings, bulk=True, staged=True)
         for chunk in lines.chunks(progress):
             if lines.refusals:  # nothing more is written; the rest is only read for refusals
                 continue
