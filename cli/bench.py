@@ -15,14 +15,16 @@ from geo_engine.settings import DatabaseSettings, GeoSettings
 
 # Benchmarks with a module of their own, bench/<name>.py with run_<name>(database, geo, size,
 # seed), and their default sizes (users), beside bench.runner's.
-LOOP_BENCHES = {"fanout": 5_000_000, "replay": 10_000, "growth": 100_000}
+LOOP_BENCHES = {"fanout": 5_000_000, "replay": 10_000, "growth": 100_000, "import": 1_000_000}
+# Names that are no module's name (a keyword): their module.
+BENCH_MODULES = {"import": "imports"}
 
 
 def bench(
     name: str = typer.Argument(
         ...,
         help="placement, locate, http, audience, recommend, consumers, fanout, digest, replay, "
-        "growth or mail",
+        "growth, import or mail",
     ),
     size: int | None = typer.Option(
         None,
@@ -37,7 +39,8 @@ def bench(
     users and 100,000 projects; fanout: the same database, inbox rows committed then deleted;
     mail: no database, SIZE digests composed on one core; replay: <database>_bench_replay, SIZE
     users with one logged digest each, rolled back; growth: <database>_bench_growth, SIZE users
-    with 28 days of a digest experiment's history, rolled back; see bench/README.md)."""
+    with 28 days of a digest experiment's history, rolled back; import: `geo-engine users import`
+    of SIZE users in a child process, on <database>_bench_import; see bench/README.md)."""
     if name == "mail":
         from bench.mail import DEFAULT_DIGESTS, run_mail
 
@@ -54,7 +57,7 @@ def bench(
         size = LOOP_BENCHES.get(name, DEFAULT_SIZES.get(name, DEFAULT_SIZE))
     err.print(f"running {name} with size {size}…")
     if name in LOOP_BENCHES:
-        runner = importlib.import_module(f"bench.{name}")
+        runner = importlib.import_module(f"bench.{BENCH_MODULES.get(name, name)}")
         figures = {
             "name": name,
             "size": size,

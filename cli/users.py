@@ -19,9 +19,9 @@ from geo_engine.users.places import (
     UserBatch,
     UserImportError,
     choose_commune,
+    import_jsonl,
     import_users,
     move_user,
-    read_jsonl,
 )
 
 app = typer.Typer(no_args_is_help=True, help="Citizens and where they live.")
@@ -55,15 +55,27 @@ def load_batch(batch: UserBatch) -> None:
 @app.command("import")
 def import_(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True)) -> None:
     """Import users from JSON Lines (all or nothing: one bad line and nothing is written)."""
-    total = sum(1 for _ in file.open("rb"))
-    with progress_bar() as bar:
-        task = bar.add_task(f"reading {file.name}", total=total)
+    with file.open("rb") as handle:
+        total = sum(1 for _ in handle)
+    with connect(DatabaseSettings()) as conn, progress_bar() as bar:
+        index = None
+        if total >= BULK_USERS:
+            task = bar.add_task("indexing commune outlines", total=None)
+            index = CommuneIndex.from_db(conn)
+            bar.update(task, total=1, completed=1)
+        task = bar.add_task(f"reading, placing and storing {file.name}", total=total)
         try:
-            batch = read_jsonl(file, progress=lambda n: bar.advance(task, n))
+            summary = import_jsonl(
+                conn, file, UserSettings(), index, progress=lambda n: bar.advance(task, n)
+            )
         except UserImportError as exc:
             raise exc.within("nothing imported, invalid lines") from None
+        conn.commit()
         bar.update(task, completed=total)
-    load_batch(batch)
+    err.print(
+        f"{summary.users - summary.pending:,} users placed; {summary.pending:,} pending "
+        "a choice between communes sharing their postal code"
+    )
 
 
 @app.command()

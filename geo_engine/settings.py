@@ -135,6 +135,14 @@ class UserSettings(_Base):
             "(0 keeps exact points); the exact point is never stored"
         ),
     )
+    import_chunk_lines: int = Field(
+        default=100_000,
+        ge=1,
+        description=(
+            "`users import` reads, places and stages a file this many lines at a time: "
+            "its memory is bounded by a chunk, whatever the file's size"
+        ),
+    )
 
 
 DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 (refused outside development)

@@ -26,6 +26,7 @@ NO_COMMUNE = -1
 _MIXED = -1  # grid cell crossed by a boundary: exact test needed
 _OUTSIDE = -2  # grid cell in no commune
 _EPS = 1e-9  # degrees: a boundary this close to a cell marks it
+_PIECES_AT_ONCE = 2_000  # outline pieces densified at once while building a grid
 
 
 @dataclass(frozen=True)
@@ -85,30 +86,35 @@ def _build_grid(
     nx = int(np.ceil((xmax - x0) / cell)) + 2
     ny = int(np.ceil((ymax - y0) / cell)) + 2
     marked = np.zeros((ny, nx), dtype=bool)
-    rings = shapely.segmentize(shapely.get_rings(shapely.get_parts(polys[members])), cell / 2)
-    coords, ring = shapely.get_coordinates(rings, return_index=True)
-    same = ring[1:] == ring[:-1]
-    a, b = coords[:-1][same], coords[1:][same]
-    lo = np.minimum(a, b) - _EPS
-    hi = np.maximum(a, b) + _EPS
-    ix_lo = np.floor((lo[:, 0] - x0) / cell).astype(np.int64)
-    ix_hi = np.floor((hi[:, 0] - x0) / cell).astype(np.int64)
-    iy_lo = np.floor((lo[:, 1] - y0) / cell).astype(np.int64)
-    iy_hi = np.floor((hi[:, 1] - y0) / cell).astype(np.int64)
-    for iy in (iy_lo, iy_hi):
-        for ix in (ix_lo, ix_hi):
-            marked[iy, ix] = True
+    # Some pieces at a time: the densified rings of all France would take gigabytes at once.
+    for start in range(0, members.size, _PIECES_AT_ONCE):
+        some = polys[members[start : start + _PIECES_AT_ONCE]]
+        rings = shapely.segmentize(shapely.get_rings(shapely.get_parts(some)), cell / 2)
+        coords, ring = shapely.get_coordinates(rings, return_index=True)
+        same = ring[1:] == ring[:-1]
+        a, b = coords[:-1][same], coords[1:][same]
+        lo = np.minimum(a, b) - _EPS
+        hi = np.maximum(a, b) + _EPS
+        ix_lo = np.floor((lo[:, 0] - x0) / cell).astype(np.int64)
+        ix_hi = np.floor((hi[:, 0] - x0) / cell).astype(np.int64)
+        iy_lo = np.floor((lo[:, 1] - y0) / cell).astype(np.int64)
+        iy_hi = np.floor((hi[:, 1] - y0) / cell).astype(np.int64)
+        for iy in (iy_lo, iy_hi):
+            for ix in (ix_lo, ix_hi):
+                marked[iy, ix] = True
     labels, count = ndimage.label(~marked)
-    # One representative cell per unmarked area.
-    flat = labels.ravel()
-    order = np.argsort(flat, kind="stable")
-    first = order[np.searchsorted(flat[order], np.arange(1, count + 1))]
-    ry, rx = np.divmod(first, nx)
+    del marked
+    # One representative cell per unmarked area (any of its cells), a band of rows at a time.
+    first = np.zeros(count + 1, dtype=np.int64)
+    rows = max(1, _PIECES_AT_ONCE * 100 // nx)
+    for r0 in range(0, ny, rows):
+        band = labels[r0 : r0 + rows].ravel()
+        first[band] = np.arange(r0 * nx, r0 * nx + band.size, dtype=np.int64)
+    ry, rx = np.divmod(first[1:], nx)
     owner_of_label = _exact(tree, x0 + (rx + 0.5) * cell, y0 + (ry + 0.5) * cell, owner)
     owner_of_label[owner_of_label == NO_COMMUNE] = _OUTSIDE
-    owner = np.empty(labels.shape, dtype=np.int32)
-    owner[marked] = _MIXED
-    owner[~marked] = owner_of_label[labels[~marked] - 1]
+    # Label 0 is the marked cells.
+    owner = np.concatenate([np.array([_MIXED], dtype=np.int32), owner_of_label])[labels]
     return _Grid(x0, y0, cell, owner)
 
 

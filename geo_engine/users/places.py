@@ -14,35 +14,31 @@ place. A re-import of the same file changes nothing and announces nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from functools import cache
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import psycopg
 from psycopg import sql
-from pydantic import ValidationError
 
 from contracts.errors import InvalidInput, NotFound
-from contracts.users import Notifications, UserRecord
+from contracts.users import UserRecord
 from geo_engine import pgcopy
 from geo_engine.db import load_sql
-from geo_engine.jsonl import ImportRejected, validation_messages
 from geo_engine.outbox import insert_events
 from geo_engine.settings import UserSettings
 from geo_engine.territories.locate import locate
+from geo_engine.users.batch import UserBatch as UserBatch
+from geo_engine.users.batch import notifications_json as notifications_json
 from geo_engine.users.placement import NO_COMMUNE, CommuneIndex
+from geo_engine.users.records import UserImportError as UserImportError
+from geo_engine.users.records import UserLines
 
 METRES_PER_DEGREE = 111_320.0
-CHUNK_RECORDS = 100_000
 BULK_ROWS = 10_000  # from this many rows into an empty table, keys are built once at the end
-
-
-class UserImportError(ImportRejected):
-    """The users' input has invalid lines; nothing was written."""
 
 
 class PlacementError(InvalidInput):
@@ -51,62 +47,6 @@ class PlacementError(InvalidInput):
 
 class UnknownUser(NotFound, PlacementError):
     """A placement request for a user who does not exist (a not-found, first)."""
-
-
-@cache
-def notifications_json(prefs: Notifications) -> bytes:
-    """Encoded once per distinct setting (there are 16): one shared bytes object per setting
-    instead of one per user (orjson hands out 4 KiB buffers)."""
-    return orjson.dumps(prefs.model_dump())
-
-
-@dataclass
-class UserBatch:
-    """Users in columns, as read from a file or generated; ``line`` numbers the source lines."""
-
-    ids: npt.NDArray[np.int64]
-    lon: npt.NDArray[np.float64]  # NaN where no home point was given
-    lat: npt.NDArray[np.float64]
-    commune: npt.NDArray[np.object_]  # given INSEE code or None
-    postal_code: npt.NDArray[np.object_]
-    interests: list[list[str]]
-    notifications: list[bytes]  # JSON
-    timezone: list[str | None]
-    line: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @classmethod
-    def from_records(
-        cls, records: list[UserRecord], lines: Iterable[int] | None = None
-    ) -> UserBatch:
-        n = len(records)
-        return cls(
-            ids=np.fromiter((r.id for r in records), dtype=np.int64, count=n),
-            lon=np.fromiter((r.home.lon if r.home else np.nan for r in records), np.float64, n),
-            lat=np.fromiter((r.home.lat if r.home else np.nan for r in records), np.float64, n),
-            commune=np.array([r.commune for r in records] or [], dtype=object),
-            postal_code=np.array([r.postal_code for r in records] or [], dtype=object),
-            interests=[[str(t) for t in r.interests] for r in records],
-            notifications=[notifications_json(r.notifications) for r in records],
-            timezone=[r.timezone for r in records],
-            line=np.fromiter(lines if lines is not None else range(1, n + 1), np.int64, n),
-        )
-
-    @classmethod
-    def concat(cls, batches: list[UserBatch]) -> UserBatch:
-        return cls(
-            ids=np.concatenate([b.ids for b in batches]),
-            lon=np.concatenate([b.lon for b in batches]),
-            lat=np.concatenate([b.lat for b in batches]),
-            commune=np.concatenate([b.commune for b in batches]),
-            postal_code=np.concatenate([b.postal_code for b in batches]),
-            interests=[i for b in batches for i in b.interests],
-            notifications=[n for b in batches for n in b.notifications],
-            timezone=[t for b in batches for t in b.timezone],
-            line=np.concatenate([b.line for b in batches]),
-        )
 
 
 @dataclass
@@ -121,37 +61,12 @@ class Placement:
 
 
 def read_jsonl(path: Path, progress: Callable[[int], None] = lambda _n: None) -> UserBatch:
-    """Parse and validate every line; raise UserImportError listing the bad ones."""
-    records: list[UserRecord] = []
-    lines: list[int] = []
-    chunks: list[UserBatch] = []
-    errors: list[str] = []
-    seen: dict[int, int] = {}
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number % 100_000 == 0:
-                progress(100_000)
-            if not raw.strip():
-                continue
-            try:
-                record = UserRecord.model_validate_json(raw)
-            except ValidationError as exc:
-                errors.extend(validation_messages(exc, f"{path.name}:{number}"))
-                continue
-            if record.id in seen:
-                errors.append(
-                    f"{path.name}:{number}: id: {record.id} already on line {seen[record.id]}"
-                )
-                continue
-            seen[record.id] = number
-            records.append(record)
-            lines.append(number)
-            if len(records) == CHUNK_RECORDS:  # columns take far less memory than models
-                chunks.append(UserBatch.from_records(records, lines))
-                records, lines = [], []
-    if errors:
-        raise UserImportError(errors, len(errors))
-    return UserBatch.concat([*chunks, UserBatch.from_records(records, lines)])
+    """Parse and validate every line into one batch; raise UserImportError listing the first
+    bad lines. The whole file is held: :func:`import_jsonl` streams large ones."""
+    lines = UserLines(path)
+    chunks = list(lines.chunks(progress))
+    lines.finish()
+    return UserBatch.concat(chunks)
 
 
 def coarsen(
@@ -259,11 +174,21 @@ def place(
     With ``index`` points are placed in memory (millions of users); without it, each point is
     located in PostGIS, which suits small batches. Both follow the same border rule.
     """
+    placement, errors = place_or_refuse(conn, batch, index)
+    if errors:
+        raise UserImportError([message for _, message in errors])
+    return placement
+
+
+def place_or_refuse(
+    conn: psycopg.Connection, batch: UserBatch, index: CommuneIndex | None = None
+) -> tuple[Placement, list[tuple[int, str]]]:
+    """:func:`place`, with the refusals returned as (line, message) rather than raised."""
     n = len(batch)
     commune = np.full(n, None, dtype=object)
     arrondissement = np.full(n, None, dtype=object)
     candidates: list[list[str] | None] = [None] * n
-    errors: list[str] = []
+    errors: list[tuple[int, str]] = []
 
     has_point = np.flatnonzero(~np.isnan(batch.lon))
     if index is not None:
@@ -284,7 +209,11 @@ def place(
             arrondissement[i] = where.arrondissement.code if where.arrondissement else None
         missing = np.array(lost, dtype=np.int64)
     errors += [
-        f"line {batch.line[i]}: home: lon={batch.lon[i]} lat={batch.lat[i]} is in no French commune"
+        (
+            int(batch.line[i]),
+            f"line {batch.line[i]}: home: lon={batch.lon[i]} lat={batch.lat[i]}"
+            " is in no French commune",
+        )
         for i in missing
     ]
 
@@ -305,7 +234,10 @@ def place(
         dtype=object,
     )[inverse]
     refused = np.flatnonzero(why != None)  # noqa: E711 (numpy elementwise)
-    errors += [f"line {batch.line[given[i]]}: commune: {why[i]}" for i in refused]
+    errors += [
+        (int(batch.line[given[i]]), f"line {batch.line[given[i]]}: commune: {why[i]}")
+        for i in refused
+    ]
 
     by_postal = np.flatnonzero(batch.postal_code != None)  # noqa: E711
     postcodes, inverse = np.unique(batch.postal_code[by_postal].astype(str), return_inverse=True)
@@ -325,13 +257,16 @@ def place(
     for row, which in zip(by_postal.tolist(), inverse.tolist(), strict=True):
         if not communes_of[which]:
             errors.append(
-                f"line {batch.line[row]}: postal_code: unknown postal code {batch.postal_code[row]}"
+                (
+                    int(batch.line[row]),
+                    f"line {batch.line[row]}: postal_code: unknown postal code"
+                    f" {batch.postal_code[row]}",
+                )
             )
         elif len(communes_of[which]) > 1:
             candidates[row] = communes_of[which]
-    if errors:
-        raise UserImportError(errors, len(errors))
-    return Placement(commune, arrondissement, candidates)
+    errors.sort(key=lambda e: e[0])
+    return Placement(commune, arrondissement, candidates), errors
 
 
 # A new profile is a registration; a changed one, changed preferences (one event per row).
@@ -348,19 +283,76 @@ MOVE_EVENTS = insert_events(
 )
 
 
-def _store_profiles(cur: psycopg.Cursor, batch: UserBatch) -> None:
+def _create_profile_stage(cur: psycopg.Cursor) -> None:
     cur.execute("DROP TABLE IF EXISTS stage_user")
     cur.execute("""CREATE TEMP TABLE stage_user (id bigint, interests text[], notifications jsonb,
                    timezone text) ON COMMIT DROP""")
+
+
+def _copy_profiles(cur: psycopg.Cursor, batch: UserBatch) -> None:
+    """The batch's profiles into ``stage_user``, as one block of COPY text."""
+    # Few distinct settings and interest sets: each is escaped for COPY once.
+    settings: dict[bytes, str] = {}
+    for n in set(batch.notifications):
+        settings[n] = n.decode().replace("\\", "\\\\")
+    null = "\\N"
+    text = "".join(
+        [
+            f"{i}\t{{{','.join(t)}}}\t{settings[n]}\t{null if z is None else z}\n"
+            for i, t, n, z in zip(
+                batch.ids.tolist(),
+                batch.interests,
+                batch.notifications,
+                batch.timezone,
+                strict=True,
+            )
+        ]
+    )
     with cur.copy("COPY stage_user (id, interests, notifications, timezone) FROM STDIN") as copy:
-        for row in zip(
-            batch.ids.tolist(),
-            batch.interests,
-            (n.decode() for n in batch.notifications),
-            batch.timezone,
-            strict=True,
-        ):
-            copy.write_row(row)
+        copy.write(text)
+
+
+# The staged profiles' statements, in this order (``_merge_profiles``).
+NEW_PROFILE_EVENTS = insert_events(
+    """(SELECT 'user.registered' AS type, jsonb_build_object('user_id', s.id) AS payload
+        FROM stage_user s WHERE NOT EXISTS (SELECT 1 FROM app_user u WHERE u.id = s.id))"""
+)
+CHANGED_PROFILES = """WITH changed AS (
+        UPDATE app_user u SET interests = s.interests, notifications = s.notifications,
+            timezone = s.timezone, updated_at = now()
+        FROM stage_user s
+        WHERE u.id = s.id AND (u.interests, u.notifications, u.timezone)
+            IS DISTINCT FROM (s.interests, s.notifications, s.timezone)
+        RETURNING u.id) """ + insert_events(
+    """(SELECT 'user.preferences_changed' AS type,
+                   jsonb_build_object('user_id', id) AS payload FROM changed)"""
+)
+# Not an anti-join: the heap it would scan grows with the rows this very statement inserts.
+NEW_PROFILES = """INSERT INTO app_user (id, interests, notifications, timezone)
+    SELECT id, interests, notifications, timezone FROM stage_user
+    ON CONFLICT (id) DO NOTHING"""
+
+
+def _merge_profiles(cur: psycopg.Cursor) -> None:
+    """Write ``stage_user`` (ids distinct) into ``app_user``, with one event per new or changed
+    profile: the new ones' events, the changed ones, then the new ones, each one plain
+    set-based statement (an upsert returning millions of rows through a CTE costs four times
+    as much). The lock keeps any other writer of profiles out in between."""
+    cur.execute("LOCK TABLE app_user IN SHARE ROW EXCLUSIVE MODE")
+    cur.execute("ANALYZE stage_user (id)")
+    # Joins of millions of staged rows against app_user by hash, whatever the statistics say
+    # (a nested loop over a table believed empty would scan it once per staged row).
+    cur.execute("SET LOCAL enable_nestloop = off")
+    cur.execute(NEW_PROFILE_EVENTS)
+    cur.execute(CHANGED_PROFILES)
+    cur.execute("RESET enable_nestloop")
+    cur.execute(NEW_PROFILES)
+
+
+def _store_profiles(cur: psycopg.Cursor, batch: UserBatch) -> None:
+    """A batch's profiles in one upsert (no lock beyond the rows: registrations go this way)."""
+    _create_profile_stage(cur)
+    _copy_profiles(cur, batch)
     cur.execute(
         """WITH written AS (
             INSERT INTO app_user AS u (id, interests, notifications, timezone)
@@ -401,57 +393,141 @@ def _copy_places(
             copy.write_row((int(batch.ids[i]), placement.candidates[i], batch.postal_code[i]))
 
 
+class PlaceWriter:
+    """Users' places written batch by batch in the caller's transaction.
+
+    Into an empty ``user_place`` (and ``bulk``) each batch is one binary COPY into the table
+    itself, its indexes and keys built once by :meth:`finish` (a table truncated in the same
+    transaction is not WAL-logged); otherwise into a staging table upserted by :meth:`finish`,
+    announcing the moves. ``staged``: every batch into the staging table, and an empty table
+    loaded from it in one statement by :meth:`finish`: dropping the foreign keys locks
+    ``commune`` and ``arrondissement`` against every reader until commit, so a streamed
+    import takes that lock only at its end.
+    """
+
+    def __init__(
+        self, cur: psycopg.Cursor, settings: UserSettings, bulk: bool, staged: bool = False
+    ) -> None:
+        self.cur = cur
+        self.settings = settings
+        self._deferred = ExitStack()
+        # Locked first, so no place committed meanwhile can be lost to the TRUNCATE below.
+        cur.execute("LOCK TABLE user_place IN SHARE ROW EXCLUSIVE MODE")
+        cur.execute("SELECT NOT EXISTS (SELECT 1 FROM user_place)")
+        row = cur.fetchone()
+        self.empty = bool(row and row[0] and bulk)
+        self.direct = self.empty and not staged
+        if self.direct:
+            cur.execute("TRUNCATE user_place")
+            self._deferred.enter_context(pgcopy.constraints_deferred_to_the_end(cur, "user_place"))
+            self.table = "user_place"
+        else:
+            cur.execute("DROP TABLE IF EXISTS stage_place")
+            cur.execute("CREATE TEMP TABLE stage_place (LIKE user_place) ON COMMIT DROP")
+            self.table = "stage_place"
+
+    def write(self, batch: UserBatch, placement: Placement) -> None:
+        lon, lat = coarsen(batch.lon, batch.lat, self.settings.home_precision_m)
+        columns = [
+            pgcopy.bigint(batch.ids),
+            pgcopy.fixed_text(placement.commune, 5),
+            pgcopy.fixed_text(placement.arrondissement, 5),
+            pgcopy.fixed_text(batch.postal_code, 5),
+            pgcopy.points_ewkb(lon, lat),
+        ]
+        placed = np.array([c is None for c in placement.candidates], dtype=bool)
+        _copy_places(self.cur, self.table, batch, placement, columns, placed)
+
+    def finish(self) -> None:
+        """Build the keys and indexes (direct), or upsert the staged places."""
+        if self.direct:
+            self._deferred.close()
+            return
+        if self.empty:
+            self.cur.execute("TRUNCATE user_place")
+            with pgcopy.constraints_deferred_to_the_end(self.cur, "user_place"):
+                self.cur.execute("INSERT INTO user_place SELECT * FROM stage_place")
+            return
+        self.cur.execute(
+            """WITH written AS (
+            INSERT INTO user_place AS p (user_id, commune_code, arrondissement_code,
+                                         candidate_communes, postal_code, home)
+            SELECT user_id, commune_code, arrondissement_code, candidate_communes, postal_code,
+                   home
+            FROM stage_place
+            ON CONFLICT (user_id) DO UPDATE SET commune_code = EXCLUDED.commune_code,
+                arrondissement_code = EXCLUDED.arrondissement_code,
+                candidate_communes = EXCLUDED.candidate_communes,
+                postal_code = EXCLUDED.postal_code, home = EXCLUDED.home
+            -- A user who settled among the communes of their postal code keeps that choice when
+            -- the same postal code comes again (a re-import must not make them pending anew);
+            -- a place that is the same is not rewritten (and announces no move).
+            WHERE NOT (p.candidate_communes IS NULL
+                       AND p.postal_code IS NOT DISTINCT FROM EXCLUDED.postal_code
+                       AND coalesce(p.commune_code = ANY (EXCLUDED.candidate_communes), false))
+              AND (p.commune_code, p.arrondissement_code, p.candidate_communes, p.postal_code,
+                   ST_AsEWKB(p.home))
+                  IS DISTINCT FROM (EXCLUDED.commune_code, EXCLUDED.arrondissement_code,
+                                    EXCLUDED.candidate_communes, EXCLUDED.postal_code,
+                                    ST_AsEWKB(EXCLUDED.home))
+            RETURNING user_id, (xmax = 0) AS inserted) """
+            + MOVE_EVENTS
+        )
+
+
 def store_places(
     cur: psycopg.Cursor, batch: UserBatch, placement: Placement, settings: UserSettings
 ) -> None:
     """Write the users' places. Into an empty table it is one binary COPY with indexes and keys
     built once at the end; otherwise through a staging table and one upsert."""
-    lon, lat = coarsen(batch.lon, batch.lat, settings.home_precision_m)
-    columns = [
-        pgcopy.bigint(batch.ids),
-        pgcopy.fixed_text(placement.commune, 5),
-        pgcopy.fixed_text(placement.arrondissement, 5),
-        pgcopy.fixed_text(batch.postal_code, 5),
-        pgcopy.points_ewkb(lon, lat),
-    ]
-    placed = np.array([c is None for c in placement.candidates], dtype=bool)
-    # Locked first, so no place committed meanwhile can be lost to the TRUNCATE below.
-    cur.execute("LOCK TABLE user_place IN SHARE ROW EXCLUSIVE MODE")
-    cur.execute("SELECT NOT EXISTS (SELECT 1 FROM user_place)")
-    row = cur.fetchone()
-    if row and row[0] and len(batch) >= BULK_ROWS:
-        # Truncating the (empty) table lets PostgreSQL skip WAL for the COPY (wal_level=minimal).
-        cur.execute("TRUNCATE user_place")
-        with pgcopy.constraints_deferred_to_the_end(cur, "user_place"):
-            _copy_places(cur, "user_place", batch, placement, columns, placed)
-        return
-    cur.execute("DROP TABLE IF EXISTS stage_place")
-    cur.execute("CREATE TEMP TABLE stage_place (LIKE user_place) ON COMMIT DROP")
-    _copy_places(cur, "stage_place", batch, placement, columns, placed)
-    cur.execute(
-        """WITH written AS (
-        INSERT INTO user_place AS p (user_id, commune_code, arrondissement_code,
-                                     candidate_communes, postal_code, home)
-        SELECT user_id, commune_code, arrondissement_code, candidate_communes, postal_code, home
-        FROM stage_place
-        ON CONFLICT (user_id) DO UPDATE SET commune_code = EXCLUDED.commune_code,
-            arrondissement_code = EXCLUDED.arrondissement_code,
-            candidate_communes = EXCLUDED.candidate_communes,
-            postal_code = EXCLUDED.postal_code, home = EXCLUDED.home
-        -- A user who settled among the communes of their postal code keeps that choice when
-        -- the same postal code comes again (a re-import must not make them pending anew);
-        -- a place that is the same is not rewritten (and announces no move).
-        WHERE NOT (p.candidate_communes IS NULL
-                   AND p.postal_code IS NOT DISTINCT FROM EXCLUDED.postal_code
-                   AND coalesce(p.commune_code = ANY (EXCLUDED.candidate_communes), false))
-          AND (p.commune_code, p.arrondissement_code, p.candidate_communes, p.postal_code,
-               ST_AsEWKB(p.home))
-              IS DISTINCT FROM (EXCLUDED.commune_code, EXCLUDED.arrondissement_code,
-                                EXCLUDED.candidate_communes, EXCLUDED.postal_code,
-                                ST_AsEWKB(EXCLUDED.home))
-        RETURNING user_id, (xmax = 0) AS inserted) """
-        + MOVE_EVENTS
-    )
+    writer = PlaceWriter(cur, settings, bulk=len(batch) >= BULK_ROWS)
+    writer.write(batch, placement)
+    writer.finish()
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    users: int
+    pending: int  # of them, waiting for a choice between communes sharing their postal code
+
+
+def import_jsonl(
+    conn: psycopg.Connection,
+    path: Path,
+    settings: UserSettings,
+    index: CommuneIndex | None = None,
+    progress: Callable[[int], None] = lambda _n: None,
+) -> ImportSummary:
+    """Read, place and store a users' file chunk by chunk, in the caller's transaction (the
+    caller commits), in memory bounded by a chunk whatever the file's size.
+
+    All or nothing: any refused line (``file:line: field: reason``, a home in no commune, an
+    unknown code, an id given twice) raises :class:`UserImportError` with the first refusals by
+    line number once the whole file is read; the caller then rolls back what was staged.
+    The territories (codes, postal codes) are read on ``conn``; ``commune`` and
+    ``arrondissement`` are locked against readers only at the end, for the load of an empty
+    ``user_place`` (:class:`PlaceWriter`).
+    """
+    lines = UserLines(path, settings.import_chunk_lines)
+    pending = 0
+    with conn.cursor() as cur:
+        _create_profile_stage(cur)
+        places = PlaceWriter(cur, settings, bulk=True, staged=True)
+        for chunk in lines.chunks(progress):
+            if lines.refusals:  # nothing more is written; the rest is only read for refusals
+                continue
+            placement, refused = place_or_refuse(conn, chunk, index)
+            for line, message in refused:
+                lines.refusals.add(line, message)
+            if refused:
+                continue
+            _copy_profiles(cur, chunk)
+            places.write(chunk, placement)
+            pending += placement.pending
+        lines.finish()
+        _merge_profiles(cur)
+        places.finish()
+    return ImportSummary(lines.records, pending)
 
 
 def import_users(
