@@ -102,6 +102,7 @@ class TileCache:
         self.territories_version: str | None = None
         self.hits = 0
         self.misses = 0
+        self.received = 0  # channel messages applied
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -172,6 +173,7 @@ class TileCache:
     def on_message(self, raw: bytes | str) -> None:
         """Apply one message of the channel; a malformed one empties the cache (it may have
         named tiles that are now stale)."""
+        self.received += 1
         try:
             layer, tiles = tile_keys.parse_message(raw)
         except ValueError as exc:

@@ -86,11 +86,13 @@ def stale_tiles(conn: psycopg.Connection, events: Sequence[Event]) -> set[tile_k
     return tiles
 
 
-def publish(client: redis.Redis, channel: str, tiles: set[tile_keys.Tile]) -> None:
-    """Publish ``tiles`` of the projects layer on ``channel``, in messages of :data:`CHUNK`."""
+def publish(client: redis.Redis, channel: str, tiles: set[tile_keys.Tile]) -> int:
+    """Publish ``tiles`` of the projects layer on ``channel``, in messages of :data:`CHUNK`;
+    returns how many messages."""
     ordered = sorted(tiles)
     for start in range(0, len(ordered), CHUNK):
         client.publish(channel, tile_keys.message("projects", ordered[start : start + CHUNK]))
+    return -(-len(ordered) // CHUNK)
 
 
 def worker(client: redis.Redis, settings: TileCacheSettings) -> Worker:
