@@ -1,0 +1,70 @@
+"""The public tile cache under wrk: the tile scenarios of ``bench http`` (project tiles at
+zoom 10-14, commune tiles at zoom 8-13, around 20,000 project places, 32 connections, the same
+two cores) served without the cache and with it, in one run.
+
+Without the cache (``GEO_ENGINE_TILE_CACHE_MAX_BYTES=0``): paced (30 ms between requests per
+connection, about 1,000 requests/s if answers were instant) and flat out. With it: a first
+paced pass over the paths (cold: each worker reads most tiles for the first time), a second
+paced pass (warm) and flat out (warm). The cache is per worker process (api/tile_cache.py).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.http_load import Scenario, Server, scenarios, wrk
+from bench.runner import http_database
+from geo_engine.settings import DatabaseSettings, GeoSettings
+
+DURATION_S = 20
+PACED_MS = 30
+PLACES = 20_000
+
+
+def _serve(database: DatabaseSettings, cache_bytes: int, port: int) -> Server:
+    os.environ["GEO_ENGINE_TILE_CACHE_MAX_BYTES"] = str(cache_bytes)
+    try:
+        return Server(database, port=port, workers=2)
+    finally:
+        del os.environ["GEO_ENGINE_TILE_CACHE_MAX_BYTES"]
+
+
+def _runs(base: str, scenario: Scenario, work: Path, cached: bool) -> dict[str, Any]:
+    if not cached:
+        return {
+            "paced": wrk(base, scenario, DURATION_S, PACED_MS, work),
+            "flat_out": wrk(base, scenario, DURATION_S, 0, work),
+        }
+    return {
+        "paced_cold": wrk(base, scenario, DURATION_S, PACED_MS, work),
+        "paced_warm": wrk(base, scenario, DURATION_S, PACED_MS, work),
+        "flat_out_warm": wrk(base, scenario, DURATION_S, 0, work),
+    }
+
+
+def run_tiles(database: DatabaseSettings, geo: GeoSettings, size: int, seed: int) -> dict[str, Any]:
+    """Figures per scenario: ``uncached`` and ``cached`` runs, each wrk's requests/s and
+    latency percentiles (ms)."""
+    served = http_database(database, geo, size, seed)
+    with psycopg.connect(served.database_url) as conn:
+        plan = [s for s in scenarios(conn, PLACES, seed) if s.name.startswith("tiles_")]
+    figures: dict[str, Any] = {}
+    port = 19000 + os.getpid() % 1000
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        for scenario in plan:
+            figures[scenario.name] = {}
+            for cached in (False, True):
+                server = _serve(served, 128 * 1024 * 1024 if cached else 0, port)
+                try:
+                    wrk(server.base, Scenario("warmup", scenario.paths[:200]), 2, 0, work)
+                    label = "cached" if cached else "uncached"
+                    figures[scenario.name][label] = _runs(server.base, scenario, work, cached)
+                finally:
+                    server.stop()
+    return figures
