@@ -203,7 +203,7 @@ class TileCache:
             while True:
                 try:
                     await self._listen(redis_url)
-                except (redis.asyncio.RedisError, OSError) as exc:
+                except Exception as exc:  # noqa: BLE001 (whatever broke, stop caching, retry)
                     log.warning("tile cache: channel lost, not caching until back: %s", exc)
                 self.subscribed = False
                 self.clear()

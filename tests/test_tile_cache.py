@@ -145,6 +145,7 @@ def test_a_written_project_shows_in_the_next_tile_and_leaves_it_made_private(
     client: TestClient, api_db: DatabaseSettings
 ) -> None:
     before = {z: _tile(client, z, LYON_EAST) for z in ZOOMS}  # warm the cache
+    etags = {z: etag_of(data) for z, data in before.items()}
     counts = {z: _count(data) for z, data in before.items()}
     _write_second(api_db, "public", LYON_EAST)
     # Until its event is handled, the cached tile is served as it was.
@@ -163,6 +164,8 @@ def test_a_written_project_shows_in_the_next_tile_and_leaves_it_made_private(
     for z in ZOOMS:
         anonymous = _get(client, "projects", z, LYON_EAST)
         assert _count(anonymous.content) == counts[z], z
+        # As if the project had never been written: nothing in it, nor in its ETag.
+        assert anonymous.content == before[z] and anonymous.headers["etag"] == etags[z]
         for viewer in (STRANGER, ADMIN):
             seen = _get(client, "projects", z, LYON_EAST, **token_for(viewer))
             assert seen.content == anonymous.content
