@@ -54,13 +54,14 @@ def run_tiles(database: DatabaseSettings, geo: GeoSettings, size: int, seed: int
     with psycopg.connect(served.database_url) as conn:
         plan = [s for s in scenarios(conn, PLACES, seed) if s.name.startswith("tiles_")]
     figures: dict[str, Any] = {}
-    port = 19000 + os.getpid() % 1000
+    # A port per server: the one just stopped may still hold its own.
+    ports = iter(range(19000 + os.getpid() % 900, 20000))
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         for scenario in plan:
             figures[scenario.name] = {}
             for cached in (False, True):
-                server = _serve(served, 128 * 1024 * 1024 if cached else 0, port)
+                server = _serve(served, 128 * 1024 * 1024 if cached else 0, next(ports))
                 try:
                     wrk(server.base, Scenario("warmup", scenario.paths[:200]), 2, 0, work)
                     label = "cached" if cached else "uncached"
