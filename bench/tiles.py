@@ -5,7 +5,9 @@ two cores) served without the cache and with it, in one run.
 Without the cache (``GEO_ENGINE_TILE_CACHE_MAX_BYTES=0``): paced (30 ms between requests per
 connection, about 1,000 requests/s if answers were instant) and flat out. With it: a first
 paced pass over the paths (cold: each worker reads most tiles for the first time), a second
-paced pass (warm) and flat out (warm). The cache is per worker process (api/tile_cache.py).
+paced pass (warm) and flat out (warm). Then the hot set, the first 1,000 paths only, which the
+warm cache holds whole: the hit path's own cost (flat out also without the cache). The cache is
+per worker process (api/tile_cache.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from geo_engine.settings import DatabaseSettings, GeoSettings
 DURATION_S = 20
 PACED_MS = 30
 PLACES = 20_000
+HOT = 1_000
 
 
 class _Served:
@@ -70,16 +73,23 @@ def _start(database: DatabaseSettings, cache_bytes: int, port: int) -> subproces
 
 
 def _runs(base: str, scenario: Scenario, work: Path, cached: bool) -> dict[str, Any]:
+    # The hot set: the first HOT paths only, which a warm cache holds whole (the hit path).
+    hot = Scenario(f"{scenario.name}_hot", scenario.paths[:HOT])
     if not cached:
         return {
             "paced": wrk(base, scenario, DURATION_S, PACED_MS, work),
             "flat_out": wrk(base, scenario, DURATION_S, 0, work),
+            "flat_out_hot": wrk(base, hot, DURATION_S, 0, work),
         }
-    return {
+    figures = {
         "paced_cold": wrk(base, scenario, DURATION_S, PACED_MS, work),
         "paced_warm": wrk(base, scenario, DURATION_S, PACED_MS, work),
         "flat_out_warm": wrk(base, scenario, DURATION_S, 0, work),
     }
+    wrk(base, hot, 3, 0, work)  # every hot tile into both workers' caches
+    figures["paced_hot"] = wrk(base, hot, DURATION_S, PACED_MS, work)
+    figures["flat_out_hot"] = wrk(base, hot, DURATION_S, 0, work)
+    return figures
 
 
 def run_tiles(database: DatabaseSettings, geo: GeoSettings, size: int, seed: int) -> dict[str, Any]:
