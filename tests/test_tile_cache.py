@@ -26,6 +26,7 @@ from geo_engine.settings import ApiSettings, DatabaseSettings, RedisSettings, Ti
 from tests.api_data import (
     MVT,
     assert_problem,
+    contribution,
     decode_mvt,
     member,
     organisation,
@@ -41,7 +42,8 @@ pytestmark = pytest.mark.geodata
 
 ADMIN, STRANGER = 2, 3
 ORG = 10
-FIRST, SECOND = 100, 101
+FIRST, SECOND, THIRD = 100, 101, 102
+CONTRIBUTION = 500
 LYON = (4.8357, 45.7676)
 # 1.3 km east: another cell than LYON from zoom 10 (a cell is 1/64 of a tile).
 LYON_EAST = (4.8520, 45.7676)
@@ -190,6 +192,34 @@ def test_a_written_project_shows_in_the_next_tile_and_leaves_it_made_private(
         assert _count(_tile(client, z, GRENOBLE)) == at_grenoble[z] + 1, z
     for z in range(8, 17):  # at lower zooms Lyon and Grenoble share tiles
         assert _count(_tile(client, z, LYON_EAST)) == counts[z], z
+
+
+def test_a_contribution_and_a_renamed_organisation_show_in_the_next_tile(
+    client: TestClient, api_db: DatabaseSettings
+) -> None:
+    spot = (LYON[0] + 0.002, LYON[1] + 0.001)
+    write(
+        api_db,
+        projects=[
+            project(
+                THIRD,
+                ORG,
+                territories(("commune", "69123")),
+                tool="carte_participative",
+                location=spot,
+            )
+        ],
+    )
+    invalidate(client, api_db)
+    before = _tile(client, 16, spot)
+    assert b"Ville de Lyon" in before
+    write(api_db, contributions=[contribution(CONTRIBUTION, THIRD, spot, title="Banc cassé")])
+    write(api_db, organisations=[organisation(ORG, "Métropole de Lyon")])
+    assert _tile(client, 16, spot) == before  # cached until the events are handled
+    invalidate(client, api_db)
+    after = _tile(client, 16, spot)
+    assert "Banc cassé".encode() in after
+    assert "Métropole de Lyon".encode() in after and b"Ville de Lyon" not in after
 
 
 def test_the_private_layer_needs_a_token(client: TestClient) -> None:
