@@ -32,12 +32,19 @@ from api.routes import (
     users,
     writes,
 )
+from api.tile_cache import TileCache
 from consumers.settings import MailSettings
 from contracts.api import Problem
 from contracts.errors import EngineError, Unavailable
 from geo_engine import pools
 from geo_engine.health import primary_position, replica_report, standby_status
-from geo_engine.settings import ApiSettings, DatabaseSettings, RedisSettings, UserSettings
+from geo_engine.settings import (
+    ApiSettings,
+    DatabaseSettings,
+    RedisSettings,
+    TileCacheSettings,
+    UserSettings,
+)
 from recommender.service import Recommender
 from recommender.settings import RecommenderSettings
 
@@ -51,6 +58,7 @@ def create_app(
     user_settings: UserSettings | None = None,
     recommender_settings: RecommenderSettings | None = None,
     mail_settings: MailSettings | None = None,
+    tile_settings: TileCacheSettings | None = None,
 ) -> FastAPI:
     database = database or DatabaseSettings()
     api_settings = api_settings or ApiSettings()
@@ -78,9 +86,14 @@ def create_app(
             redis_settings.redis_url, socket_connect_timeout=1, socket_timeout=1
         )
         app.state.pool, app.state.write_pool, app.state.redis = pool, write_pool, redis_client
+        # The public tiles' cache listens to its invalidations (api/tile_cache.py).
+        tile_cache = app.state.tile_cache
+        listening = asyncio.create_task(tile_cache.run(redis_settings.redis_url, pool))
         try:
             yield
         finally:
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
             await redis_client.aclose()
             write_pool.close()
             await pool.close()
@@ -100,6 +113,7 @@ def create_app(
     app.state.user_settings = user_settings
     app.state.recommender = recommender
     app.state.mail_settings = mail_settings or MailSettings()
+    app.state.tile_cache = TileCache(tile_settings or TileCacheSettings())
     problems.install(app)
     app.add_middleware(
         RequestLimits,

@@ -15,7 +15,13 @@ from geo_engine.settings import DatabaseSettings, GeoSettings
 
 # Benchmarks with a module of their own, bench/<name>.py with run_<name>(database, geo, size,
 # seed), and their default sizes (users), beside bench.runner's.
-LOOP_BENCHES = {"fanout": 5_000_000, "replay": 10_000, "growth": 100_000, "import": 1_000_000}
+LOOP_BENCHES = {
+    "fanout": 5_000_000,
+    "replay": 10_000,
+    "growth": 100_000,
+    "import": 1_000_000,
+    "tiles": 100_000,
+}
 # Names that are no module's name (a keyword): their module.
 BENCH_MODULES = {"import": "imports"}
 

@@ -21,24 +21,32 @@ import redis
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, Field
 
-from consumers import engagement, erasure, fanout, relay
+from consumers import engagement, erasure, fanout, relay, tiles
 from consumers.runtime import Runtime
 from consumers.settings import LoopSettings, StreamSettings
 from consumers.streams import STREAMS, stream_key
 from consumers.worker import Worker
 from contracts.errors import InvalidInput
 from contracts.events import AnyEvent
-from geo_engine.settings import DatabaseSettings, RedisSettings
+from geo_engine.settings import DatabaseSettings, RedisSettings, TileCacheSettings
 
 
-def workers(redis_url: str, streams: StreamSettings, loop: LoopSettings) -> tuple[Worker, ...]:
+def workers(
+    redis_url: str,
+    streams: StreamSettings,
+    loop: LoopSettings,
+    tile_cache: TileCacheSettings | None = None,
+) -> tuple[Worker, ...]:
     """Every consumer group the engine runs (``--workers`` chooses among them): the engagement
-    that comes back, the fan-out of projects and meetings into inboxes, and erasure (which
-    scrubs the streams at ``redis_url`` too)."""
+    that comes back, the fan-out of projects and meetings into inboxes, erasure (which
+    scrubs the streams at ``redis_url`` too) and the public tiles' invalidation (published at
+    ``redis_url``)."""
+    client = redis.Redis.from_url(redis_url)
     return (
         engagement.WORKER,
         fanout.worker(loop),
-        erasure.worker(redis.Redis.from_url(redis_url), streams),
+        erasure.worker(client, streams),
+        tiles.worker(client, tile_cache or TileCacheSettings()),
     )
 
 

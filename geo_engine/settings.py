@@ -203,3 +203,37 @@ class ApiSettings(_Base):
         if self.pool_min_size > self.pool_max_size:
             raise ValueError("GEO_ENGINE_POOL_MIN_SIZE is larger than GEO_ENGINE_POOL_MAX_SIZE")
         return self
+
+
+class TileCacheSettings(_Base):
+    """The public tile cache of each API process (api/tile_cache.py) and its invalidation
+    channel on Redis, written by the ``tiles`` consumer group (consumers/tiles.py)."""
+
+    tile_channel: str = Field(
+        default="tiles.invalidate",
+        min_length=1,
+        description="Redis pub/sub channel of tile invalidations (a JSON message each)",
+    )
+    tile_cache_max_bytes: int = Field(
+        default=128 * 1024 * 1024,
+        ge=0,
+        description="bytes of tiles kept per API process, least recently used dropped (0: off)",
+    )
+    tile_cache_ttl_s: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "seconds a cached tile is served at most: bounds staleness should an invalidation "
+            "be lost while the channel looked connected"
+        ),
+    )
+    tile_max_age_s: int = Field(
+        default=60,
+        ge=0,
+        description="Cache-Control max-age of public tiles, for browsers and a CDN (seconds)",
+    )
+    tile_territories_poll_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="how often each API process reads the territories' version (geo load)",
+    )

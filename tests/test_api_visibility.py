@@ -28,9 +28,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.app import create_app
 from contracts.api import ContributionCollection, ProjectCollection, ProjectDetail
 from geo_engine import audience, db
-from geo_engine.settings import DatabaseSettings
+from geo_engine.settings import ApiSettings, DatabaseSettings
 from recommender.ground import recommend_for_user
 from recommender.ranking import RankingConfig
 from recommender.scorers import load_weighted
@@ -51,6 +52,7 @@ from tests.api_data import (
     write,
 )
 from tests.conftest import token_for
+from tests.tile_invalidation import invalidate, tile_settings, wait_until_caching
 
 pytestmark = pytest.mark.geodata
 
@@ -161,6 +163,15 @@ def spots(api_db: DatabaseSettings) -> list[Spot]:
         Spot(code, (lon, lat), [(round(p[0], 6), round(p[1], 6)) for p in points])
         for code, lon, lat, points in rows
     ]
+
+
+@pytest.fixture(scope="module")
+def client(api_db: DatabaseSettings, api_settings: ApiSettings) -> Iterator[TestClient]:
+    """The API in-process, its tile cache on a channel of its own, caching from the start."""
+    app = create_app(api_db, api_settings, tile_settings=tile_settings("visibility"))
+    with TestClient(app) as test_client:
+        wait_until_caching(test_client)
+        yield test_client
 
 
 @pytest.fixture(scope="module")
@@ -298,6 +309,31 @@ def _check_ids(
     )
 
 
+def _tile(client: TestClient, z: int, x: int, y: int, headers: dict[str, str]) -> bytes:
+    """The projects tile as a viewer sees it: the public layer, which must be the anonymous
+    tile byte for byte with the same ETag and 304 (whoever warmed the cache, whatever the
+    viewer's memberships), then the viewer's own uncached private layer (a tile's layers
+    merge)."""
+    url = f"/v1/tiles/projects/{z}/{x}/{y}.mvt"
+    public = client.get(url, headers=headers)
+    assert public.status_code == 200, public.text
+    assert public.headers["cache-control"].startswith("public")
+    anonymous = client.get(url)
+    assert public.content == anonymous.content
+    assert public.headers["etag"] == anonymous.headers["etag"]
+    again = client.get(url, headers={**headers, "If-None-Match": public.headers["etag"]})
+    assert again.status_code == 304
+    assert client.get(url, headers={"If-None-Match": public.headers["etag"]}).status_code == 304
+    data: bytes = public.content
+    if headers:
+        private = client.get(f"/v1/tiles/projects-private/{z}/{x}/{y}.mvt", headers=headers)
+        assert private.status_code == 200, private.text
+        assert private.headers["cache-control"] == "private, no-store"
+        assert "etag" not in private.headers
+        data += private.content
+    return data
+
+
 def _views(client: TestClient, ex: Example, registry: Registry, viewer: int | None) -> None:
     headers = {} if viewer is None else token_for(viewer, staff=ex.staff[viewer])
     lon, lat = ex.spot.center
@@ -366,7 +402,7 @@ def _views(client: TestClient, ex: Example, registry: Registry, viewer: int | No
             )
 
     # Street-level tiles (zoom 16, where the engine stops grouping close features): ids,
-    # titles, contributions.
+    # titles, contributions, the public layer (cached) and the viewer's private one together.
     z = 16
     tiles = {tile_of(*ex.place(p), z) for p in placed}
     tiles |= {tile_of(*where, z) for _, where in ex.contributions.values()}
@@ -374,10 +410,9 @@ def _views(client: TestClient, ex: Example, registry: Registry, viewer: int | No
     tile_contributions: set[int] = set()
     data_of: dict[tuple[int, int], bytes] = {}
     for x, y in sorted(tiles):
-        response = client.get(f"/v1/tiles/projects/{z}/{x}/{y}.mvt", headers=headers)
-        assert response.status_code == 200
-        data_of[(x, y)] = response.content
-        layers = decode_mvt(response.content)
+        data = _tile(client, z, x, y, headers)
+        data_of[(x, y)] = data
+        layers = decode_mvt(data)
         if "projects" in layers:
             tile_ids |= {int(str(f.properties["id"])) for f in layers["projects"].features}
         if "contributions" in layers:
@@ -397,9 +432,7 @@ def _views(client: TestClient, ex: Example, registry: Registry, viewer: int | No
     # The cluster tile holding the Rhône: counts add up to what the viewer may see.
     z = 6
     x, y = tile_of(lon, lat, z)
-    response = client.get(f"/v1/tiles/projects/{z}/{x}/{y}.mvt", headers=headers)
-    assert response.status_code == 200
-    layers = decode_mvt(response.content)
+    layers = decode_mvt(_tile(client, z, x, y, headers))
     clusters = layers["project_clusters"].features if "project_clusters" in layers else []
     alone = layers["projects"].features if "projects" in layers else []
     total = sum(int(str(f.properties["count"])) for f in clusters) + len(alone)
@@ -462,6 +495,9 @@ def test_a_private_project_never_reaches_a_non_member(
     world: World,
 ) -> None:
     example = _write_world(api_db, registry, spots, world)
+    # The public tiles' cache is kept by the outbox's events, as in production (a spot comes
+    # back every 40 worlds, its tiles cached by an earlier one).
+    invalidate(client, api_db)
     for viewer in [None, *example.users]:
         _views(client, example, registry, viewer)
     _geography(api_db, example, registry)

@@ -39,6 +39,32 @@
     "ScaleControl.Meters": "m",
     "ScaleControl.Kilometers": "km",
   };
+  // A signed-in member's token (kept by the platform's sign-in in sessionStorage): their
+  // private projects come from a layer of their own, never cached (GET
+  // /v1/tiles/projects-private), drawn over the public tiles every visitor shares.
+  const TOKEN = (function () {
+    try {
+      return window.sessionStorage.getItem("geo_engine_token");
+    } catch (error) {
+      return null;
+    }
+  })();
+  const PRIVATE_TILES = ORIGIN + "/v1/tiles/projects-private/";
+  // The project layers of a source: drawn alike from the public and the private tiles.
+  const PROJECT_LAYERS = ["project-clusters", "contributions", "projects"];
+  const PRIVATE_PREFIX = "private-";
+
+  // The layers a click or the pointer reaches: the private copies only when they exist.
+  const CLICKABLE = ["meetings"].concat(
+    PROJECT_LAYERS,
+    TOKEN ? PROJECT_LAYERS.map(function (id) { return PRIVATE_PREFIX + id; }) : [],
+  );
+
+  // A private copy's id as the layer it copies, so that clicks on both read alike.
+  function projectLayerOf(id) {
+    return id.startsWith(PRIVATE_PREFIX) ? id.slice(PRIVATE_PREFIX.length) : id;
+  }
+
   // Mainland France and Corsica.
   const FRANCE = [[-5.3, 41.3], [9.7, 51.15]];
   const SEARCH_LIMIT = 10;
@@ -166,6 +192,28 @@
   }
 
   // ------------------------------------------------------------------ the map
+
+  // With a token, the private source and a copy of each project layer reading it.
+  function withPrivateProjects(style) {
+    if (!TOKEN) return style;
+    style.sources["projects-private"] = {
+      type: "vector",
+      tiles: [PRIVATE_TILES + "{z}/{x}/{y}.mvt"],
+      minzoom: 0,
+      maxzoom: 16,
+    };
+    const copies = style.layers
+      .filter(function (layer) { return PROJECT_LAYERS.indexOf(layer.id) >= 0; })
+      .map(function (layer) {
+        return Object.assign({}, layer, {
+          id: PRIVATE_PREFIX + layer.id,
+          source: "projects-private",
+        });
+      });
+    const meetings = style.layers.findIndex(function (layer) { return layer.id === "meetings"; });
+    style.layers.splice(meetings, 0, ...copies);
+    return style;
+  }
 
   function mapStyle() {
     const attribution =
@@ -310,7 +358,14 @@
   try {
     map = new maplibregl.Map({
       container: "map",
-      style: mapStyle(),
+      style: withPrivateProjects(mapStyle()),
+      // Only the private tiles carry the token: the public ones stay shareable by any cache.
+      transformRequest: function (url) {
+        if (TOKEN && url.startsWith(PRIVATE_TILES)) {
+          return { url: url, headers: { Authorization: "Bearer " + TOKEN } };
+        }
+        return { url: url };
+      },
       bounds: FRANCE,
       fitBoundsOptions: { padding: 16 },
       maxZoom: 18,
@@ -381,9 +436,13 @@
     map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
 
     map.on("click", function (event) {
-      const hits = featuresNear(
-        event.point, ["meetings", "projects", "contributions", "project-clusters"],
-      );
+      const hits = featuresNear(event.point, CLICKABLE).map(function (f) {
+        return {
+          layer: { id: projectLayerOf(f.layer.id) },
+          geometry: f.geometry,
+          properties: f.properties,
+        };
+      });
       const meeting = hits.find(function (f) { return f.layer.id === "meetings"; });
       if (meeting) {
         openPopup(meeting.geometry.coordinates, meetingHtml(meeting.properties));
@@ -441,7 +500,7 @@
     map.on("load", loadMeetings);
     map.on("moveend", loadMeetings);
 
-    ["meetings", "projects", "contributions", "project-clusters"].forEach(function (layer) {
+    CLICKABLE.forEach(function (layer) {
       map.on("mouseenter", layer, function () { map.getCanvas().style.cursor = "pointer"; });
       map.on("mouseleave", layer, function () { map.getCanvas().style.cursor = ""; });
     });

@@ -143,12 +143,16 @@ async def commune(pool: AsyncConnectionPool, code: str, geometry: bool) -> str |
 
 
 async def tile(
-    pool: AsyncConnectionPool, layer: str, z: int, x: int, y: int, viewer: int | None
+    pool: AsyncConnectionPool, layer: str, z: int, x: int, y: int, viewer: int | None = None
 ) -> bytes:
     """A Mapbox Vector Tile from the layer's SQL function (migrations/sql/0002_tiles.sql,
-    0009_epci_tiles.sql)."""
+    0009_epci_tiles.sql, 0010_private_tiles.sql): ``projects`` the public projects (the same
+    for everyone), ``projects-private`` only the private projects ``viewer`` may see,
+    ``communes``, ``epcis``."""
     if layer == "projects":
-        rows = await _rows(pool, "SELECT projects_tile(%s, %s, %s, %s)", (z, x, y, viewer))
+        rows = await _rows(pool, "SELECT projects_tile(%s, %s, %s, NULL)", (z, x, y))
+    elif layer == "projects-private":
+        rows = await _rows(pool, "SELECT private_projects_tile(%s, %s, %s, %s)", (z, x, y, viewer))
     elif layer == "epcis":
         rows = await _rows(pool, "SELECT epcis_tile(%s, %s, %s)", (z, x, y))
     else:
