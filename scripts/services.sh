@@ -155,6 +155,15 @@ redis_up() {
   done
 }
 
+nats_up() {  # GEO_ENGINE_BROKER=nats: the consumers' three-node cluster, its URLs in .env
+  "$ROOT/scripts/nats_cluster.sh" up
+  local tmp
+  tmp=$(mktemp)
+  grep -v -E '^GEO_ENGINE_(BROKER|NATS_URL)=' "$ENV_FILE" >"$tmp" || true
+  printf 'GEO_ENGINE_BROKER=nats\nGEO_ENGINE_NATS_URL=%s\n' "$("$ROOT/scripts/nats_cluster.sh" urls)" >>"$tmp"
+  mv "$tmp" "$ENV_FILE"
+}
+
 redis_down() {
   if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
     redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
@@ -170,11 +179,13 @@ case "${1:-up}" in
     redis_up
     write_env "postgresql://geo_engine:$(cat "$(pg_password_file)")@127.0.0.1:${PG_PORT}/geo_engine" \
       "redis://127.0.0.1:${REDIS_PORT}/0"
+    if [ "${GEO_ENGINE_BROKER:-redis}" = nats ]; then nats_up; fi
     ;;
   down)
     if [ "$MODE" = docker ]; then docker compose -f "$ROOT/docker-compose.yml" down; exit 0; fi
     redis_down
     pg_down
+    "$ROOT/scripts/nats_cluster.sh" down
     ;;
   status)
     if [ "$MODE" = docker ]; then docker compose -f "$ROOT/docker-compose.yml" ps; exit 0; fi
@@ -189,6 +200,7 @@ case "${1:-up}" in
     else
       say "Redis: stopped"
     fi
+    "$ROOT/scripts/nats_cluster.sh" status
     ;;
   *) die "usage: $0 up|down|status" ;;
 esac
