@@ -55,7 +55,9 @@ log = logging.getLogger(__name__)
 DUPLICATE_WINDOW_S = 120.0
 PUBLISH_TIMEOUT_S = 10.0
 PUBLISH_CHUNK = 500  # publishes in flight at once
-SCAN_COUNT = 1_000
+# A shorter fetch lets nats-py raise asyncio's TimeoutError, which FastStream 0.7.8's pull
+# loop does not catch (its supervisor restarts the loop); a batch waits this long at most to fill.
+FETCH_MIN_S = 0.25
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -198,6 +200,9 @@ class JetGroup(Batches):
                 ids.append(entry_id)
                 entries.append({FIELD: msg.data})
         verdict = await self.decide(ids, entries, counts)
+        settled = {*verdict.done, *verdict.errors, *(letter.entry_id for letter in verdict.dead)}
+        # Neither done nor failed: the database was unreachable.
+        stranded = [by_id[i] for i in ids if i not in settled]
         verdict.outcome.dead += len(exhausted)
         dead = verdict.dead + exhausted
         retried: list[bytes] = []
@@ -225,7 +230,36 @@ class JetGroup(Batches):
         await asyncio.gather(*(by_id[i].ack() for i in finished))
         delay = self.settings.claim_idle_ms / 1000
         await asyncio.gather(*(by_id[i].nak(delay=delay) for i in retried))
-        return verdict.outcome
+        if not stranded:
+            return verdict.outcome
+        await self._hold(stranded)
+        more = await self._process(stranded)
+        outcome = verdict.outcome
+        outcome.pending -= len(stranded)
+        for name in ("handled", "skipped", "dead", "dropped", "pending"):
+            setattr(outcome, name, getattr(outcome, name) + getattr(more, name))
+        return outcome
+
+    async def _hold(self, messages: Sequence[Msg]) -> None:
+        """Wait until the database answers again, telling JetStream every third of
+        ``ack_wait`` that ``messages`` are in progress: they are not delivered again meanwhile,
+        nor brought closer to the dead letters (as on Redis, where nothing is claimed while
+        the database is unreachable)."""
+
+        async def beat() -> None:
+            while True:
+                with contextlib.suppress(Exception):
+                    await asyncio.gather(*(m.in_progress() for m in messages))
+                await asyncio.sleep(self.settings.claim_idle_ms / 3_000)
+
+        beating = asyncio.create_task(beat())
+        try:
+            while True:
+                if await asyncio.to_thread(self._reachable):
+                    break
+                await asyncio.sleep(0.5)
+        finally:
+            beating.cancel()
 
 
 async def _no_decoder(message: Any) -> None:
@@ -266,7 +300,7 @@ class NatsRuntime:
             durable=group.worker.name,
             pull_sub=PullSub(
                 batch_size=self.settings.batch_size,
-                timeout=self.settings.polling_ms / 1000,
+                timeout=max(self.settings.polling_ms / 1000, FETCH_MIN_S),
                 batch=True,
             ),
             ack_policy=AckPolicy.MANUAL,
