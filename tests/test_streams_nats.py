@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import psycopg
 import pytest
 from nats.aio.msg import Msg
@@ -251,10 +252,16 @@ def _start(database: DatabaseSettings, broker: Broker, log: Path) -> subprocess.
 
 
 def _leader(broker: Broker, stream: str) -> str:
+    """The server name of ``stream``'s leader; ``None`` while none answers (an election)."""
+
     async def query() -> Any:
         client = await connect(broker.settings())
-        info = await client.jetstream().stream_info(stream_name(broker.settings(), stream))
-        await client.close()
+        try:
+            info = await client.jetstream().stream_info(stream_name(broker.settings(), stream))
+        except nats.errors.Error:
+            return None
+        finally:
+            await client.close()
         return info.cluster.leader if info.cluster else None
 
     return str(asyncio.run(query()))
