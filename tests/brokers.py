@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import nats.errors
 import nats.js.errors
 import redis
 
@@ -77,6 +79,36 @@ class Broker:
 
         return int(self._run(query))
 
+    def leader(self, stream: str) -> str | None:
+        """NATS: the server name (``n1``-``n3``) of ``stream``'s leader; ``None`` while none
+        answers (an election)."""
+
+        async def query(js: Any) -> str | None:
+            try:
+                info = await js.stream_info(stream_name(self.settings(), stream))
+            except nats.errors.Error:
+                return None
+            return str(info.cluster.leader) if info.cluster and info.cluster.leader else None
+
+        result: str | None = self._run(query)
+        return result
+
+    def restart(self, stream: str) -> None:
+        """Redis: killed and started again, empty (streams and groups gone). NATS: the node
+        leading ``stream`` killed (SIGKILL) and, once another node leads it, started again on
+        its data."""
+        if self.kind == "redis":
+            self.server.restart()
+            return
+        leader = self.leader(stream)
+        assert leader is not None, f"{stream} has no leader"
+        self.server.kill(self.server.node_of(leader))
+        deadline = time.monotonic() + 30
+        while self.leader(stream) in (None, leader):
+            assert time.monotonic() < deadline, f"no new leader of {stream}"
+            time.sleep(0.2)
+        self.server.start_node(self.server.node_of(leader))
+
     def dead(self) -> list[dict[str, str]]:
         """Every dead letter, oldest first, as its fields (``error``, ``group``, ``event``…)."""
         if self.kind == "redis":
@@ -109,6 +141,7 @@ class Broker:
 def serving(kind: Kind, folder: Path) -> Iterator[Broker]:
     """A started broker of ``kind`` in ``folder``, stopped when the generator closes: the body
     of a test module's ``broker`` fixture, parametrised by :data:`KINDS`."""
+    folder.mkdir(parents=True, exist_ok=True)
     if kind == "nats":
         for cluster in natscluster.serving(folder):
             yield Broker(kind, cluster)

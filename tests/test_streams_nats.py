@@ -12,9 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
-import nats.errors
 import psycopg
 import pytest
 from nats.aio.msg import Msg
@@ -251,22 +249,6 @@ def _start(database: DatabaseSettings, broker: Broker, log: Path) -> subprocess.
         )
 
 
-def _leader(broker: Broker, stream: str) -> str:
-    """The server name of ``stream``'s leader; ``None`` while none answers (an election)."""
-
-    async def query() -> Any:
-        client = await connect(broker.settings())
-        try:
-            info = await client.jetstream().stream_info(stream_name(broker.settings(), stream))
-        except nats.errors.Error:
-            return None
-        finally:
-            await client.close()
-        return info.cluster.leader if info.cluster else None
-
-    return str(asyncio.run(query()))
-
-
 def _wait(done: Callable[[], bool], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while not done():
@@ -287,10 +269,11 @@ def test_the_stream_leader_killed_during_a_run_loses_and_duplicates_nothing(
     process = _start(database, broker, log)
     try:
         _wait(lambda: _clicks_recorded(database) > 1_000, 60)
-        leader = _leader(broker, "engagement")
+        leader = broker.leader("engagement")
+        assert leader is not None
         broker.server.kill(broker.server.node_of(leader))  # SIGKILL, batches in flight
         recorded_at_kill = _clicks_recorded(database)
-        _wait(lambda: _leader(broker, "engagement") not in ("None", leader), 30)
+        _wait(lambda: broker.leader("engagement") not in (None, leader), 30)
         try:
             _wait(lambda: _clicks_recorded(database) == total, 180)
         except AssertionError:
