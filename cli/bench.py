@@ -15,14 +15,14 @@ from geo_engine.settings import DatabaseSettings, GeoSettings
 
 # Benchmarks with a module of their own, bench/<name>.py with run_<name>(database, geo, size,
 # seed), and their default sizes (users), beside bench.runner's.
-LOOP_BENCHES = {"fanout": 5_000_000, "replay": 10_000, "growth": 100_000}
+LOOP_BENCHES = {"fanout": 5_000_000, "replay": 10_000, "growth": 100_000, "nats": 100_000}
 
 
 def bench(
     name: str = typer.Argument(
         ...,
         help="placement, locate, http, audience, recommend, consumers, fanout, digest, replay, "
-        "growth or mail",
+        "growth, nats or mail",
     ),
     size: int | None = typer.Option(
         None,
