@@ -95,19 +95,19 @@ class Broker:
 
     def restart(self, stream: str) -> None:
         """Redis: killed and started again, empty (streams and groups gone). NATS: the node
-        leading ``stream`` killed (SIGKILL) and, once another node leads it, started again on
-        its data."""
+        leading ``stream`` (node 1 before the stream exists) killed (SIGKILL) and, once another
+        node leads it, started again on its data."""
         if self.kind == "redis":
             self.server.restart()
             return
-        leader = self.leader(stream)
-        assert leader is not None, f"{stream} has no leader"
-        self.server.kill(self.server.node_of(leader))
+        leader = self.leader(stream)  # None: the stream is not there yet
+        node = self.server.node_of(leader) if leader else 1
+        self.server.kill(node)
         deadline = time.monotonic() + 30
-        while self.leader(stream) in (None, leader):
+        while leader is not None and self.leader(stream) in (None, leader):
             assert time.monotonic() < deadline, f"no new leader of {stream}"
             time.sleep(0.2)
-        self.server.start_node(self.server.node_of(leader))
+        self.server.start_node(node)
 
     def dead(self) -> list[dict[str, str]]:
         """Every dead letter, oldest first, as its fields (``error``, ``group``, ``event``…)."""
