@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import nats
+import nats.errors
 import nats.js.errors
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
@@ -317,7 +318,8 @@ class NatsRuntime:
 
     async def start(self) -> None:
         """Create the streams and durable consumers if missing, and start reading."""
-        self.client = await connect(self.settings)
+        if self.client is None:
+            self.client = await connect(self.settings)
         js = self.client.jetstream()
         await ensure(js, self.settings, [group.worker for group in self.groups])
         for group in self.groups:
@@ -326,8 +328,20 @@ class NatsRuntime:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read until ``stop`` is set, then stop cleanly. Redelivery is JetStream's own
-        (``ack_wait``); FastStream restarts a fetch loop that failed (a node lost)."""
-        await self.start()
+        (``ack_wait``); FastStream restarts a fetch loop that failed (a node lost). A cluster
+        not ready (no quorum, a leader being elected) is waited for, a second at a time."""
+        while True:
+            try:
+                await self.start()
+                break
+            except (nats.errors.Error, OSError, TimeoutError) as error:
+                log.warning("NATS not ready: %s", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if stop.is_set():
+                if self.client is not None:
+                    await self.client.close()
+                return
         try:
             await stop.wait()
         finally:
