@@ -168,10 +168,34 @@ class JetGroup(Batches):
     async def process(self, messages: Sequence[Msg]) -> Outcome:
         """Handle a batch of messages of this group's consumer, then acknowledge each one
         done or dead-lettered, and ``nak`` (redeliver after ``claim_idle_ms``) each one that
-        failed; one without error left pending (database unreachable) is redelivered after
-        ``ack_wait``. One call at a time per group."""
+        failed; while the database is unreachable, wait for it. All along, JetStream is told
+        every third of ``ack_wait`` that the batch is in progress, so that a long batch is not
+        delivered again meanwhile. A message delivered twice in one batch is handled once.
+        One call at a time per group."""
+        latest: dict[int, Msg] = {}
+        for msg in messages:
+            seq = msg.metadata.sequence.stream
+            seen = latest.get(seq)
+            if seen is None or (msg.metadata.num_delivered or 0) >= (
+                seen.metadata.num_delivered or 0
+            ):
+                latest[seq] = msg
+        batch = list(latest.values())
         async with self._lock:
-            return await self._process(messages)
+            beating = asyncio.create_task(self._beat(batch))
+            try:
+                return await self._process(batch)
+            finally:
+                beating.cancel()
+
+    async def _beat(self, messages: Sequence[Msg]) -> None:
+        while True:
+            # Those already acknowledged refuse (MsgAlreadyAckdError) without a word to the
+            # server; a lost connection only means they may be delivered again.
+            await asyncio.gather(
+                *(m.in_progress() for m in messages if not m._ackd), return_exceptions=True
+            )
+            await asyncio.sleep(self.settings.claim_idle_ms / 3_000)
 
     async def _process(self, messages: Sequence[Msg]) -> Outcome:
         assert self.js is not None, "JetGroup.js is set by NatsRuntime.start"
@@ -228,12 +252,19 @@ class JetGroup(Batches):
             await bury(self.js, self.settings, dead)
         # Acknowledged only after the commit (and the dead letters' publication).
         finished = verdict.done + [letter.entry_id for letter in dead]
-        await asyncio.gather(*(by_id[i].ack() for i in finished))
         delay = self.settings.claim_idle_ms / 1000
-        await asyncio.gather(*(by_id[i].nak(delay=delay) for i in retried))
+        answers = await asyncio.gather(
+            *(by_id[i].ack() for i in finished),
+            *(by_id[i].nak(delay=delay) for i in retried),
+            return_exceptions=True,
+        )
+        lost = [a for a in answers if isinstance(a, BaseException)]
+        if lost:
+            # Not acknowledged: delivered again after ack_wait, then skipped as consumed.
+            log.warning("%s: %d acknowledgements lost: %s", self.worker.name, len(lost), lost[0])
         if not stranded:
             return verdict.outcome
-        await self._hold(stranded)
+        await self._hold()
         more = await self._process(stranded)
         outcome = verdict.outcome
         outcome.pending -= len(stranded)
@@ -241,26 +272,15 @@ class JetGroup(Batches):
             setattr(outcome, name, getattr(outcome, name) + getattr(more, name))
         return outcome
 
-    async def _hold(self, messages: Sequence[Msg]) -> None:
-        """Wait until the database answers again, telling JetStream every third of
-        ``ack_wait`` that ``messages`` are in progress: they are not delivered again meanwhile,
-        nor brought closer to the dead letters (as on Redis, where nothing is claimed while
-        the database is unreachable)."""
-
-        async def beat() -> None:
-            while True:
-                with contextlib.suppress(Exception):
-                    await asyncio.gather(*(m.in_progress() for m in messages))
-                await asyncio.sleep(self.settings.claim_idle_ms / 3_000)
-
-        beating = asyncio.create_task(beat())
-        try:
-            while True:
-                if await asyncio.to_thread(self._reachable):
-                    break
-                await asyncio.sleep(0.5)
-        finally:
-            beating.cancel()
+    async def _hold(self) -> None:
+        """Wait until the database answers again (the batch's messages are kept in progress
+        by :meth:`process`): they are not delivered again meanwhile, nor brought closer to
+        the dead letters (as on Redis, where nothing is claimed while the database is
+        unreachable)."""
+        while True:
+            if await asyncio.to_thread(self._reachable):
+                return
+            await asyncio.sleep(0.5)
 
 
 async def _no_decoder(message: Any) -> None:
