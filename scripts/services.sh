@@ -155,12 +155,14 @@ redis_up() {
   done
 }
 
-nats_up() {  # GEO_ENGINE_BROKER=nats: the consumers' three-node cluster, its URLs in .env
+# GEO_ENGINE_BROKER=nats: the consumers' three-node cluster, its URLs in .env (the broker itself
+# is chosen where the consumers run, so that the tests' own settings are not overridden).
+nats_up() {
   "$ROOT/scripts/nats_cluster.sh" up
   local tmp
   tmp=$(mktemp)
-  grep -v -E '^GEO_ENGINE_(BROKER|NATS_URL)=' "$ENV_FILE" >"$tmp" || true
-  printf 'GEO_ENGINE_BROKER=nats\nGEO_ENGINE_NATS_URL=%s\n' "$("$ROOT/scripts/nats_cluster.sh" urls)" >>"$tmp"
+  grep -v -E '^GEO_ENGINE_NATS_URL=' "$ENV_FILE" >"$tmp" || true
+  printf 'GEO_ENGINE_NATS_URL=%s\n' "$("$ROOT/scripts/nats_cluster.sh" urls)" >>"$tmp"
   mv "$tmp" "$ENV_FILE"
 }
 
