@@ -78,6 +78,8 @@ wait_ready() {  # every node answers, JetStream included (a meta leader was elec
       [ $tries -lt 150 ] || die "node n$n does not answer (log: $1/n$n.log)"
       sleep 0.2
     done
+    # Another server answering on that port would pass the check above.
+    running "$1" "$n" || die "node n$n did not start (log: $1/n$n.log)"
   done
 }
 
