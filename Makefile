@@ -28,13 +28,14 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 install: .venv/.synced web/node_modules/.package-lock.json  ## install the engine in .venv (uv.lock) and the map's JS in web/ (package-lock.json)
 	@scripts/bootstrap.sh lib libpangoft2-1.0.so.0 libpango-1.0-0 libpangoft2-1.0-0
 
-services:  ## start PostGIS and Redis (idempotent); writes .env
+services:  ## start PostGIS and Redis, and the NATS cluster with GEO_ENGINE_BROKER=nats (idempotent); writes .env
+	@scripts/bootstrap.sh tool nats-server nats-server
 	@scripts/services.sh up
 
 services-replica:  ## start PostGIS, a hot standby of it (the API's reads) and Redis; writes .env
 	@GEO_ENGINE_REPLICA=1 scripts/services.sh up
 
-services-down:  ## stop PostGIS and Redis
+services-down:  ## stop PostGIS, Redis and the NATS cluster
 	@scripts/services.sh down
 
 demo: install services  ## load France, users and projects, show the retention loop, then serve the API and the map (Ctrl-C stops)

@@ -21,6 +21,7 @@ LOOP_BENCHES = {
     "growth": 100_000,
     "import": 1_000_000,
     "tiles": 100_000,
+    "nats": 100_000,
 }
 # Names that are no module's name (a keyword): their module.
 BENCH_MODULES = {"import": "imports"}
@@ -30,7 +31,7 @@ def bench(
     name: str = typer.Argument(
         ...,
         help="placement, locate, http, audience, recommend, consumers, fanout, digest, replay, "
-        "growth, import or mail",
+        "growth, import, nats or mail",
     ),
     size: int | None = typer.Option(
         None,

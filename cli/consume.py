@@ -34,9 +34,10 @@ def consume(
         help="run the loop's scheduled passes too (closing soon, reminders, alerts, digests)",
     ),
 ) -> None:
-    """Run the outbox relay and reconciler and the workers' consumer groups on Redis until
-    SIGINT or SIGTERM. Settings: GEO_ENGINE_DATABASE_URL, GEO_ENGINE_REDIS_URL and the
-    stream settings (GEO_ENGINE_STREAM_PREFIX, GEO_ENGINE_BATCH_SIZE, ...)."""
+    """Run the outbox relay and reconciler and the workers' consumer groups on Redis (or on
+    NATS JetStream with GEO_ENGINE_BROKER=nats) until SIGINT or SIGTERM. Settings:
+    GEO_ENGINE_DATABASE_URL, GEO_ENGINE_REDIS_URL or GEO_ENGINE_NATS_URL and the stream
+    settings (GEO_ENGINE_STREAM_PREFIX, GEO_ENGINE_BATCH_SIZE, ...)."""
     from consumers.app import choose, consume, default_consumer
     from consumers.app import workers as every_worker
     from consumers.settings import LoopSettings, StreamSettings
@@ -89,12 +90,14 @@ def relay_command(
         False, "--once", help="publish what is unpublished, reconcile once, and exit"
     ),
 ) -> None:
-    """Publish the outbox onto Redis streams (and republish what Redis lost) until SIGINT or
-    SIGTERM; with --once, one round, printing {"published", "republished"} as JSON."""
+    """Publish the outbox onto Redis streams, or JetStream's with GEO_ENGINE_BROKER=nats (and
+    republish what they lost) until SIGINT or SIGTERM; with --once, one round, printing
+    {"published", "republished"} as JSON."""
     import redis
 
     from consumers import relay
     from consumers.app import workers
+    from consumers.jetstream import JetStreamSink
     from consumers.settings import LoopSettings, StreamSettings
     from geo_engine import db
     from geo_engine.settings import DatabaseSettings, RedisSettings
@@ -104,10 +107,15 @@ def relay_command(
     redis_url = RedisSettings().redis_url
     groups = workers(redis_url, settings, LoopSettings())
     if once:
-        client = redis.Redis.from_url(redis_url)
+        client: relay.Target = (
+            JetStreamSink(settings, groups)
+            if settings.broker == "nats"
+            else redis.Redis.from_url(redis_url)
+        )
         with db.connect(database) as conn:
             published = relay.drain(conn, client, settings)
             republished = relay.Reconciler(settings, groups).run(conn, client)
+        client.close()
         typer.echo(json.dumps({"published": published, "republished": republished}))
         return
     stop = threading.Event()

@@ -1,5 +1,7 @@
 """The consumers' process (``geo-engine consume``): the outbox relay and reconciler, and the
-workers of :func:`workers`, on one FastStream ``RedisBroker``; and its AsyncAPI document.
+workers of :func:`workers`, on one FastStream broker: ``RedisBroker`` (consumers/runtime.py)
+or, with ``GEO_ENGINE_BROKER=nats``, ``NatsBroker`` on JetStream (consumers/jetstream.py), the
+same workers on either; and its AsyncAPI document.
 
 Every process runs under a unique consumer name (``--consumer``, default host and pid): N
 processes in one consumer group share its entries, each entry delivered to one of them, and
@@ -22,6 +24,7 @@ from faststream.specification import AsyncAPI
 from pydantic import BaseModel, Field
 
 from consumers import engagement, erasure, fanout, relay, tiles
+from consumers.jetstream import JetStreamSink, NatsRuntime
 from consumers.runtime import Runtime
 from consumers.settings import LoopSettings, StreamSettings
 from consumers.streams import STREAMS, stream_key
@@ -39,13 +42,14 @@ def workers(
 ) -> tuple[Worker, ...]:
     """Every consumer group the engine runs (``--workers`` chooses among them): the engagement
     that comes back, the fan-out of projects and meetings into inboxes, erasure (which
-    scrubs the streams at ``redis_url`` too) and the public tiles' invalidation (published at
-    ``redis_url``)."""
+    scrubs the streams too: at ``redis_url``, or JetStream's when ``streams.broker`` is nats) and
+    the public tiles' invalidation (published at ``redis_url`` whatever the broker)."""
     client = redis.Redis.from_url(redis_url)
+    scrubbed = JetStreamSink(streams) if streams.broker == "nats" else client
     return (
         engagement.WORKER,
         fanout.worker(loop),
-        erasure.worker(client, streams),
+        erasure.worker(scrubbed, streams),
         tiles.worker(client, tile_cache or TileCacheSettings()),
     )
 
@@ -101,12 +105,16 @@ async def consume(
         )
     for thread in background:
         thread.start()
-    runtime = Runtime(
-        workers,
-        database=database,
-        redis_url=redis.redis_url,
-        settings=settings,
-        consumer=consumer,
+    runtime: Runtime | NatsRuntime = (
+        NatsRuntime(workers, database=database, settings=settings, consumer=consumer)
+        if settings.broker == "nats"
+        else Runtime(
+            workers,
+            database=database,
+            redis_url=redis.redis_url,
+            settings=settings,
+            consumer=consumer,
+        )
     )
     try:
         await runtime.run(stop)

@@ -32,11 +32,13 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
 
+import nats.errors
 import psycopg
 import redis
 from faststream.redis.parser.binary import BinaryMessageFormatV1
 from psycopg import sql
 
+from consumers.jetstream import JetStreamSink
 from consumers.settings import StreamSettings
 from consumers.worker import Worker
 from contracts.errors import Unavailable
@@ -214,16 +216,22 @@ def scrub_streams(client: redis.Redis, prefix: str, user_ids: Sequence[int]) -> 
     return deleted
 
 
-def worker(client: redis.Redis, settings: StreamSettings) -> Worker:
+def worker(client: redis.Redis | JetStreamSink, settings: StreamSettings) -> Worker:
     """The ``erasure`` consumer group on the ``user`` stream: for a batch of ``user.erased``,
     the rows written after each erasure (same deletes, set-wise) and the stream entries
-    naming those users."""
+    naming those users (on Redis, or the messages on JetStream when ``client`` is its sink)."""
 
     def handle(conn: psycopg.Connection, events: Sequence[Event]) -> None:
         user_ids = sorted({e.user_id for e in events if isinstance(e, UserErased)})
         if not user_ids:
             return
         _delete_rows(conn, user_ids)
+        if isinstance(client, JetStreamSink):
+            try:
+                client.scrub(user_ids, names_user)
+            except (nats.errors.Error, TimeoutError, OSError) as exc:
+                raise Unavailable(f"NATS unreachable while erasing messages: {exc}") from exc
+            return
         try:
             scrub_streams(client, settings.stream_prefix, user_ids)
         except redis.RedisError as exc:

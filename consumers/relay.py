@@ -1,4 +1,5 @@
-"""The outbox relay and its reconciler: PostgreSQL's outbox onto Redis streams, at least once.
+"""The outbox relay and its reconciler: PostgreSQL's outbox onto the loop's streams (Redis
+streams, or JetStream's with ``GEO_ENGINE_BROKER=nats``: consumers/jetstream.py), at least once.
 
 PostgreSQL is the record. :func:`publish` takes the oldest unpublished outbox rows (locked,
 ``SKIP LOCKED``, so relays may run side by side), adds each to its stream in one pipeline,
@@ -25,6 +26,7 @@ from typing import Any
 import psycopg
 import redis
 
+from consumers.jetstream import JetStreamSink
 from consumers.settings import StreamSettings
 from consumers.streams import STREAMS, trim
 from consumers.worker import Worker, stream_of
@@ -43,6 +45,8 @@ _MARK = "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY(%s::u
 HORIZON = timedelta(days=7)
 
 Row = tuple[Any, ...]
+# Where the relay publishes: a Redis client, or JetStream through its sink.
+Target = redis.Redis | JetStreamSink
 
 
 def entry(row: Row) -> dict[str, bytes]:
@@ -59,7 +63,11 @@ def entry(row: Row) -> dict[str, bytes]:
     return {"event": json.dumps(body, separators=(",", ":")).encode()}
 
 
-def _add(client: redis.Redis, settings: StreamSettings, rows: Sequence[Row]) -> set[str]:
+def _add(
+    client: Target, settings: StreamSettings, rows: Sequence[Row], *, again: bool = False
+) -> set[str]:
+    if isinstance(client, JetStreamSink):
+        return client.add(rows, [entry(row)["event"] for row in rows], again=again)
     keys = set()
     pipe = client.pipeline(transaction=False)
     for row in rows:
@@ -70,16 +78,19 @@ def _add(client: redis.Redis, settings: StreamSettings, rows: Sequence[Row]) -> 
     return keys
 
 
-def trim_streams(client: redis.Redis, settings: StreamSettings, keys: Iterable[str]) -> None:
+def trim_streams(client: Target, settings: StreamSettings, keys: Iterable[str]) -> None:
     """Trim each stream in ``keys`` to about ``max_len``, never below a pending entry."""
+    if isinstance(client, JetStreamSink):
+        client.trim(keys)
+        return
     for key in keys:
         trim(client, key, settings.max_len)
 
 
-def publish(conn: psycopg.Connection, client: redis.Redis, settings: StreamSettings) -> int:
+def publish(conn: psycopg.Connection, client: Target, settings: StreamSettings) -> int:
     """Publish one batch (``relay_batch`` rows at most) of the oldest unpublished outbox rows;
-    return how many. Commits ``conn``'s transaction; raises redis or psycopg errors (nothing
-    is then marked published)."""
+    return how many. Commits ``conn``'s transaction; raises redis, NATS or psycopg errors
+    (nothing is then marked published)."""
     with conn.transaction():
         rows = conn.execute(_PICK, {"limit": settings.relay_batch}).fetchall()
         if not rows:
@@ -90,7 +101,7 @@ def publish(conn: psycopg.Connection, client: redis.Redis, settings: StreamSetti
     return len(rows)
 
 
-def drain(conn: psycopg.Connection, client: redis.Redis, settings: StreamSettings) -> int:
+def drain(conn: psycopg.Connection, client: Target, settings: StreamSettings) -> int:
     """Publish until no unpublished row is left; return how many were published."""
     total = 0
     while published := publish(conn, client, settings):
@@ -114,7 +125,9 @@ class Reconciler:
     epoch: str | None = None
     cursors: dict[str, datetime] = field(default_factory=dict)
 
-    def _emptied(self, client: redis.Redis) -> bool:
+    def _emptied(self, client: Target) -> bool:
+        if isinstance(client, JetStreamSink):
+            return client.emptied()
         key = f"{self.settings.stream_prefix}.epoch"
         seen = client.get(key)
         if seen is None:
@@ -130,7 +143,7 @@ class Reconciler:
         self.epoch = seen.decode() if isinstance(seen, bytes) else str(seen)
         return lost
 
-    def run(self, conn: psycopg.Connection, client: redis.Redis) -> int:
+    def run(self, conn: psycopg.Connection, client: Target) -> int:
         """One pass over every group; returns how many events were published again."""
         now = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
         conn.commit()
@@ -145,7 +158,7 @@ class Reconciler:
     def _republish(
         self,
         conn: psycopg.Connection,
-        client: redis.Redis,
+        client: Target,
         worker: Worker,
         before: datetime,
         after: datetime,
@@ -166,7 +179,7 @@ class Reconciler:
                 ).fetchall()
                 if rows:
                     cursor = min(cursor, rows[0][5])
-                    keys = _add(client, self.settings, rows)
+                    keys = _add(client, self.settings, rows, again=True)
                     # Published again now: looked at once more a grace period later.
                     conn.execute(_MARK, ([row[0] for row in rows],))
             if rows:
@@ -179,7 +192,10 @@ class Reconciler:
 
 
 def _lost(error: Exception) -> bool:
-    return isinstance(error, redis.ConnectionError | redis.TimeoutError | psycopg.OperationalError)
+    return isinstance(
+        error,
+        redis.ConnectionError | redis.TimeoutError | psycopg.OperationalError | TimeoutError,
+    )
 
 
 def run_forever(
@@ -191,12 +207,17 @@ def run_forever(
 ) -> None:
     """Relay and reconcile until ``stop``: publish while there is something to publish, else
     wait ``polling_ms``; reconcile every half grace period (at least every second). A lost
-    database or Redis is waited for, a second at a time."""
+    database, Redis or NATS is waited for, a second at a time. ``settings.broker`` says where
+    to publish (``redis_url`` unused on NATS)."""
     reconciler = Reconciler(settings, workers)
     every = max(settings.reconcile_grace_s / 2, 1.0)
     last = 0.0
     conn: psycopg.Connection | None = None
-    client = redis.Redis.from_url(redis_url)
+    client: Target = (
+        JetStreamSink(settings, workers)
+        if settings.broker == "nats"
+        else redis.Redis.from_url(redis_url)
+    )
     try:
         while not stop.is_set():
             try:

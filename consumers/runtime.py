@@ -91,17 +91,30 @@ def _reason(error: BaseException) -> str:
 
 
 @dataclass
-class Group:
-    """One worker's consumer group, as consumer ``consumer`` of this process."""
+class Verdict:
+    """What a batch comes to, before the broker is told: the entries ``done`` (to acknowledge),
+    the ``dead`` letters, and the ``errors`` (entry id → reason) of those left pending after
+    a failure, with the counts in ``outcome``."""
+
+    outcome: Outcome = field(default_factory=Outcome)
+    done: list[bytes] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    errors: dict[bytes, str] = field(default_factory=dict)
+
+
+@dataclass
+class Batches:
+    """The broker-free half of a consumer group: a batch of entries (ids and fields) to a
+    :class:`Verdict`, through one transaction recording and handling the fresh events. The
+    transports (:class:`Group` on Redis, ``consumers.jetstream.JetGroup`` on NATS) read the
+    entries and carry the verdict out."""
 
     worker: Worker
     settings: StreamSettings
     database: DatabaseSettings
-    client: redis.asyncio.Redis
-    consumer: str
-    _conn: psycopg.Connection | None = field(default=None, repr=False)
+    _conn: psycopg.Connection | None = field(default=None, init=False, repr=False)
     # The subscriber and the claimer share the connection: one batch at a time.
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -110,10 +123,6 @@ class Group:
     @property
     def dead_key(self) -> str:
         return stream_key(self.settings, "dead")
-
-    @property
-    def errors_key(self) -> str:
-        return stream_key(self.settings, "errors")
 
     # -- the database side, in a thread ----------------------------------------------------
 
@@ -158,28 +167,18 @@ class Group:
 
     # -- one batch ---------------------------------------------------------------------------
 
-    async def process(
+    async def decide(
         self,
         ids: Sequence[bytes],
         entries: Sequence[Mapping[bytes, bytes]],
         deliveries: Mapping[bytes, int] | None = None,
-    ) -> Outcome:
-        """Handle the entries ``ids`` (with their fields ``entries``) of this group's stream,
-        then acknowledge every one that is done: handled, skipped, dropped or dead-lettered.
-        ``deliveries`` (claimed entries) gives each one's delivery count for its dead letter.
-        One call at a time per group."""
-        async with self._lock:
-            return await self._process(ids, entries, deliveries)
-
-    async def _process(
-        self,
-        ids: Sequence[bytes],
-        entries: Sequence[Mapping[bytes, bytes]],
-        deliveries: Mapping[bytes, int] | None = None,
-    ) -> Outcome:
-        outcome = Outcome()
-        done: list[bytes] = []
-        dead: list[DeadLetter] = []
+    ) -> Verdict:
+        """Parse, record and handle the entries ``ids`` (with their fields ``entries``), and
+        say what becomes of each: done (handled, skipped or dropped), dead (with its reason)
+        or left pending (``errors`` holds why, when it failed). ``deliveries`` gives each
+        entry's delivery count for its dead letter. The caller holds ``_lock``."""
+        verdict = Verdict()
+        outcome, done, dead = verdict.outcome, verdict.done, verdict.dead
         events: list[Event] = []
         entry_of: dict[Any, bytes] = {}
         counts = deliveries or {}
@@ -221,40 +220,26 @@ class Group:
                 fresh = await asyncio.to_thread(self._commit, events)
             except Exception as error:
                 if connection_lost(error):
-                    # Everything stays pending; the claimer delivers it again later.
+                    # Everything stays pending, to be delivered again later.
                     log.warning("%s: database unreachable: %s", self.worker.name, error)
                     outcome.pending += len(events)
                 else:
-                    await self._one_by_one(events, entry_of, outcome, done, dead, letter)
+                    await self._one_by_one(events, entry_of, verdict, letter)
             else:
                 outcome.handled += fresh
                 outcome.skipped += len(events) - fresh
                 done.extend(entry_of[e.event_id] for e in events)
-
-        if dead:
-            await bury(self.client, self.dead_key, dead)
-            outcome.dead += len(dead)
-        if done:
-            await self.client.xack(self.key, self.worker.name, *done)
-        finished = done + [d.entry_id for d in dead]
-        if deliveries and finished:
-            # Claimed entries that are finished no longer need their last error.
-            await self.client.hdel(self.errors_key, *(self._error_field(i) for i in finished))
-        return outcome
-
-    def _error_field(self, entry_id: bytes) -> str:
-        return f"{self.worker.name}/{entry_id.decode()}"
+        outcome.dead += len(dead)
+        return verdict
 
     async def _one_by_one(
         self,
         events: Sequence[Event],
         entry_of: Mapping[Any, bytes],
-        outcome: Outcome,
-        done: list[bytes],
-        dead: list[DeadLetter],
+        verdict: Verdict,
         letter: Any,
     ) -> None:
-        errors: dict[str, str] = {}
+        outcome = verdict.outcome
         for position, event in enumerate(events):
             entry_id = entry_of[event.event_id]
             try:
@@ -269,19 +254,67 @@ class Group:
                 reason = _reason(error)
                 if kind == "dead-letter":
                     raw = event.model_dump_json().encode()
-                    dead.append(letter(entry_id, raw, reason))
+                    verdict.dead.append(letter(entry_id, raw, reason))
                 elif kind == "drop":
                     outcome.dropped += 1
-                    done.append(entry_id)
+                    verdict.done.append(entry_id)
                 else:
                     outcome.pending += 1
-                    errors[self._error_field(entry_id)] = reason
+                    verdict.errors[entry_id] = reason
             else:
                 outcome.handled += fresh
                 outcome.skipped += 1 - fresh
-                done.append(entry_id)
-        if errors:
-            await self.client.hset(self.errors_key, mapping=errors)  # type: ignore[arg-type]
+                verdict.done.append(entry_id)
+
+
+@dataclass
+class Group(Batches):
+    """One worker's consumer group on Redis, as consumer ``consumer`` of this process."""
+
+    client: redis.asyncio.Redis
+    consumer: str
+
+    @property
+    def errors_key(self) -> str:
+        return stream_key(self.settings, "errors")
+
+    async def process(
+        self,
+        ids: Sequence[bytes],
+        entries: Sequence[Mapping[bytes, bytes]],
+        deliveries: Mapping[bytes, int] | None = None,
+    ) -> Outcome:
+        """Handle the entries ``ids`` (with their fields ``entries``) of this group's stream,
+        then acknowledge every one that is done: handled, skipped, dropped or dead-lettered.
+        ``deliveries`` (claimed entries) gives each one's delivery count for its dead letter.
+        One call at a time per group."""
+        async with self._lock:
+            return await self._process(ids, entries, deliveries)
+
+    async def _process(
+        self,
+        ids: Sequence[bytes],
+        entries: Sequence[Mapping[bytes, bytes]],
+        deliveries: Mapping[bytes, int] | None,
+    ) -> Outcome:
+        verdict = await self.decide(ids, entries, deliveries)
+        if verdict.errors:
+            await self.client.hset(
+                self.errors_key,
+                mapping={self._error_field(i): e for i, e in verdict.errors.items()},
+            )
+        if verdict.dead:
+            await bury(self.client, self.dead_key, verdict.dead)
+        if verdict.done:
+            await self.client.xack(self.key, self.worker.name, *verdict.done)
+        finished = verdict.done + [d.entry_id for d in verdict.dead]
+        if deliveries and finished:
+            # Claimed entries that are finished no longer need their last error.
+            await self.client.hdel(self.errors_key, *(self._error_field(i) for i in finished))
+        return verdict.outcome
+
+    def _error_field(self, entry_id: bytes) -> str:
+        return f"{self.worker.name}/{entry_id.decode()}"
 
     # -- the claimer -------------------------------------------------------------------------
 

@@ -10,7 +10,21 @@ from geo_engine.settings import _Base
 
 
 class StreamSettings(_Base):
-    """Redis Streams: names, consumer groups, batches and the redelivery policy."""
+    """The loop's streams: which broker carries them, names, consumer groups, batches and the
+    redelivery policy (on NATS, ``claim_idle_ms`` is the durable consumers' ``ack_wait``)."""
+
+    broker: Literal["redis", "nats"] = Field(
+        default="redis",
+        description="redis: Redis streams (GEO_ENGINE_REDIS_URL); nats: JetStream streams on "
+        "a NATS cluster (GEO_ENGINE_NATS_URL)",
+    )
+    nats_url: str = Field(
+        default="nats://127.0.0.1:54222,nats://127.0.0.1:54223,nats://127.0.0.1:54224",
+        description="the NATS servers, comma-separated (scripts/nats_cluster.sh urls)",
+    )
+    nats_replicas: int = Field(
+        default=3, ge=1, le=5, description="copies of each JetStream stream (R3 on 3 nodes)"
+    )
 
     stream_prefix: str = Field(
         default="events", description="streams are <prefix>.project, .user, .engagement, .dead"

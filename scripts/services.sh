@@ -224,6 +224,17 @@ redis_up() {
   done
 }
 
+# GEO_ENGINE_BROKER=nats: the consumers' three-node cluster, its URLs in .env (the broker itself
+# is chosen where the consumers run, so that the tests' own settings are not overridden).
+nats_up() {
+  "$ROOT/scripts/nats_cluster.sh" up
+  local tmp
+  tmp=$(mktemp)
+  grep -v -E '^GEO_ENGINE_NATS_URL=' "$ENV_FILE" >"$tmp" || true
+  printf 'GEO_ENGINE_NATS_URL=%s\n' "$("$ROOT/scripts/nats_cluster.sh" urls)" >>"$tmp"
+  mv "$tmp" "$ENV_FILE"
+}
+
 redis_down() {
   if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
     redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
@@ -247,12 +258,14 @@ case "${1:-up}" in
     if replica_running; then read_url="postgresql://geo_engine:${pw}@127.0.0.1:${REPLICA_PORT}/geo_engine"; fi
     write_env "postgresql://geo_engine:${pw}@127.0.0.1:${PG_PORT}/geo_engine" \
       "redis://127.0.0.1:${REDIS_PORT}/0" "$read_url"
+    if [ "${GEO_ENGINE_BROKER:-redis}" = nats ]; then nats_up; fi
     ;;
   down)
     if [ "$MODE" = docker ]; then docker compose -f "$ROOT/docker-compose.yml" down; exit 0; fi
     redis_down
     replica_down
     pg_down
+    "$ROOT/scripts/nats_cluster.sh" down
     ;;
   status)
     if [ "$MODE" = docker ]; then docker compose -f "$ROOT/docker-compose.yml" ps; exit 0; fi
@@ -272,6 +285,7 @@ case "${1:-up}" in
     else
       say "Redis: stopped"
     fi
+    "$ROOT/scripts/nats_cluster.sh" status
     ;;
   *) die "usage: $0 up|down|status" ;;
 esac

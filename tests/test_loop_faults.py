@@ -1,9 +1,10 @@
-"""The retention loop end to end under faults, with real processes, a Redis and a PostgreSQL of
-the test's own, and a real SMTP server.
+"""The retention loop end to end under faults, with real processes, a broker (Redis, or a
+three-node NATS JetStream cluster) and a PostgreSQL of the test's own, and a real SMTP server.
 
 100,000 events (clicks coming back, and national projects published to 200 residents of
 Reims) go through ``geo-engine consume`` processes that are killed with SIGKILL more than
-twenty times, while Redis is restarted empty once and PostgreSQL crashes once. Then the same
+twenty times, while the broker restarts once (Redis empty; on NATS the project stream's leader
+node is killed and comes back) and PostgreSQL crashes once. Then the same
 processes, running the loop's clock, send the alerts and the daily digests while they are
 killed again. Afterwards everything expected is there exactly once, and nothing is pending.
 """
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 
 from contracts.users import Notifications, QuietHours, UserRecord
 from geo_engine import db
@@ -34,9 +34,9 @@ from geo_engine.territories.load import load
 from geo_engine.users.places import UserBatch, import_users
 from tests import api_data as data
 from tests import minidata
+from tests.brokers import KINDS, Broker, Kind, serving
 from tests.cli import CLI, REPO
 from tests.pgcluster import Cluster, throwaway_cluster
-from tests.redisserver import RedisServer, serving
 from tests.smtpsink import LINK_SECRET, SmtpSink, running_sink
 
 pytestmark = [pytest.mark.slow, pytest.mark.geodata]
@@ -47,14 +47,14 @@ DAILY = list(range(101, 201))  # a daily digest
 ORG = 5
 PROJECTS = list(range(1, 21))  # national, public: each reaches all 200 users
 EVENTS = 100_000
-PREFIX = "f"
 GROUPS = {"project": ["fanout"], "user": ["erasure"], "engagement": ["engagement"]}
 KILLS = 20
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    yield from serving(tmp_path)
+@pytest.fixture(params=KINDS)
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+    kind: Kind = request.param
+    yield from serving(kind, tmp_path / kind)
 
 
 @pytest.fixture
@@ -136,13 +136,13 @@ class Fleet:
     """``geo-engine consume`` processes of one consumer group each, started and killed."""
 
     def __init__(
-        self, database: DatabaseSettings, server: RedisServer, smtp_port: int, log: Path
+        self, database: DatabaseSettings, broker: Broker, smtp_port: int, log: Path
     ) -> None:
         self.env = {
             **os.environ,
+            **broker.env(),
             "GEO_ENGINE_DATABASE_URL": database.database_url,
-            "GEO_ENGINE_REDIS_URL": server.url,
-            "GEO_ENGINE_STREAM_PREFIX": PREFIX,
+            "GEO_ENGINE_STREAM_PREFIX": broker.prefix,
             "GEO_ENGINE_CLAIM_IDLE_MS": "1000",
             "GEO_ENGINE_BATCH_SIZE": "500",
             "GEO_ENGINE_RELAY_BATCH": "2000",
@@ -191,15 +191,14 @@ class Fleet:
         self.processes.clear()
 
 
-def _pending(server: RedisServer) -> int:
-    client = redis.Redis.from_url(server.url)
+def _pending(broker: Broker) -> int:
     total = 0
     for stream, groups in GROUPS.items():
         for group in groups:
             try:
-                total += int(client.xpending(f"{PREFIX}.{stream}", group)["pending"])
-            except redis.ResponseError:  # no such group (yet)
-                continue
+                total += broker.unacknowledged(stream, group)
+            except Exception:  # noqa: BLE001  no such group (yet), or a node restarting
+                return -1
     return total
 
 
@@ -208,14 +207,14 @@ def _mail_report(sink: SmtpSink) -> Counter[str]:
 
 
 def test_the_loop_loses_and_duplicates_nothing_through_kills_and_restarts(
-    cluster: Cluster, redis_server: RedisServer, tmp_path: Path
+    cluster: Cluster, broker: Broker, tmp_path: Path
 ) -> None:
     database = cluster.settings()
     clicks = _ground(database)
     chance = random.Random(2026)  # noqa: S311  not cryptography
     log = tmp_path / "consume.log"
     with running_sink() as (sink, mail):
-        fleet = Fleet(database, redis_server, mail.smtp_port, log)
+        fleet = Fleet(database, broker, mail.smtp_port, log)
         try:
             # 1. The events: relay, fan-out, engagement, with kills and both restarts.
             for _ in range(2):
@@ -224,7 +223,7 @@ def test_the_loop_loses_and_duplicates_nothing_through_kills_and_restarts(
                 time.sleep(chance.uniform(0.5, 1.5))
                 fleet.kill(chance.choice(fleet.processes))
                 if kill == KILLS // 3:
-                    redis_server.restart()  # empty: groups and streams gone
+                    broker.restart("project")  # Redis empty; a NATS leader node lost
                 if kill == 2 * KILLS // 3:
                     cluster.stop("immediate")
                     time.sleep(1)
@@ -238,7 +237,7 @@ def test_the_loop_loses_and_duplicates_nothing_through_kills_and_restarts(
                     and _counted(database, "SELECT count(*) FROM inbox") == expected_inbox
                     and _counted(database, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
                     == 0
-                    and _pending(redis_server) == 0
+                    and _pending(broker) == 0
                 )
 
             _wait(
@@ -247,7 +246,7 @@ def test_the_loop_loses_and_duplicates_nothing_through_kills_and_restarts(
                 lambda: (
                     f"{_counted(database, 'SELECT count(*) FROM engagement_event')} of {clicks} "
                     f"clicks, {_counted(database, 'SELECT count(*) FROM inbox')} of "
-                    f"{expected_inbox} inbox rows, {_pending(redis_server)} pending; "
+                    f"{expected_inbox} inbox rows, {_pending(broker)} pending; "
                     f"log: {log.read_text()[-2000:]}"
                 ),
             )
@@ -259,8 +258,7 @@ def test_the_loop_loses_and_duplicates_nothing_through_kills_and_restarts(
                 assert _count(conn, "SELECT count(DISTINCT event_id) FROM engagement_event") == (
                     clicks
                 )
-            dead = redis.Redis.from_url(redis_server.url).xlen(f"{PREFIX}.dead")
-            assert dead == 0, "no event of this run is poison"
+            assert broker.dead() == [], "no event of this run is poison"
             fleet.stop()
 
             # 2. The deliveries: the loop's clock sends alerts and digests, killed again.

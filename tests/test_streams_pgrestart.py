@@ -1,6 +1,6 @@
-"""The consumers across a PostgreSQL crash and restart (a server of the test's own): what was
-in flight stays pending, nothing is dead-lettered for it, and once the server is back every
-event is counted exactly once."""
+"""The consumers across a PostgreSQL crash and restart (a server of the test's own), on Redis
+and on a NATS JetStream cluster: what was in flight stays pending, nothing is dead-lettered for
+it, and once the server is back every event is counted exactly once."""
 
 from __future__ import annotations
 
@@ -9,23 +9,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from consumers import engagement
 from consumers.app import consume
-from consumers.settings import StreamSettings
 from geo_engine import db
 from geo_engine.settings import DatabaseSettings, RedisSettings
 from tests import streams_data
+from tests.brokers import KINDS, Broker, Kind, serving
 from tests.pgcluster import Cluster, throwaway_cluster
-from tests.redisserver import RedisServer, serving
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    yield from serving(tmp_path)
+@pytest.fixture(params=KINDS)
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+    kind: Kind = request.param
+    yield from serving(kind, tmp_path / kind)
 
 
 @pytest.fixture
@@ -51,16 +50,13 @@ async def _until(check: object, seconds: float) -> None:
     raise AssertionError("not reached in time")
 
 
-def test_a_postgresql_crash_loses_and_duplicates_nothing(
-    cluster: Cluster, redis_server: RedisServer
-) -> None:
+def test_a_postgresql_crash_loses_and_duplicates_nothing(cluster: Cluster, broker: Broker) -> None:
     database = streams_data.ground(lambda: cluster.settings())
     with db.connect(database) as conn:
         streams_data.many_clicks(conn, 20_000)
         conn.commit()
-    settings = StreamSettings(
-        stream_prefix="r", claim_idle_ms=500, polling_ms=20, batch_size=200, relay_batch=500
-    )
+    settings = broker.settings(claim_idle_ms=500, polling_ms=20, batch_size=200, relay_batch=500)
+    redis_url = broker.server.url if broker.kind == "redis" else RedisSettings().redis_url
 
     async def scenario() -> None:
         stop = asyncio.Event()
@@ -68,7 +64,7 @@ def test_a_postgresql_crash_loses_and_duplicates_nothing(
             consume(
                 [engagement.WORKER],
                 database=database,
-                redis=RedisSettings(redis_url=redis_server.url),
+                redis=RedisSettings(redis_url=redis_url),
                 settings=settings,
                 consumer="c1",
                 stop=stop,
@@ -86,8 +82,7 @@ def test_a_postgresql_crash_loses_and_duplicates_nothing(
         await task
 
     asyncio.run(scenario())
-    client = redis.Redis.from_url(redis_server.url)
-    assert client.xpending("r.engagement", "engagement")["pending"] == 0
-    assert client.xlen("r.dead") == 0
+    assert broker.unacknowledged("engagement", "engagement") == 0
+    assert broker.dead() == []
     assert streams_data.count(database, "SELECT sum(count) FROM engagement") == 21_000
     assert streams_data.count(database, "SELECT count(*) FROM consumed_event") == 21_000
