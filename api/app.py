@@ -95,7 +95,8 @@ def create_app(
     app.state.mail_settings = mail_settings or MailSettings()
     problems.install(app)
     # Inside the request bounds (added last, so outermost): nearby and bbox answered directly.
-    app.add_middleware(HotReads)
+    if api_settings.hot_reads:
+        app.add_middleware(HotReads)
     app.add_middleware(
         RequestLimits,
         max_body_bytes=api_settings.max_body_bytes,

@@ -15,7 +15,7 @@ import psycopg
 from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from geo_engine.catalog.queries import NEARBY_PROJECTS
+from geo_engine.catalog.queries import nearby_statement
 from geo_engine.settings import DatabaseSettings
 
 HOTEL_DE_VILLE = (2.3522, 48.8566)
@@ -24,9 +24,9 @@ HOTEL_DE_VILLE = (2.3522, 48.8566)
 def nearby_answer(database: DatabaseSettings) -> bytes:
     """The anonymous nearby answer around the Hôtel de Ville (20 nearest within 5 km)."""
     lon, lat = HOTEL_DE_VILLE
-    params = {"lon": lon, "lat": lat, "radius_m": 5000, "limit": 20, "viewer": None}
+    text, params = nearby_statement(lon, lat, 5000, 20, None)
     with psycopg.connect(database.database_url) as conn:
-        row = conn.execute(NEARBY_PROJECTS, params).fetchone()
+        row = conn.execute(text, params).fetchone()
     assert row is not None
     return str(row[0]).encode()
 

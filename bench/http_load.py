@@ -301,6 +301,19 @@ def http_load(
         _run(server.base, plan, duration_s, paced_delay_ms, work, figures)
     finally:
         server.stop()
+    # The same two reads through the FastAPI routes (api/hot_reads.py turned off).
+    routed = Server(database, port=port + 3, workers=WORKERS, env={"GEO_ENGINE_HOT_READS": "false"})
+    try:
+        _run(
+            routed.base,
+            [Scenario(f"{s.name}_fastapi", s.paths) for s in plan[:2]],
+            duration_s,
+            paced_delay_ms,
+            work,
+            figures,
+        )
+    finally:
+        routed.stop()
     try:
         tipg = tipg_server(database, tipg_venv, port + 1, work)
     except (RuntimeError, subprocess.CalledProcessError) as exc:
