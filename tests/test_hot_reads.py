@@ -40,7 +40,7 @@ NEARBY = [
     f"/v1/projects/nearby?lon={LON}&lat={LAT}&radius_m=800&limit=3",
     f"/v1/projects/nearby?lat={LYON_HOTEL_DE_VILLE[1]}&lon={LYON_HOTEL_DE_VILLE[0]}&limit=7",
     "/v1/projects/nearby?lat=46.0&lon=-1.0&radius_m=1000",  # nothing around
-    "/v1/projects/nearby?lat=48.8566&lon=2.3522&radius_m=5e3&limit=+5",
+    "/v1/projects/nearby?lat=48.8566&lon=2.3522&radius_m=5e3&limit=%2B5",
     "/v1/projects/nearby?lat=%34%38.8566&lon=2.3522",  # percent-encoded ASCII digits
 ]
 BBOX = [
