@@ -244,8 +244,8 @@ def tipg_server(database: DatabaseSettings, venv: Path, port: int, work: Path) -
     env = {
         "DATABASE_URL": database.database_url,
         "TIPG_DB_SCHEMAS": f'["{TIPG_SCHEMA}"]',
-        "TIPG_DB_MIN_CONN_SIZE": "2",
-        "TIPG_DB_MAX_CONN_SIZE": str(ApiSettings().pool_max_size),
+        "DB_MIN_CONN_SIZE": "2",  # tipg reads these two without its TIPG_ prefix
+        "DB_MAX_CONN_SIZE": str(ApiSettings().pool_max_size),
         "TIPG_CATALOG_TTL": "0",
     }
     command = [
