@@ -98,6 +98,10 @@ def _with_viewer(text: str, anonymous: bool) -> str:
     return text.replace("{viewer}", "NULL" if anonymous else "%(viewer)s")
 
 
+# The bbox statement for an anonymous viewer (True) and for a signed-in one (False).
+_BBOX_TEXTS = {anonymous: _with_viewer(PROJECTS_IN_BBOX, anonymous) for anonymous in (True, False)}
+
+
 @functools.cache
 def _nearby_text(limit: int, anonymous: bool) -> str:
     """The nearby statement for one limit (an int, bounded by the caller) and kind of viewer:
@@ -175,9 +179,6 @@ async def projects_in_bbox(
     if viewer is not None:
         params["viewer"] = viewer
     return await _page(pool, _BBOX_TEXTS[viewer is None], params, limit)
-
-
-_BBOX_TEXTS = {anonymous: _with_viewer(PROJECTS_IN_BBOX, anonymous) for anonymous in (True, False)}
 
 
 async def commune_projects(
