@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import growth_page, map_page, problems
 from api.deps import PoolDep
+from api.hot_reads import HotReads
 from api.limits import RequestLimits, openapi_description
 from api.routes import (
     affiche,
@@ -115,6 +116,9 @@ def create_app(
     app.state.mail_settings = mail_settings or MailSettings()
     app.state.tile_cache = TileCache(tile_settings or TileCacheSettings())
     problems.install(app)
+    # Inside the request bounds (added last, so outermost): nearby and bbox answered directly.
+    if api_settings.hot_reads:
+        app.add_middleware(HotReads)
     app.add_middleware(
         RequestLimits,
         max_body_bytes=api_settings.max_body_bytes,

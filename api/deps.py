@@ -96,7 +96,12 @@ async def bbox(
         ),
     ],
 ) -> tuple[float, float, float, float]:
-    parts = bbox.split(",")
+    return bbox_of(bbox)
+
+
+def bbox_of(text: str) -> tuple[float, float, float, float]:
+    """``minlon,minlat,maxlon,maxlat`` in degrees, or InvalidInput saying what is wrong."""
+    parts = text.split(",")
     if len(parts) != 4:
         raise InvalidInput("bbox: give four numbers: minlon,minlat,maxlon,maxlat")
     values = []

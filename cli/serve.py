@@ -26,19 +26,23 @@ from geo_engine.settings import ApiSettings, DatabaseSettings
 APP = "api.app:create_app"
 
 
-def _config() -> uvicorn.Config:
+def _config(app: str) -> uvicorn.Config:
     return uvicorn.Config(
-        APP, factory=True, log_level="warning", access_log=False, **uvicorn_options(ApiSettings())
+        app,
+        factory=True,
+        log_level="warning",
+        access_log=False,
+        **uvicorn_options(ApiSettings()),
     )
 
 
-def _worker(host: str, port: int) -> None:
+def _worker(host: str, port: int, app: str) -> None:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    uvicorn.Server(_config()).run(sockets=[sock])
+    uvicorn.Server(_config(app)).run(sockets=[sock])
 
 
 def _port_is_free(host: str, port: int) -> None:
@@ -60,6 +64,13 @@ def serve(
     workers: int | None = typer.Option(
         None, "--workers", min=1, max=64, help="default: GEO_ENGINE_WORKERS"
     ),
+    app: str = typer.Option(
+        APP,
+        "--app",
+        hidden=True,
+        help="another application factory (module:function) served the same way: the HTTP "
+        "bench's floors (bench/http_floor.py)",
+    ),
 ) -> None:
     """Run the API (/v1, OpenAPI at /openapi.json) and the map page (/map)."""
     settings = ApiSettings()
@@ -73,7 +84,7 @@ def serve(
     err.print(f"API and map on http://{host}:{port} (map: http://{host}:{port}/map)")
     if workers == 1:
         uvicorn.run(
-            APP,
+            app,
             factory=True,
             host=host,
             port=port,
@@ -83,7 +94,7 @@ def serve(
         )
         return
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker, args=(host, port)) for _ in range(workers)]
+    processes = [context.Process(target=_worker, args=(host, port, app)) for _ in range(workers)]
     for process in processes:
         process.start()
 

@@ -165,6 +165,11 @@ class ApiSettings(_Base):
     # A few connections per process: queries wait in the pool rather than as PostgreSQL
     # backends competing for the cores (on 2 cores, 4 per worker served 15% more than 16).
     pool_max_size: int = Field(default=4, ge=1, description="connection cap per process")
+    hot_reads: bool = Field(
+        default=True,
+        description="answer plainly valid nearby and bbox requests without FastAPI's "
+        "machinery (api/hot_reads.py); false sends them through the routes (the bench compares)",
+    )
     # Request bounds, checked before anything is parsed (api/limits.py). The body bound leaves
     # room for the largest valid record (a 20,000-character description, a drawn area).
     max_body_bytes: int = Field(

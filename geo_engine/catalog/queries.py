@@ -9,6 +9,9 @@ restart runs once more on a fresh one (``pools.read``).
 
 from __future__ import annotations
 
+import functools
+import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +72,60 @@ async def _page(
     return Page([r[1] for r in rows], rows[-1][0] if more else None)
 
 
+# Web Mercator (EPSG:3857) is spherical Mercator on the WGS84 semi-major axis.
+_MERCATOR_R = 6_378_137.0
+_EWKB_POINT = struct.Struct("<BIIdd")  # little endian, type Point with an SRID, srid, x, y
+
+
+def ewkb_point(x: float, y: float, srid: int) -> str:
+    """A point as hex EWKB, which PostgreSQL reads as a geometry or geography value: a bound
+    parameter the planner costs as a constant, where ``ST_Transform(ST_MakePoint(...))`` of
+    parameters is costed per row (PostGIS declares ST_Transform at cost 10,000)."""
+    return _EWKB_POINT.pack(1, 0x20000001, srid, x, y).hex()
+
+
+def web_mercator(lon: float, lat: float) -> tuple[float, float]:
+    """Metres in EPSG:3857 of a point in degrees (latitude within ±85.06°, Mercator's bound;
+    the KNN only ranks candidates by it)."""
+    lat = max(min(lat, 85.06), -85.06)
+    return (
+        _MERCATOR_R * math.radians(lon),
+        _MERCATOR_R * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)),
+    )
+
+
+def _with_viewer(text: str, anonymous: bool) -> str:
+    return text.replace("{viewer}", "NULL" if anonymous else "%(viewer)s")
+
+
+# The bbox statement for an anonymous viewer (True) and for a signed-in one (False).
+_BBOX_TEXTS = {anonymous: _with_viewer(PROJECTS_IN_BBOX, anonymous) for anonymous in (True, False)}
+
+
+@functools.cache
+def _nearby_text(limit: int, anonymous: bool) -> str:
+    """The nearby statement for one limit (an int, bounded by the caller) and kind of viewer:
+    see the header of nearby_projects.sql for why they are written into the text."""
+    if not isinstance(limit, int) or not 1 <= limit <= 1_000:
+        raise ValueError(f"limit {limit!r} is not an integer within 1-1000")
+    text = NEARBY_PROJECTS.replace("{candidates}", str(2 * limit)).replace("{limit}", str(limit))
+    return _with_viewer(text, anonymous)
+
+
+def nearby_statement(
+    lon: float, lat: float, radius_m: float, limit: int, viewer: int | None
+) -> tuple[str, dict[str, object]]:
+    """The nearby statement's text and parameters (nearby_projects.sql)."""
+    params: dict[str, object] = {
+        "mercator": ewkb_point(*web_mercator(lon, lat), 3857),
+        "point": ewkb_point(lon, lat, 4326),
+        "radius_m": radius_m,
+    }
+    if viewer is not None:
+        params["viewer"] = viewer
+    return _nearby_text(limit, viewer is None), params
+
+
 async def nearby_projects(
     pool: AsyncConnectionPool,
     lon: float,
@@ -78,8 +135,8 @@ async def nearby_projects(
     viewer: int | None,
 ) -> str:
     """A FeatureCollection of the nearest visible projects, nearest first."""
-    params = {"lon": lon, "lat": lat, "radius_m": radius_m, "limit": limit, "viewer": viewer}
-    return await _text(pool, NEARBY_PROJECTS, params) or ""
+    text, params = nearby_statement(lon, lat, radius_m, limit, viewer)
+    return await _text(pool, text, params) or ""
 
 
 async def nearby_contributions(
@@ -111,16 +168,17 @@ async def projects_in_bbox(
     viewer: int | None,
 ) -> Page:
     minlon, minlat, maxlon, maxlat = bbox
-    params = {
+    params: dict[str, object] = {
         "minlon": minlon,
         "minlat": minlat,
         "maxlon": maxlon,
         "maxlat": maxlat,
         "after": after,
         "limit": limit,
-        "viewer": viewer,
     }
-    return await _page(pool, PROJECTS_IN_BBOX, params, limit)
+    if viewer is not None:
+        params["viewer"] = viewer
+    return await _page(pool, _BBOX_TEXTS[viewer is None], params, limit)
 
 
 async def commune_projects(
