@@ -1,5 +1,5 @@
-"""The two hottest reads of the map, nearby and bounding box, answered without FastAPI's
-machinery when their request is plainly well formed.
+"""The hottest reads of the map, nearby, bounding box and cached public tiles, answered
+without FastAPI's machinery when their request is plainly well formed.
 
 :class:`HotReads` is a pure ASGI middleware in front of the routes. A ``GET`` of
 ``/v1/projects/nearby`` or ``/v1/projects`` whose query string holds only the route's own
@@ -10,6 +10,12 @@ same headers. Anything else (a missing, repeated, unknown or out-of-bounds param
 token or cursor, another method) goes on to the FastAPI route untouched, so every error answer
 is the route's own, byte for byte, and the OpenAPI document still describes both.
 
+A ``GET`` of a public layer's tile (``/v1/tiles/{projects|communes|epcis}/z/x/y.mvt``, plain
+decimal numbers, no query string, no token or a valid one) that the process's tile cache holds
+is answered here with the route's headers (``ETag``, ``Cache-Control``, 304 on a matching
+``If-None-Match``); a miss goes to the route, which reads the tile and fills the cache. Only
+tiles the route itself stored can be served, so their coordinates were already checked.
+
 Why: FastAPI's dependency resolution, pydantic validation of each query parameter and the
 Starlette request/exception layers cost about as much CPU per request as the statement itself
 (bench/README.md, section "http").
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -33,6 +40,8 @@ from api.auth import ANONYMOUS, Viewer, viewer_from_token
 from api.deps import MAX_NEARBY, MAX_PAGE, MAX_RADIUS_M, bbox_of
 from api.pages import GeoJSONResponse, page_response
 from api.problems import problem_for
+from api.routes.tiles import MVT, public_tile_headers
+from api.tile_cache import TileCache, matches
 from contracts.errors import EngineError
 from contracts.values import parse_int, parse_number
 from geo_engine.catalog import queries
@@ -43,8 +52,15 @@ log = logging.getLogger("api")
 
 NEARBY = "/v1/projects/nearby"
 BBOX = "/v1/projects"
+TILES = "/v1/tiles/"
 _NEARBY_PARAMS = frozenset({"lat", "lon", "radius_m", "limit"})
 _BBOX_PARAMS = frozenset({"bbox", "limit", "cursor"})
+# Public layers only; numbers as the route would read them, without leading zeros (ASCII
+# digits: `re`'s \d would take other scripts' digits).
+_TILE = re.compile(
+    r"/v1/tiles/(projects|communes|epcis)"
+    r"/(0|[1-9][0-9]?)/(0|[1-9][0-9]{0,8})/(0|[1-9][0-9]{0,8})\.mvt"
+)
 _MAX_CURSOR = 200
 _MAX_BBOX = 200
 
@@ -98,6 +114,29 @@ def _viewer(scope: Scope, settings: ApiSettings) -> Viewer:
         raise _NotPlain from None
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case), as Starlette's ``headers.get``."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _cached_tile(scope: Scope, cache: TileCache, path: str, settings: ApiSettings) -> Response:
+    found = _TILE.fullmatch(path)
+    if found is None or scope["query_string"]:
+        raise _NotPlain
+    _viewer(scope, settings)  # a token the route would refuse is the route's to answer
+    layer, z, x, y = found.groups()
+    tile = cache.peek(layer, int(z), int(x), int(y))
+    if tile is None:
+        raise _NotPlain
+    headers = public_tile_headers(cache.settings, tile.etag)
+    if matches(_header(scope, b"if-none-match"), tile.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(tile.data, media_type=MVT, headers=headers)
+
+
 async def _nearby(pool: AsyncConnectionPool, params: dict[str, str], viewer: Viewer) -> Response:
     if "lat" not in params or "lon" not in params:
         raise _NotPlain
@@ -139,11 +178,22 @@ class HotReads:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path") if scope["type"] == "http" else None
-        if path not in (NEARBY, BBOX) or scope["method"] != "GET":
+        if path is None or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
         state: Any = scope["app"].state
         settings: ApiSettings = state.api_settings
+        if path.startswith(TILES):
+            try:
+                response = _cached_tile(scope, state.tile_cache, path, settings)
+            except _NotPlain:
+                await self.app(scope, receive, send)
+                return
+            await response(scope, receive, send)
+            return
+        if path not in (NEARBY, BBOX):
+            await self.app(scope, receive, send)
+            return
         try:
             viewer = _viewer(scope, settings)
             if path == NEARBY:

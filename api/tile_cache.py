@@ -131,6 +131,21 @@ class TileCache:
             if entry is not None:
                 self._bytes -= len(entry.tile.data)
 
+    def peek(self, layer: str, z: int, x: int, y: int) -> Tile | None:
+        """The tile when the cache holds it at the current version and within its time to
+        live (a hit), else None; reads nothing."""
+        key = (layer, z, x, y)
+        entry = self._entries.get(key)
+        if (
+            entry is None
+            or entry.version != self._version(layer)
+            or self._clock() - entry.stored_at >= self.settings.tile_cache_ttl_s
+        ):
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry.tile
+
     async def get(
         self, layer: str, z: int, x: int, y: int, read: Callable[[], Awaitable[bytes]]
     ) -> Tile:
@@ -138,15 +153,9 @@ class TileCache:
         ``read()`` (stored when nothing invalidated tiles meanwhile)."""
         key = (layer, z, x, y)
         version = self._version(layer)
-        entry = self._entries.get(key)
-        if (
-            entry is not None
-            and entry.version == version
-            and self._clock() - entry.stored_at < self.settings.tile_cache_ttl_s
-        ):
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return entry.tile
+        cached = self.peek(layer, z, x, y)
+        if cached is not None:
+            return cached
         self.misses += 1
         generation = self._generation
         data = await read()

@@ -16,6 +16,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from api import deps
 from api.app import create_app
 from api.tile_cache import TileCache, etag_of, matches
 from consumers import tiles
@@ -360,3 +361,43 @@ def test_the_handler_retries_when_redis_is_down(
         with pytest.raises(Unavailable):
             worker.handle(conn, [event])
         conn.rollback()
+
+
+async def _route_reached() -> None:
+    raise AssertionError("the FastAPI route was reached")
+
+
+def test_a_cached_tile_is_answered_by_the_hot_path_as_the_route_would(
+    client: TestClient,
+) -> None:
+    """api/hot_reads.py serves a cache hit itself, with the route's bytes and headers; a miss,
+    a query string, a token the route refuses or a number with a leading zero reach the route."""
+    x, y = tile_of(*LYON, 11)
+    url = f"/v1/tiles/projects/11/{x}/{y}.mvt"
+    assert client.get(url).status_code == 200  # stored by the route if it was not yet
+    by_route = client.get(url + "?through=route")  # a query string: the route answers
+    etag = by_route.headers["etag"]
+    by_route_304 = client.get(url + "?through=route", headers={"If-None-Match": etag})
+    app = client.app
+    app.dependency_overrides[deps.tile] = _route_reached  # type: ignore[attr-defined]
+    try:
+        hit = client.get(url)
+        assert hit.status_code == 200 and hit.content == by_route.content
+        assert dict(hit.headers) == dict(by_route.headers)
+        not_modified = client.get(url, headers={"If-None-Match": etag})
+        assert not_modified.status_code == 304 and not_modified.content == b""
+        assert dict(not_modified.headers) == dict(by_route_304.headers)
+        signed = client.get(url, headers=token_for(STRANGER))
+        assert signed.status_code == 200 and signed.content == hit.content
+        nantes_x, nantes_y = tile_of(-1.5536, 47.2184, 15)
+        for reaching in (
+            f"/v1/tiles/projects/15/{nantes_x}/{nantes_y}.mvt",  # never asked: a miss
+            f"/v1/tiles/projects/011/{x}/{y}.mvt",
+            url + "?through=route",
+        ):
+            with pytest.raises(AssertionError, match="route was reached"):
+                client.get(reaching)
+        with pytest.raises(AssertionError, match="route was reached"):
+            client.get(url, headers={"Authorization": "Bearer not-a-token"})
+    finally:
+        app.dependency_overrides.pop(deps.tile)  # type: ignore[attr-defined]

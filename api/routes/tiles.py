@@ -26,6 +26,12 @@ MVT = "application/vnd.mapbox-vector-tile"
 PRIVATE = "projects-private"
 
 
+def public_tile_headers(settings: TileCacheSettings, etag: str) -> dict[str, str]:
+    """A public tile's caching headers: anyone (a browser, a CDN) may keep it
+    ``tile_max_age_s``, then revalidate it by its strong ``etag``."""
+    return {"Cache-Control": f"public, max-age={settings.tile_max_age_s}", "ETag": etag}
+
+
 @router.get(
     "/{layer}/{z}/{x}/{y}.mvt",
     response_class=Response,
@@ -69,10 +75,7 @@ async def tile(
     cache: TileCache = request.app.state.tile_cache
     settings: TileCacheSettings = cache.settings
     found = await cache.get(layer, z, x, y, lambda: project_queries.tile(db, layer, z, x, y))
-    headers = {
-        "Cache-Control": f"public, max-age={settings.tile_max_age_s}",
-        "ETag": found.etag,
-    }
+    headers = public_tile_headers(settings, found.etag)
     if matches(request.headers.get("if-none-match"), found.etag):
         return Response(status_code=304, headers=headers)
     return Response(found.data, media_type=MVT, headers=headers)
