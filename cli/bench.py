@@ -14,15 +14,21 @@ from contracts.errors import InvalidInput
 from geo_engine.settings import DatabaseSettings, GeoSettings
 
 # Benchmarks with a module of their own, bench/<name>.py with run_<name>(database, geo, size,
-# seed), and their default sizes (users), beside bench.runner's.
-LOOP_BENCHES = {"fanout": 5_000_000, "replay": 10_000, "growth": 100_000}
+# seed) (a dash in the name is an underscore there), and their default sizes (users; projects
+# for catalog-import), beside bench.runner's.
+LOOP_BENCHES = {
+    "fanout": 5_000_000,
+    "replay": 10_000,
+    "growth": 100_000,
+    "catalog-import": 100_000,
+}
 
 
 def bench(
     name: str = typer.Argument(
         ...,
         help="placement, locate, http, audience, recommend, consumers, fanout, digest, replay, "
-        "growth or mail",
+        "growth, catalog-import or mail",
     ),
     size: int | None = typer.Option(
         None,
@@ -54,11 +60,12 @@ def bench(
         size = LOOP_BENCHES.get(name, DEFAULT_SIZES.get(name, DEFAULT_SIZE))
     err.print(f"running {name} with size {size}…")
     if name in LOOP_BENCHES:
-        runner = importlib.import_module(f"bench.{name}")
+        module = name.replace("-", "_")
+        runner = importlib.import_module(f"bench.{module}")
         figures = {
             "name": name,
             "size": size,
-            **getattr(runner, f"run_{name}")(DatabaseSettings(), GeoSettings(), size, seed),
+            **getattr(runner, f"run_{module}")(DatabaseSettings(), GeoSettings(), size, seed),
             "cores": os.cpu_count(),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
         }
