@@ -109,7 +109,7 @@ def run_catalog_import(
 ) -> dict[str, Any]:
     database = catalog_database(settings, geo, seed)
     with db.connect(database) as conn:
-        conn.execute(f"TRUNCATE {CATALOG_TABLES}")  # left by an interrupted load, if any
+        conn.execute(f"TRUNCATE {CATALOG_TABLES} CASCADE")  # left by an interrupted run
         conn.commit()
     folder = catalog_folder(database, size, seed)
     lines = {name: sum(1 for _ in (folder / part.file).open("rb")) for name, part in PARTS.items()}
