@@ -284,3 +284,33 @@ def test_catalog_import_cli(clone_france: Callable[[], DatabaseSettings], tmp_pa
     assert counts == (120, 400, 400, 5)
     again = run_cli("catalog", "import", str(good), env=env)
     assert again.returncode == 0 and again.stdout.count(" 0 rows written") == 4, again.stdout
+
+
+def test_built_once_updates_what_changed(users: psycopg.Connection) -> None:
+    """A big import into a table already holding some of its rows: the new ones inserted, the
+    changed ones updated, the same ones untouched, with the same events as row by row."""
+    conn = users
+    _store_all(conn, None)
+    conn.execute("DELETE FROM outbox")
+    changed = _contributions() + [
+        {**c, "id": c["id"] + 1_000} for c in _contributions()[:200]
+    ]  # 200 new rows
+    for c in changed[:5]:
+        c["category"] = "Éclairage"
+    organisations = _organisations()
+    organisations[1]["name"] = "Vélo Paris 15e"
+    results = []
+    for settings in (None, ALWAYS):
+        conn.execute("SAVEPOINT variant")
+        written = [
+            store_organisations(conn, _lines(OrganisationRecord, organisations), "o", settings),
+            store_contributions(conn, _lines(ContributionRecord, changed), "c", settings),
+        ]
+        results.append((written, _content(conn)))
+        conn.execute("ROLLBACK TO SAVEPOINT variant")
+    assert results[0] == results[1]
+    written, content = results[1]
+    assert written == [1, 205]
+    assert [t for t, _payload in content["events"]].count("contribution.updated") == 5
+    assert [t for t, _payload in content["events"]].count("contribution.created") == 200
+    assert [t for t, _payload in content["events"]].count("organisation.updated") == 1
