@@ -107,7 +107,12 @@ class UserSettings(_Base):
 
 
 class CatalogSettings(_Base):
-    """How catalogue imports write big batches (``geo_engine/catalog/bulk.py``)."""
+    """How catalogue imports write big batches (``geo_engine/catalog/bulk.py``); variables
+    ``GEO_ENGINE_CATALOG_*``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GEO_ENGINE_CATALOG_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
 
     build_indexes_from_rows: int = Field(
         default=50_000,

@@ -267,8 +267,13 @@ def test_catalog_import_cli(clone_france: Callable[[], DatabaseSettings], tmp_pa
     run = run_cli("catalog", "import", str(empty), env=env)
     assert run.returncode == 2 and "no catalogue file here" in run.stderr, run.stderr
 
+    oid = "SELECT 'idx_contribution_geom'::regclass::oid"
+    with db.connect(settings) as conn:
+        before = conn.execute(oid).fetchone()
     run = run_cli("catalog", "import", str(good), env=env)
     assert run.returncode == 0, run.stderr
+    with db.connect(settings) as conn:
+        assert conn.execute(oid).fetchone() != before  # built once, as the setting asks
     assert run.stdout.replace(",", "").splitlines() == [
         "2 organisations imported 2 rows written",
         "20 members imported 20 rows written",
