@@ -123,6 +123,7 @@ def run_catalog_import(
             check=True,
         )
         figures[variant] = json.loads(child.stdout)
+        print(variant, child.stdout.strip(), file=sys.stderr)  # noqa: T201 (a long run's first half)
     figures["load_average_after"] = os.getloadavg()[0]
     return figures
 
