@@ -10,9 +10,10 @@ It runs in the caller's transaction: the indexes and keys are dropped and built 
 the caller commits, so another session never sees the table without them, and a rollback (or a
 rollback to a savepoint) puts them back untouched. The price is the lock: ``DROP INDEX`` holds
 an ``ACCESS EXCLUSIVE`` lock on the table until the commit, so readers of that table wait for
-the import, and re-adding a foreign key briefly blocks writes to the table it references
-(``SHARE ROW EXCLUSIVE`` while it is checked, then until the commit). That is why the thresholds (:class:`geo_engine.settings.CatalogSettings`) keep
-everyday imports, and every API write, on the ordinary path.
+the import, and re-adding a foreign key blocks writes to the table it references
+(``SHARE ROW EXCLUSIVE``, from its check until the commit). That is why the thresholds
+(:class:`geo_engine.settings.CatalogSettings`) keep everyday imports, and every API write, on
+the ordinary path.
 """
 
 from __future__ import annotations
