@@ -9,16 +9,20 @@ from typing import TypeVar
 import psycopg
 import typer
 from pydantic import BaseModel
+from rich.progress import TaskID
 
 from cli.common import progress_bar
 from contracts.catalog import ContributionRecord, MemberRecord, OrganisationRecord, ProjectRecord
 from geo_engine.catalog import load as catalog_load
+from geo_engine.catalog.imports import catalog_files, import_catalog
 from geo_engine.db import connect
 from geo_engine.jsonl import ImportRejected, Line, read_records
-from geo_engine.settings import DatabaseSettings
+from geo_engine.settings import CatalogSettings, DatabaseSettings
 
 M = TypeVar("M", bound=BaseModel)
-Store = Callable[[psycopg.Connection, Sequence[Line[M]], str], int]
+Store = Callable[[psycopg.Connection, Sequence[Line[M]], str, CatalogSettings | None], int]
+
+app = typer.Typer(no_args_is_help=True, help="The whole catalogue at once.")
 
 orgs = typer.Typer(no_args_is_help=True, help="Organisations that run projects.")
 members = typer.Typer(no_args_is_help=True, help="Who belongs to which organisation.")
@@ -27,11 +31,11 @@ contributions = typer.Typer(no_args_is_help=True, help="Points on participatory 
 
 FILE = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="JSON Lines file")
 
-# Rows per store call. store_projects places each project with correlated subqueries on its
-# unindexed staging tables, so one call costs about the square of its size (100,000 projects:
-# 16 minutes in one call, under a minute in batches of 1,000); the others are set-wise, and
-# batches only let the progress bar move.
-BATCH = {"organisations": 50_000, "members": 50_000, "projects": 1_000, "contributions": 100_000}
+# Rows per store call. Every store is set-wise, and a big one builds the table's indexes once
+# after its insert (geo_engine/catalog/bulk.py), which only pays when the batch is the whole
+# import: a file is one batch up to this size.
+MAX_BATCH = 2_000_000
+BATCH = dict.fromkeys(["organisations", "members", "projects", "contributions"], MAX_BATCH)
 
 
 def store_batched(
@@ -41,6 +45,7 @@ def store_batched(
     source: str,
     batch: int,
     progress: Callable[[int], None] = lambda _n: None,
+    settings: CatalogSettings | None = None,
 ) -> int:
     """``store`` in batches, in the caller's transaction; rows written.
 
@@ -55,7 +60,7 @@ def store_batched(
         chunk = lines[start : start + batch]
         conn.execute("SAVEPOINT catalog_batch")
         try:
-            written += store(conn, chunk, source)
+            written += store(conn, chunk, source, settings)
         except ImportRejected as exc:
             conn.execute("ROLLBACK TO SAVEPOINT catalog_batch")
             errors.extend(exc.errors)
@@ -94,6 +99,7 @@ def _import(
                     file.name,
                     BATCH[what],
                     progress=lambda n: bar.advance(task, n),
+                    settings=CatalogSettings(),
                 )
             except ImportRejected as exc:
                 conn.rollback()
@@ -142,3 +148,37 @@ def import_contributions(file: Path = FILE) -> None:
         catalog_load.store_contributions,
         "contributions",
     )
+
+
+@app.command("import")
+def import_all(
+    directory: Path = typer.Argument(
+        ...,
+        exists=True,
+        file_okay=False,
+        help="folder of organisations.jsonl, members.jsonl, "
+        "projects.jsonl and contributions.jsonl (any of them)",
+    ),
+) -> None:
+    """Import a catalogue folder (as `geo-engine fixtures catalog` writes it) in one
+    transaction: all four files or nothing. Errors name file, line, field and reason."""
+    files = catalog_files(directory)
+    with progress_bar() as bar, connect(DatabaseSettings()) as conn:
+        tasks: list[TaskID] = []
+
+        def started(name: str, path: Path) -> None:
+            if tasks:
+                bar.update(tasks[-1], total=1, completed=1)
+            tasks.append(bar.add_task(f"importing {path.name}", total=None))
+
+        try:
+            done = import_catalog(conn, files, CatalogSettings(), started)
+        except ImportRejected as exc:
+            conn.rollback()
+            raise exc.within("nothing imported") from None
+        bar.update(tasks[-1], total=1, completed=1)
+        task = bar.add_task("committing", total=None)
+        conn.commit()
+        bar.update(task, total=1, completed=1)
+    for name, imported in done.items():
+        typer.echo(f"{imported.lines:,} {name} imported, {imported.written:,} rows written")

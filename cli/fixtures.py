@@ -29,7 +29,7 @@ from geo_engine.catalog.load import (
 )
 from geo_engine.db import connect
 from geo_engine.jsonl import ImportRejected, Line
-from geo_engine.settings import DatabaseSettings
+from geo_engine.settings import CatalogSettings, DatabaseSettings
 from geo_engine.users.places import UserBatch
 
 M = TypeVar("M", bound=BaseModel)
@@ -82,7 +82,13 @@ def _store_part(
 ) -> int:
     task = bar.add_task(f"storing {len(lines):,} {name}", total=len(lines))
     return store_batched(
-        conn, store, lines, "fixtures", BATCH[name], progress=lambda n: bar.advance(task, n)
+        conn,
+        store,
+        lines,
+        "fixtures",
+        BATCH[name],
+        progress=lambda n: bar.advance(task, n),
+        settings=CatalogSettings(),
     )
 
 

@@ -145,6 +145,32 @@ class UserSettings(_Base):
     )
 
 
+class CatalogSettings(_Base):
+    """How catalogue imports write big batches (``geo_engine/catalog/bulk.py``); variables
+    ``GEO_ENGINE_CATALOG_*``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GEO_ENGINE_CATALOG_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    build_indexes_from_rows: int = Field(
+        default=50_000,
+        ge=1,
+        description=(
+            "an import adding at least this many rows to a table drops its secondary indexes "
+            "and foreign keys and builds them once at the end (when the share below holds too)"
+        ),
+    )
+    build_indexes_from_share: float = Field(
+        default=0.5,
+        gt=0,
+        description=(
+            "… and adding at least this share of the rows the table already holds; meanwhile "
+            "readers of that table wait for the import's commit"
+        ),
+    )
+
+
 DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 (refused outside development)
 
 

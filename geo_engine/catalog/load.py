@@ -5,6 +5,10 @@ named by its line), then upserts set-wise, all in the caller's transaction: a re
 writes nothing, and the caller commits. Each also inserts the outbox events of the rows it
 changed, derived set-wise from the same statement (``RETURNING``) or the same changed set:
 a write that changes nothing announces nothing.
+
+Given :class:`~geo_engine.settings.CatalogSettings`, a store that adds many rows to a table
+builds that table's indexes and foreign keys once after the insert (``bulk.py``); without
+(the API's writes), the indexes are kept up row by row.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from contracts.catalog import (
     RadiusScope,
     TerritoriesScope,
 )
+from geo_engine.catalog.bulk import indexes_built_once, worth_building_once
 from geo_engine.db import copy_rows, upsert
 from geo_engine.jsonl import ImportRejected, Line
 from geo_engine.outbox import insert_events
+from geo_engine.settings import CatalogSettings
 
 CIRCLE_SEGMENTS = 16  # per quarter circle: a radius scope's polygon is within 0.8% of the circle
 
@@ -44,6 +50,61 @@ def _reject_bad_references(cur: psycopg.Cursor, source: str, query: str) -> None
     errors = [f"{source}:{line}: {field}: {reason}" for line, field, reason in cur.fetchall()]
     if errors:
         raise ImportRejected(errors)
+
+
+def _build_once(
+    cur: psycopg.Cursor,
+    table: str,
+    stage: str,
+    keys: Sequence[str],
+    settings: CatalogSettings | None,
+) -> bool:
+    """Whether writing ``stage`` into ``table`` adds enough new rows (keys not there yet) to
+    build ``table``'s indexes once (``bulk.worth_building_once``)."""
+    if settings is None:
+        return False
+    match = sql.SQL(" AND ").join(
+        sql.SQL("t.{k} = s.{k}").format(k=sql.Identifier(k)) for k in keys
+    )
+    cur.execute(
+        sql.SQL(
+            "SELECT count(*) FROM {stage} AS s"
+            " WHERE NOT EXISTS (SELECT FROM {table} AS t WHERE {m})"
+        ).format(stage=sql.Identifier(stage), table=sql.Identifier(table), m=match)
+    )
+    row = cur.fetchone()
+    return row is not None and worth_building_once(cur, table, int(row[0]), settings)
+
+
+def _write(table: str, columns: list[str], exclusive: bool) -> sql.Composed:
+    """The CTE ``written (inserted, key)`` writing ``stage_<table>`` into ``table`` by ``id``,
+    a row rewritten only when its content differs (``geo_engine.db.upsert``).
+
+    ``exclusive``: nobody else can write ``table`` until the commit (its indexes are being
+    built once, under an ACCESS EXCLUSIVE lock), so the new rows are inserted bare and the
+    changed ones updated, in one statement: ``ON CONFLICT`` probes the primary key before and
+    after each row, about twice the cost of a plain insert of a million rows."""
+    if not exclusive:
+        return sql.SQL("written AS ({})").format(upsert(table, "id", columns))
+    ident = [sql.Identifier(c) for c in columns]
+    return sql.SQL(
+        """inserted AS (
+               INSERT INTO {table} (id, {cols}) SELECT id, {cols} FROM {stage} AS s
+               WHERE NOT EXISTS (SELECT FROM {table} AS t WHERE t.id = s.id)
+               RETURNING true AS inserted, id AS key),
+           updated AS (
+               UPDATE {table} AS t SET {sets} FROM {stage} AS s
+               WHERE t.id = s.id AND ({old}) IS DISTINCT FROM ({new})
+               RETURNING false AS inserted, t.id AS key),
+           written AS (SELECT * FROM inserted UNION ALL SELECT * FROM updated)"""
+    ).format(
+        table=sql.Identifier(table),
+        stage=sql.Identifier(f"stage_{table}"),
+        cols=sql.SQL(", ").join(ident),
+        sets=sql.SQL(", ").join(sql.SQL("{c} = s.{c}").format(c=c) for c in ident),
+        old=sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
+        new=sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in ident),
+    )
 
 
 UNKNOWN_TERRITORY = """
@@ -63,7 +124,10 @@ ORGANISATION_EVENTS = insert_events(
 
 
 def store_organisations(
-    conn: psycopg.Connection, lines: Sequence[Line[OrganisationRecord]], source: str = "input"
+    conn: psycopg.Connection,
+    lines: Sequence[Line[OrganisationRecord]],
+    source: str = "input",
+    settings: CatalogSettings | None = None,
 ) -> int:
     """Create or update organisations; their home territory must exist. Returns rows written."""
     with conn.cursor() as cur:
@@ -90,13 +154,19 @@ def store_organisations(
                 code="territory_code",
             ),
         )
-        cur.execute(
-            sql.SQL("WITH written AS ({}) ").format(
-                upsert("organisation", "id", ["kind", "name", "territory_level", "territory_code"])
+        build = _build_once(cur, "organisation", "stage_organisation", ["id"], settings)
+        with indexes_built_once(cur, "organisation", build):
+            cur.execute(
+                sql.SQL("WITH {} ").format(
+                    _write(
+                        "organisation",
+                        ["kind", "name", "territory_level", "territory_code"],
+                        exclusive=build,
+                    )
+                )
+                + sql.SQL(ORGANISATION_EVENTS)
             )
-            + sql.SQL(ORGANISATION_EVENTS)
-        )
-        written = cur.rowcount  # one event per row written
+            written = cur.rowcount  # one event per row written
         cur.execute("DROP TABLE stage_organisation")
         return written
 
@@ -110,7 +180,10 @@ MEMBER_EVENTS = insert_events(
 
 
 def store_members(
-    conn: psycopg.Connection, lines: Sequence[Line[MemberRecord]], source: str = "input"
+    conn: psycopg.Connection,
+    lines: Sequence[Line[MemberRecord]],
+    source: str = "input",
+    settings: CatalogSettings | None = None,
 ) -> int:
     """Add members or change their role; the organisation and the user must exist."""
     with conn.cursor() as cur:
@@ -134,16 +207,19 @@ def store_members(
                WHERE NOT EXISTS (SELECT 1 FROM app_user u WHERE u.id = s.user_id)
                ORDER BY 1""",
         )
-        cur.execute(
-            """WITH written AS (
-                   INSERT INTO organisation_member AS m (organisation_id, user_id, role)
-                   SELECT organisation_id, user_id, role FROM stage_member
-                   ON CONFLICT (organisation_id, user_id) DO UPDATE SET role = EXCLUDED.role
-                   WHERE m.role IS DISTINCT FROM EXCLUDED.role
-                   RETURNING organisation_id, user_id, (xmax = 0) AS inserted) """
-            + MEMBER_EVENTS
-        )
-        written = cur.rowcount  # one event per row written
+        keys = ["organisation_id", "user_id"]
+        build = _build_once(cur, "organisation_member", "stage_member", keys, settings)
+        with indexes_built_once(cur, "organisation_member", build):
+            cur.execute(
+                """WITH written AS (
+                       INSERT INTO organisation_member AS m (organisation_id, user_id, role)
+                       SELECT organisation_id, user_id, role FROM stage_member
+                       ON CONFLICT (organisation_id, user_id) DO UPDATE SET role = EXCLUDED.role
+                       WHERE m.role IS DISTINCT FROM EXCLUDED.role
+                       RETURNING organisation_id, user_id, (xmax = 0) AS inserted) """
+                + MEMBER_EVENTS
+            )
+            written = cur.rowcount  # one event per row written
         cur.execute("DROP TABLE stage_member")
         return written
 
@@ -259,23 +335,33 @@ DROP TABLE stage_first_territory, stage_territory_point
 _COLS = ", ".join(PROJECT_COLUMNS)
 # A project is written when it is new, or when its row or its scope (territories, area)
 # differs: a scope-only change counts and touches updated_at like any other.
+# Set-wise: each side's territories are aggregated once per project and everything is joined
+# by hash (a correlated subquery per project made one call cost the square of its size).
+# No territory on either side is NULL = NULL, not distinct; an area against none is distinct.
 CHANGED_PROJECTS = f"""
 CREATE TEMP TABLE changed_project ON COMMIT DROP AS
+WITH new_territories AS (
+    SELECT project_id, array_agg(level || ':' || code ORDER BY level || ':' || code) AS named
+    FROM stage_project_territory GROUP BY project_id
+), old_territories AS (
+    SELECT t.project_id, array_agg(t.level || ':' || t.code ORDER BY t.level || ':' || t.code)
+           AS named
+    FROM project_territory AS t JOIN stage_project AS s ON s.id = t.project_id
+    GROUP BY t.project_id
+)
 SELECT s.id, p.id IS NULL AS new, p.visibility AS old_visibility, p.status AS old_status,
        p.closes_at AS old_closes_at
 FROM stage_project AS s
 LEFT JOIN project AS p ON p.id = s.id
+LEFT JOIN new_territories AS nt ON nt.project_id = s.id
+LEFT JOIN old_territories AS ot ON ot.project_id = s.id
+LEFT JOIN stage_project_area AS na ON na.project_id = s.id
+LEFT JOIN project_area AS oa ON oa.project_id = s.id
 WHERE p.id IS NULL
    OR ({", ".join(f"s.{c}" for c in PROJECT_COLUMNS)})
       IS DISTINCT FROM ({", ".join(f"p.{c}" for c in PROJECT_COLUMNS)})
-   OR ARRAY(SELECT t.level || ':' || t.code FROM stage_project_territory AS t
-            WHERE t.project_id = s.id ORDER BY 1)
-      IS DISTINCT FROM ARRAY(SELECT t.level || ':' || t.code FROM project_territory AS t
-                             WHERE t.project_id = s.id ORDER BY 1)
-   OR (SELECT (a.radius_m, ST_AsEWKB(a.geom)) FROM stage_project_area AS a
-       WHERE a.project_id = s.id)
-      IS DISTINCT FROM (SELECT (a.radius_m, ST_AsEWKB(a.geom)) FROM project_area AS a
-                        WHERE a.project_id = s.id)
+   OR nt.named IS DISTINCT FROM ot.named
+   OR (na.radius_m, ST_AsEWKB(na.geom)) IS DISTINCT FROM (oa.radius_m, ST_AsEWKB(oa.geom))
 """
 # The events of the changed projects, read from the same set: a new one is published; an
 # existing one is updated, plus each transition its change makes (see contracts/events.py).
@@ -308,7 +394,10 @@ ON CONFLICT (id) DO UPDATE SET updated_at = now(),
 
 
 def store_projects(
-    conn: psycopg.Connection, lines: Sequence[Line[ProjectRecord]], source: str = "input"
+    conn: psycopg.Connection,
+    lines: Sequence[Line[ProjectRecord]],
+    source: str = "input",
+    settings: CatalogSettings | None = None,
 ) -> int:
     """Create or replace projects with their scopes; organisation and territories must exist."""
     rows = [_project_row(n, r, source) for n, r in lines]
@@ -370,21 +459,46 @@ def store_projects(
         )
         cur.execute(PLACE_PROJECTS)
         cur.execute(CHANGED_PROJECTS)
-        cur.execute(UPSERT_CHANGED_PROJECTS)
-        written = cur.rowcount
+        with indexes_built_once(cur, "project", _build_new(cur, "project", settings)):
+            cur.execute(UPSERT_CHANGED_PROJECTS)
+            written = cur.rowcount
         cur.execute(PROJECT_EVENTS)
-        cur.execute("""
-            DELETE FROM project_territory WHERE project_id IN (SELECT id FROM changed_project);
-            DELETE FROM project_area WHERE project_id IN (SELECT id FROM changed_project);
-            INSERT INTO project_territory (project_id, level, code)
-                SELECT project_id, level, code FROM stage_project_territory
-                WHERE project_id IN (SELECT id FROM changed_project);
-            INSERT INTO project_area (project_id, radius_m, geom)
-                SELECT project_id, radius_m, geom FROM stage_project_area
-                WHERE project_id IN (SELECT id FROM changed_project);
-            DROP TABLE stage_project_input, stage_project, stage_project_territory,
-                stage_project_area, changed_project""")
+        # A changed project's scope is replaced whole: its old rows go, its staged rows come.
+        for table, columns in (
+            ("project_territory", "project_id, level, code"),
+            ("project_area", "project_id, radius_m, geom"),
+        ):
+            with indexes_built_once(cur, table, _build_new(cur, table, settings)):
+                cur.execute(
+                    sql.SQL("""
+                        DELETE FROM {table} WHERE project_id IN (SELECT id FROM changed_project);
+                        INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}
+                        WHERE project_id IN (SELECT id FROM changed_project)""").format(
+                        table=sql.Identifier(table),
+                        columns=sql.SQL(columns),
+                        stage=sql.Identifier(f"stage_{table}"),
+                    )
+                )
+        cur.execute("""DROP TABLE stage_project_input, stage_project, stage_project_territory,
+                           stage_project_area, changed_project""")
         return written
+
+
+def _build_new(cur: psycopg.Cursor, table: str, settings: CatalogSettings | None) -> bool:
+    """Whether the changed projects' rows of ``table`` (``project``, or a scope table whose
+    changed rows are all rewritten) are enough to build its indexes once."""
+    if settings is None:
+        return False
+    if table == "project":
+        cur.execute("SELECT count(*) FILTER (WHERE new) FROM changed_project")
+    else:
+        cur.execute(
+            sql.SQL(
+                "SELECT count(*) FROM {} WHERE project_id IN (SELECT id FROM changed_project)"
+            ).format(sql.Identifier(f"stage_{table}"))
+        )
+    row = cur.fetchone()
+    return row is not None and worth_building_once(cur, table, int(row[0]), settings)
 
 
 CONTRIBUTION_EVENTS = insert_events(
@@ -397,7 +511,10 @@ CONTRIBUTION_EVENTS = insert_events(
 
 
 def store_contributions(
-    conn: psycopg.Connection, lines: Sequence[Line[ContributionRecord]], source: str = "input"
+    conn: psycopg.Connection,
+    lines: Sequence[Line[ContributionRecord]],
+    source: str = "input",
+    settings: CatalogSettings | None = None,
 ) -> int:
     """Add or update contributions; each belongs to a participatory-map project."""
     with conn.cursor() as cur:
@@ -429,14 +546,18 @@ def store_contributions(
                  AND NOT EXISTS (SELECT 1 FROM app_user u WHERE u.id = s.author_id)
                ORDER BY 1""",
         )
-        cur.execute(
-            sql.SQL("WITH written AS ({}) ").format(
-                upsert(
-                    "contribution", "id", ["project_id", "category", "title", "author_id", "geom"]
+        build = _build_once(cur, "contribution", "stage_contribution", ["id"], settings)
+        with indexes_built_once(cur, "contribution", build):
+            cur.execute(
+                sql.SQL("WITH {} ").format(
+                    _write(
+                        "contribution",
+                        ["project_id", "category", "title", "author_id", "geom"],
+                        exclusive=build,
+                    )
                 )
+                + sql.SQL(CONTRIBUTION_EVENTS)
             )
-            + sql.SQL(CONTRIBUTION_EVENTS)
-        )
-        written = cur.rowcount  # one event per row written
+            written = cur.rowcount  # one event per row written
         cur.execute("DROP TABLE stage_contribution")
         return written
