@@ -28,7 +28,10 @@ WAL position past that change; a tile read returns the position its snapshot inc
 (geo_engine/catalog/queries.py ``tile``); per layer, a tile is stored only when its position is
 at least the highest invalidation position received, else it is served (the standby's truth)
 and read again next time. A layer that received a positioned invalidation stores no tile whose
-position is unknown. Messages without a position (older producers) do as before.
+position is unknown. Messages without a position (older producers) do as before. Given the
+primary's settings (``primary``), each (re)subscription also reads the primary's position:
+the invalidations missed while away were published before it, so ``projects`` tiles are stored
+again only once read at least that recent.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ import redis.asyncio
 from psycopg_pool import AsyncConnectionPool
 
 from geo_engine import pools, tile_keys
-from geo_engine.settings import TileCacheSettings
+from geo_engine.settings import DatabaseSettings, TileCacheSettings
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ _TERRITORIES_VERSION = (
     " pg_relation_filenode('epci_tile'))"
 )
 _RETRY_S = 1.0
+# Layers whose tiles the channel's messages drop (the territories follow their version).
+_INVALIDATED = frozenset({"projects"})
 
 Key = tuple[str, int, int, int]
 
@@ -99,9 +104,18 @@ def matches(if_none_match: str | None, etag: str) -> bool:
 class TileCache:
     """The process's cache of public tiles; :meth:`run` keeps it subscribed and versioned."""
 
-    def __init__(self, settings: TileCacheSettings, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        settings: TileCacheSettings,
+        clock: Callable[[], float] = time.monotonic,
+        primary: DatabaseSettings | None = None,
+    ):
+        """``primary``: the primary's settings when tiles are read from a hot standby (each
+        subscription then reads the primary's WAL position); None when they are read from the
+        primary itself, which has every change whose invalidation could have been missed."""
         self.settings = settings
         self._clock = clock
+        self._primary = primary
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._bytes = 0
         # Bumped by every invalidation received: a tile read across one is not stored.
@@ -250,11 +264,30 @@ class TileCache:
                         continue
                     if message["type"] == "subscribe":
                         self.clear()
+                        await self._catch_up_with_primary()
                         self.subscribed = True
                     elif message["type"] == "message":
                         self.on_message(message["data"])
         finally:
             await client.aclose()
+
+    async def _catch_up_with_primary(self) -> None:
+        # Read after the subscription took effect: every invalidation missed before it named a
+        # position read before it. Raises when the primary cannot be reached: not subscribed
+        # then, the channel is tried again.
+        if self._primary is None:
+            return
+        async with await psycopg.AsyncConnection.connect(
+            self._primary.database_url,
+            autocommit=True,
+            connect_timeout=self._primary.connect_timeout_s,
+        ) as conn:
+            cur = await conn.execute(tile_keys.PRIMARY_POSITION)
+            row = await cur.fetchone()
+        assert row is not None
+        for layer in _INVALIDATED:
+            if row[0] > self._floors.get(layer, -1):
+                self._floors[layer] = int(row[0])
 
     async def _poll_territories(self, pool: AsyncConnectionPool) -> None:
         while True:

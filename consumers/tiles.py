@@ -40,9 +40,6 @@ from geo_engine.db import load_sql
 from geo_engine.settings import TileCacheSettings
 
 PLACES = load_sql("consumers", "tiles_places.sql")
-# The end of the last WAL record inserted, in bytes: past every commit already visible (the
-# insert position, not the write one, which lags it under synchronous_commit = off).
-WAL_POSITION = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
 
 #: Tiles per message, so that one message stays a few hundred kilobytes at most.
 CHUNK = 10_000
@@ -95,7 +92,7 @@ def stale_tiles(conn: psycopg.Connection, events: Sequence[Event]) -> set[tile_k
 
 def wal_position(conn: psycopg.Connection) -> int:
     """The primary's WAL position (bytes) now: past every commit ``conn`` can see."""
-    row = conn.execute(WAL_POSITION).fetchone()
+    row = conn.execute(tile_keys.PRIMARY_POSITION).fetchone()
     assert row is not None
     return int(row[0])
 

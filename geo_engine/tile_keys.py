@@ -25,6 +25,11 @@ MAX_ZOOM = 20
 CONTRIBUTIONS_FROM_ZOOM = 14
 
 Tile = tuple[int, int, int]
+#: The primary's WAL position in bytes: the end of the last record inserted, past every commit
+#: already visible (the insert position, not the write one, which lags it under
+#: synchronous_commit = off). Read by the ``tiles`` consumer group for each message and by a
+#: tile cache on a standby when it subscribes.
+PRIMARY_POSITION = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
 
 
 class TileRead(bytes):
