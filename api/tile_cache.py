@@ -21,6 +21,17 @@ missed); every (re)subscription empties the cache, so what was missed while away
 forgotten. A tile read while an invalidation arrived is served but not stored (it may predate
 the change); an entry older than ``tile_cache_ttl_s`` is read again (a bound on staleness
 should the consumer group be down).
+
+Hot standby. Tiles may be read from a standby (``GEO_ENGINE_READ_DATABASE_URL``) that has not
+yet replayed a change whose invalidation already arrived. An invalidation carries the primary's
+WAL position past that change; a tile read returns the position its snapshot includes
+(geo_engine/catalog/queries.py ``tile``); per layer, a tile is stored only when its position is
+at least the highest invalidation position received, else it is served (the standby's truth)
+and read again next time. A layer that received a positioned invalidation stores no tile whose
+position is unknown. Messages without a position (older producers) do as before. Given the
+primary's settings (``primary``), each (re)subscription also reads the primary's position:
+the invalidations missed while away were published before it, so ``projects`` tiles are stored
+again only once read at least that recent.
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ import redis.asyncio
 from psycopg_pool import AsyncConnectionPool
 
 from geo_engine import pools, tile_keys
-from geo_engine.settings import TileCacheSettings
+from geo_engine.settings import DatabaseSettings, TileCacheSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +64,8 @@ _TERRITORIES_VERSION = (
     " pg_relation_filenode('epci_tile'))"
 )
 _RETRY_S = 1.0
+# Layers whose tiles the channel's messages drop (the territories follow their version).
+_INVALIDATED = frozenset({"projects"})
 
 Key = tuple[str, int, int, int]
 
@@ -91,13 +104,25 @@ def matches(if_none_match: str | None, etag: str) -> bool:
 class TileCache:
     """The process's cache of public tiles; :meth:`run` keeps it subscribed and versioned."""
 
-    def __init__(self, settings: TileCacheSettings, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        settings: TileCacheSettings,
+        clock: Callable[[], float] = time.monotonic,
+        primary: DatabaseSettings | None = None,
+    ):
+        """``primary``: the primary's settings when tiles are read from a hot standby (each
+        subscription then reads the primary's WAL position); None when they are read from the
+        primary itself, which has every change whose invalidation could have been missed."""
         self.settings = settings
         self._clock = clock
+        self._primary = primary
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._bytes = 0
         # Bumped by every invalidation received: a tile read across one is not stored.
         self._generation = 0
+        # Per layer, the highest WAL position (bytes) an invalidation named: a tile read at an
+        # older position may predate a change already invalidated, and is not stored.
+        self._floors: dict[str, int] = {}
         self.subscribed = False
         self.territories_version: str | None = None
         self.hits = 0
@@ -123,9 +148,14 @@ class TileCache:
         self._bytes = 0
         self._generation += 1
 
-    def invalidate(self, layer: str, tiles: list[tile_keys.Tile]) -> None:
-        """Drop ``tiles`` of ``layer``."""
+    def invalidate(
+        self, layer: str, tiles: list[tile_keys.Tile], position: int | None = None
+    ) -> None:
+        """Drop ``tiles`` of ``layer``; no tile of ``layer`` read before the WAL ``position``
+        (bytes, when given) is stored from now on."""
         self._generation += 1
+        if position is not None and position > self._floors.get(layer, -1):
+            self._floors[layer] = position
         for z, x, y in tiles:
             entry = self._entries.pop((layer, z, x, y), None)
             if entry is not None:
@@ -150,7 +180,8 @@ class TileCache:
         self, layer: str, z: int, x: int, y: int, read: Callable[[], Awaitable[bytes]]
     ) -> Tile:
         """The tile, from the cache when it holds it at the current version, else from
-        ``read()`` (stored when nothing invalidated tiles meanwhile)."""
+        ``read()`` (stored when nothing invalidated tiles meanwhile, and when the read is at
+        least at the layer's highest invalidation position: a ``TileRead``'s ``position``)."""
         key = (layer, z, x, y)
         version = self._version(layer)
         cached = self.peek(layer, z, x, y)
@@ -159,15 +190,23 @@ class TileCache:
         self.misses += 1
         generation = self._generation
         data = await read()
-        tile = Tile(data, etag_of(data))
+        tile = Tile(bytes(data), etag_of(data))
         if (
             self.enabled
             and version is not None
             and generation == self._generation
             and version == self._version(layer)
+            and self._recent_enough(layer, data)
         ):
             self._store(key, _Entry(tile, version, self._clock()))
         return tile
+
+    def _recent_enough(self, layer: str, data: bytes) -> bool:
+        floor = self._floors.get(layer)
+        if floor is None:
+            return True
+        position = data.position if isinstance(data, tile_keys.TileRead) else None
+        return position is not None and position >= floor
 
     def _store(self, key: Key, entry: _Entry) -> None:
         old = self._entries.pop(key, None)
@@ -184,12 +223,12 @@ class TileCache:
         named tiles that are now stale)."""
         self.received += 1
         try:
-            layer, tiles = tile_keys.parse_message(raw)
+            layer, tiles, position = tile_keys.parse_message(raw)
         except ValueError as exc:
             log.warning("tile cache: unreadable invalidation, cache emptied: %s", exc)
             self.clear()
             return
-        self.invalidate(layer, tiles)
+        self.invalidate(layer, tiles, position)
 
     async def refresh_territories(self, pool: AsyncConnectionPool) -> None:
         """Read the territories' version; a new one makes their cached tiles unused."""
@@ -234,11 +273,30 @@ class TileCache:
                         continue
                     if message["type"] == "subscribe":
                         self.clear()
+                        await self._catch_up_with_primary()
                         self.subscribed = True
                     elif message["type"] == "message":
                         self.on_message(message["data"])
         finally:
             await client.aclose()
+
+    async def _catch_up_with_primary(self) -> None:
+        # Read after the subscription took effect: every invalidation missed before it named a
+        # position read before it. Raises when the primary cannot be reached: not subscribed
+        # then, the channel is tried again.
+        if self._primary is None:
+            return
+        async with await psycopg.AsyncConnection.connect(
+            self._primary.database_url,
+            autocommit=True,
+            connect_timeout=self._primary.connect_timeout_s,
+        ) as conn:
+            cur = await conn.execute(tile_keys.PRIMARY_POSITION)
+            row = await cur.fetchone()
+        assert row is not None
+        for layer in _INVALIDATED:
+            if row[0] > self._floors.get(layer, -1):
+                self._floors[layer] = int(row[0])
 
     async def _poll_territories(self, pool: AsyncConnectionPool) -> None:
         while True:

@@ -10,6 +10,10 @@ them); a change of visibility also the tiles of the project's contributions; a r
 organisation those of its projects (the tiles name it). Handling an event twice publishes the
 same invalidation twice, which drops nothing more. The message is published before the
 transaction commits: if the commit fails, the event is handled again.
+
+Each message carries the primary's WAL position read when the handler starts (past the commit
+of every event it handles: an event reaches the stream only once committed): an API process
+reading its tiles from a hot standby keeps none read before the standby replayed that far.
 """
 
 from __future__ import annotations
@@ -86,12 +90,22 @@ def stale_tiles(conn: psycopg.Connection, events: Sequence[Event]) -> set[tile_k
     return tiles
 
 
-def publish(client: redis.Redis, channel: str, tiles: set[tile_keys.Tile]) -> int:
-    """Publish ``tiles`` of the projects layer on ``channel``, in messages of :data:`CHUNK`;
-    returns how many messages."""
+def wal_position(conn: psycopg.Connection) -> int:
+    """The primary's WAL position (bytes) now: past every commit ``conn`` can see."""
+    row = conn.execute(tile_keys.PRIMARY_POSITION).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def publish(
+    client: redis.Redis, channel: str, tiles: set[tile_keys.Tile], position: int | None = None
+) -> int:
+    """Publish ``tiles`` of the projects layer on ``channel``, in messages of :data:`CHUNK`
+    carrying the WAL ``position`` (bytes) when given; returns how many messages."""
     ordered = sorted(tiles)
     for start in range(0, len(ordered), CHUNK):
-        client.publish(channel, tile_keys.message("projects", ordered[start : start + CHUNK]))
+        chunk = ordered[start : start + CHUNK]
+        client.publish(channel, tile_keys.message("projects", chunk, position))
     return -(-len(ordered) // CHUNK)
 
 
@@ -99,9 +113,10 @@ def worker(client: redis.Redis, settings: TileCacheSettings) -> Worker:
     """The ``tiles`` consumer group on the ``project`` stream."""
 
     def handle(conn: psycopg.Connection, events: Sequence[Event]) -> None:
+        position = wal_position(conn)
         tiles = stale_tiles(conn, events)
         try:
-            publish(client, settings.tile_channel, tiles)
+            publish(client, settings.tile_channel, tiles, position)
         except redis.RedisError as exc:
             # Retried (Unavailable): tile_place rolls back with it, so the old places are
             # read again.

@@ -3,7 +3,10 @@
 of each other.
 
 A message on the channel (``TileCacheSettings.tile_channel``) is one JSON object,
-``{"layer": "projects", "tiles": [[z, x, y], ...]}``: drop these tiles of that layer.
+``{"layer": "projects", "tiles": [[z, x, y], ...], "position": 50331976}``: drop these tiles
+of that layer. ``position`` (optional: older producers leave it out) is the primary's WAL
+position, in bytes, when the change was already committed: a tile read from a hot standby
+that has not replayed that far may predate the change, and is not kept (:class:`TileRead`).
 Tiles are the XYZ scheme of ``ST_TileEnvelope`` (Web Mercator, y down from the north).
 """
 
@@ -22,6 +25,23 @@ MAX_ZOOM = 20
 CONTRIBUTIONS_FROM_ZOOM = 14
 
 Tile = tuple[int, int, int]
+#: The primary's WAL position in bytes: the end of the last record inserted, past every commit
+#: already visible (the insert position, not the write one, which lags it under
+#: synchronous_commit = off). Read by the ``tiles`` consumer group for each message and by a
+#: tile cache on a standby when it subscribes.
+PRIMARY_POSITION = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
+
+
+class TileRead(bytes):
+    """A tile's bytes as read from the database, with ``position``: the WAL position in bytes
+    that the read's snapshot includes at least (None when unknown)."""
+
+    position: int | None
+
+    def __new__(cls, data: bytes, position: int | None) -> TileRead:
+        read = super().__new__(cls, data)
+        read.position = position
+        return read
 
 
 def covering(x: float, y: float, zooms: Iterable[int]) -> set[Tile]:
@@ -52,16 +72,26 @@ def _edge_cells(offset_m: float, size_m: float, count: int) -> list[int]:
     return [c for c in cells if 0 <= c < count]
 
 
-def message(layer: str, tiles: Iterable[Tile]) -> str:
-    """The invalidation message of ``tiles`` of ``layer`` (sorted, so equal sets are equal)."""
-    return json.dumps({"layer": layer, "tiles": sorted(tiles)}, separators=(",", ":"))
+def message(layer: str, tiles: Iterable[Tile], position: int | None = None) -> str:
+    """The invalidation message of ``tiles`` of ``layer`` (sorted, so equal sets are equal),
+    with the primary's WAL ``position`` (bytes) when given."""
+    body: dict[str, Any] = {"layer": layer, "tiles": sorted(tiles)}
+    if position is not None:
+        body["position"] = position
+    return json.dumps(body, separators=(",", ":"))
 
 
-def parse_message(raw: bytes | str) -> tuple[str, list[Tile]]:
-    """``(layer, tiles)`` of a message; ValueError when it is not one."""
+def parse_message(raw: bytes | str) -> tuple[str, list[Tile], int | None]:
+    """``(layer, tiles, position)`` of a message (position None when it has none);
+    ValueError when it is not one."""
     data: Any = json.loads(raw)
     if not isinstance(data, dict) or not isinstance(data.get("layer"), str):
         raise ValueError("a tile invalidation is an object with a layer")
+    position = data.get("position")
+    if position is not None and (
+        not isinstance(position, int) or isinstance(position, bool) or position < 0
+    ):
+        raise ValueError(f"a WAL position is a count of bytes, not {position!r}")
     tiles: list[Tile] = []
     for item in data.get("tiles", []):
         if (
@@ -71,4 +101,4 @@ def parse_message(raw: bytes | str) -> tuple[str, list[Tile]]:
         ):
             raise ValueError(f"a tile is [z, x, y], not {item!r}")
         tiles.append((item[0], item[1], item[2]))
-    return data["layer"], tiles
+    return data["layer"], tiles, position

@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from geo_engine import pools
 from geo_engine.db import load_sql
+from geo_engine.tile_keys import TileRead
 
 NEARBY_PROJECTS = load_sql("geo_engine.catalog.sql", "nearby_projects.sql")
 NEARBY_CONTRIBUTIONS = load_sql("geo_engine.catalog.sql", "nearby_contributions.sql")
@@ -28,6 +29,16 @@ PROJECTS_IN_BBOX = load_sql("geo_engine.catalog.sql", "projects_in_bbox.sql")
 COMMUNE_PROJECTS = load_sql("geo_engine.catalog.sql", "commune_projects.sql")
 PROJECT = load_sql("geo_engine.catalog.sql", "project.sql")
 COMMUNE = load_sql("geo_engine.catalog.sql", "commune.sql")
+# The WAL position, in bytes, that the server's next snapshot includes at least: on a hot
+# standby the last record it replayed, on a primary the end of the last record inserted (past
+# the commit of every transaction already visible). Read in a statement BEFORE the tile's: a
+# statement's snapshot is taken when it starts, so one read in the tile's own statement could
+# name a position replayed after the snapshot (a tile older than it says).
+READ_POSITION = (
+    "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
+    " ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::bigint"
+)
+PROJECTS_TILE = "SELECT projects_tile(%s, %s, %s, NULL)"
 
 
 @dataclass(frozen=True)
@@ -206,13 +217,32 @@ async def tile(
     """A Mapbox Vector Tile from the layer's SQL function (migrations/sql/0002_tiles.sql,
     0009_epci_tiles.sql, 0010_private_tiles.sql): ``projects`` the public projects (the same
     for everyone), ``projects-private`` only the private projects ``viewer`` may see,
-    ``communes``, ``epcis``."""
+    ``communes``, ``epcis``. A ``projects`` tile is a :class:`TileRead` whose ``position``
+    is the WAL position its snapshot includes (what the tile cache checks against the
+    invalidations it received: consumers/tiles.py)."""
     if layer == "projects":
-        rows = await _rows(pool, "SELECT projects_tile(%s, %s, %s, NULL)", (z, x, y))
-    elif layer == "projects-private":
+        return await _projects_tile(pool, z, x, y)
+    if layer == "projects-private":
         rows = await _rows(pool, "SELECT private_projects_tile(%s, %s, %s, %s)", (z, x, y, viewer))
     elif layer == "epcis":
         rows = await _rows(pool, "SELECT epcis_tile(%s, %s, %s)", (z, x, y))
     else:
         rows = await _rows(pool, "SELECT communes_tile(%s, %s, %s)", (z, x, y))
     return bytes(rows[0][0]) if rows and rows[0][0] is not None else b""
+
+
+async def _projects_tile(pool: AsyncConnectionPool, z: int, x: int, y: int) -> TileRead:
+
+    async def run(conn: psycopg.AsyncConnection[Any]) -> TileRead:
+        # One round trip: both statements pipelined, each with its own snapshot, in order.
+        async with conn.pipeline():
+            at = await conn.execute(READ_POSITION, prepare=True)
+            tile = await conn.execute(PROJECTS_TILE, (z, x, y), prepare=True)
+        position = await at.fetchone()
+        data = await tile.fetchone()
+        return TileRead(
+            b"" if data is None or data[0] is None else bytes(data[0]),
+            None if position is None or position[0] is None else int(position[0]),
+        )
+
+    return await pools.read(pool, run)
