@@ -114,7 +114,11 @@ def create_app(
     app.state.user_settings = user_settings
     app.state.recommender = recommender
     app.state.mail_settings = mail_settings or MailSettings()
-    app.state.tile_cache = TileCache(tile_settings or TileCacheSettings())
+    # Tiles read from a standby: each (re)subscription reads the primary's WAL position, so a
+    # tile older than an invalidation missed meanwhile is not kept (api/tile_cache.py).
+    app.state.tile_cache = TileCache(
+        tile_settings or TileCacheSettings(), primary=database if replicated else None
+    )
     problems.install(app)
     # Inside the request bounds (added last, so outermost): nearby and bbox answered directly.
     if api_settings.hot_reads:
