@@ -82,6 +82,7 @@ USER_FREE: frozenset[str] = frozenset(
         "meeting",
         "consumed_event",  # consumer and event id only
         "experiment",  # the growth team's experiments: variants, not people
+        "tile_place",  # where a project or contribution was last drawn: ids and points
     }
 )
 # Keys of an event's payload that hold a user id.
