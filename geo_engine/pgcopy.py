@@ -55,8 +55,9 @@ def points_ewkb(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> C
     return Column(rec.view(np.uint8).reshape(-1, 25), ~(np.isnan(lon) | np.isnan(lat)))
 
 
-def _encode(columns: list[Column], start: int, stop: int) -> bytes:
-    """Rows ``start:stop`` in COPY's binary tuple format.
+def _encode(columns: list[Column], start: int, stop: int) -> list[npt.NDArray[Any]]:
+    """Rows ``start:stop`` in COPY's binary tuple format, as packed arrays to send in turn
+    (their buffers go to COPY as they are: no copy into one bytes object).
 
     Rows are grouped by which columns are NULL; within a group every row has the same layout,
     so the group is one packed structured array filled column by column. COPY does not care
@@ -80,8 +81,8 @@ def _encode(columns: list[Column], start: int, stop: int) -> bytes:
                 packed[f"data{j}"] = col.data[rows]
             else:
                 packed[f"len{j}"] = -1
-        out.append(packed.tobytes())
-    return b"".join(out)
+        out.append(packed)
+    return out
 
 
 def copy_binary(cur: psycopg.Cursor, table: str, names: list[str], columns: list[Column]) -> None:
@@ -104,7 +105,8 @@ def copy_binary_chunks(
         for columns in chunks:
             total = len(columns[0].present)
             for start in range(0, total, CHUNK_ROWS):
-                copy.write(_encode(columns, start, min(start + CHUNK_ROWS, total)))
+                for packed in _encode(columns, start, min(start + CHUNK_ROWS, total)):
+                    copy.write(packed.view(np.uint8).data)
         copy.write(TRAILER)
 
 
