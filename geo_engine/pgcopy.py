@@ -6,7 +6,7 @@ Each column is fixed-width bytes or NULL per row (INSEE codes are always 5 bytes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
@@ -54,8 +55,9 @@ def points_ewkb(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> C
     return Column(rec.view(np.uint8).reshape(-1, 25), ~(np.isnan(lon) | np.isnan(lat)))
 
 
-def _encode(columns: list[Column], start: int, stop: int) -> bytes:
-    """Rows ``start:stop`` in COPY's binary tuple format.
+def _encode(columns: list[Column], start: int, stop: int) -> list[npt.NDArray[Any]]:
+    """Rows ``start:stop`` in COPY's binary tuple format, as packed arrays to send in turn
+    (their buffers go to COPY as they are: no copy into one bytes object).
 
     Rows are grouped by which columns are NULL; within a group every row has the same layout,
     so the group is one packed structured array filled column by column. COPY does not care
@@ -79,29 +81,48 @@ def _encode(columns: list[Column], start: int, stop: int) -> bytes:
                 packed[f"data{j}"] = col.data[rows]
             else:
                 packed[f"len{j}"] = -1
-        out.append(packed.tobytes())
-    return b"".join(out)
+        out.append(packed)
+    return out
 
 
 def copy_binary(cur: psycopg.Cursor, table: str, names: list[str], columns: list[Column]) -> None:
     """COPY the rows into ``table`` (names are column names, in order)."""
+    copy_binary_chunks(cur, table, names, [columns])
+
+
+def copy_binary_chunks(
+    cur: psycopg.Cursor, table: str, names: list[str], chunks: Iterable[list[Column]]
+) -> None:
+    """One COPY of every chunk's rows into ``table``; each chunk is the same columns for some
+    rows. Chunks are produced while the previous ones are sent (a writer thread sends them), so
+    work done to produce a chunk, e.g. placing its users, overlaps the server's COPY; an
+    exception raised by ``chunks`` aborts the COPY."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
     )
-    total = len(columns[0].present)
-    with cur.copy(statement) as copy:
+    with cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
         copy.write(HEADER)
-        for start in range(0, total, CHUNK_ROWS):
-            copy.write(_encode(columns, start, min(start + CHUNK_ROWS, total)))
+        for columns in chunks:
+            total = len(columns[0].present)
+            for start in range(0, total, CHUNK_ROWS):
+                for packed in _encode(columns, start, min(start + CHUNK_ROWS, total)):
+                    copy.write(packed.view(np.uint8).data)
         copy.write(TRAILER)
 
 
 @contextmanager
-def constraints_deferred_to_the_end(cur: psycopg.Cursor, table: str) -> Iterator[None]:
+def constraints_deferred_to_the_end(
+    cur: psycopg.Cursor, table: str, foreign_keys_not_valid: bool = False
+) -> Iterator[None]:
     """Drop a table's indexes and foreign keys for a bulk load, then build them again once.
 
     As pg_restore does: one index build and one set-based foreign-key check beat millions of
     per-row index insertions and trigger calls. Call inside a transaction.
+
+    ``foreign_keys_not_valid``: the foreign keys come back ``NOT VALID``: enforced at once for
+    every later write, but the loaded rows are not checked; only for loads whose rows are valid
+    by construction, followed after commit by :func:`validate_constraints` (which then reads the
+    table under a lock that blocks neither readers nor writers).
     """
     # The name is quoted as the statements below quote it (mixed case, spaces, ...), and the
     # table is then known by oid: its indexes are its own, not those of a namesake elsewhere.
@@ -143,9 +164,32 @@ def constraints_deferred_to_the_end(cur: psycopg.Cursor, table: str) -> Iterator
     for name, definition in constraints:  # keys first, then foreign keys
         # The definition is SQL text from pg_get_constraintdef, passed on verbatim: neither a
         # format string (braces) nor a query with parameters (percent signs).
+        later = foreign_keys_not_valid and definition.startswith("FOREIGN KEY")
         cur.execute(
             sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(
                 sql.Identifier(table), sql.Identifier(name)
             )
             + sql.SQL(definition)
+            + sql.SQL(" NOT VALID" if later else "")
         )
+
+
+def validate_constraints(cur: psycopg.Cursor, table: str) -> list[str]:
+    """Check the rows of ``table`` against its ``NOT VALID`` constraints (one set-based scan
+    each, under SHARE UPDATE EXCLUSIVE: readers and writers go on); return their names.
+    Raises the violation (e.g. ``ForeignKeyViolation``) of the first that a row breaks."""
+    cur.execute(
+        """SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND NOT convalidated
+           ORDER BY conname""",
+        (sql.Identifier(table).as_string(cur),),
+    )
+    names = [r[0] for r in cur.fetchall()]
+    # Room for the in-memory hash of each check.
+    cur.execute("SET LOCAL work_mem = '1GB'")
+    for name in names:
+        cur.execute(
+            sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+                sql.Identifier(table), sql.Identifier(name)
+            )
+        )
+    return names

@@ -299,3 +299,27 @@ def test_a_namesake_in_another_schema_is_left_alone(conn: psycopg.Connection) ->
         assert _shape(conn, "twin") == ([], [])
     assert _shape(conn, "twin") == ours
     assert _shape(conn, "elsewhere.twin") == theirs
+
+
+def test_foreign_keys_not_valid_are_enforced_and_validated_after(
+    conn: psycopg.Connection,
+) -> None:
+    conn.execute("CREATE TEMP TABLE parent (id int PRIMARY KEY)")
+    conn.execute("CREATE TEMP TABLE child (id int PRIMARY KEY, parent int REFERENCES parent)")
+    conn.execute("INSERT INTO parent VALUES (1)")
+    with (
+        conn.cursor() as cur,
+        pgcopy.constraints_deferred_to_the_end(cur, "child", foreign_keys_not_valid=True),
+    ):
+        # A row that breaks the key slips in: NOT VALID does not check the loaded rows.
+        cur.execute("INSERT INTO child VALUES (1, 1), (2, 2)")
+    with pytest.raises(errors.ForeignKeyViolation), conn.transaction():
+        conn.execute("INSERT INTO child VALUES (3, 3)")  # enforced at once for new rows
+    with pytest.raises(errors.UniqueViolation), conn.transaction():
+        conn.execute("INSERT INTO child VALUES (1, 1)")  # the key is valid as ever
+    with pytest.raises(errors.ForeignKeyViolation), conn.transaction(), conn.cursor() as cur:
+        pgcopy.validate_constraints(cur, "child")
+    conn.execute("DELETE FROM child WHERE id = 2")
+    with conn.cursor() as cur:
+        assert pgcopy.validate_constraints(cur, "child") == ["child_parent_fkey"]
+        assert pgcopy.validate_constraints(cur, "child") == []

@@ -14,7 +14,7 @@ place. A re-import of the same file changes nothing and announces nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,25 +180,48 @@ def place(
     return placement
 
 
+def _place_points(
+    index: CommuneIndex, batch: UserBatch, rows: npt.NDArray[np.intp], placement: Placement
+) -> list[tuple[int, str]]:
+    """Place the home points of ``batch`` at ``rows`` in memory, into ``placement``; return the
+    refusals (homes in no commune) as (line, message)."""
+    found = index.place(batch.lon[rows], batch.lat[rows])
+    ok = found != NO_COMMUNE
+    placement.commune[rows[ok]] = index.codes[found[ok]]
+    placement.arrondissement[rows] = index.arrondissements(found, batch.lon[rows], batch.lat[rows])
+    return _homes_in_no_commune(batch, rows[~ok])
+
+
+def _homes_in_no_commune(batch: UserBatch, missing: npt.NDArray[np.intp]) -> list[tuple[int, str]]:
+    return [
+        (
+            int(batch.line[i]),
+            f"line {batch.line[i]}: home: lon={batch.lon[i]} lat={batch.lat[i]}"
+            " is in no French commune",
+        )
+        for i in missing
+    ]
+
+
 def place_or_refuse(
-    conn: psycopg.Connection, batch: UserBatch, index: CommuneIndex | None = None
+    conn: psycopg.Connection,
+    batch: UserBatch,
+    index: CommuneIndex | None = None,
+    points: bool = True,
 ) -> tuple[Placement, list[tuple[int, str]]]:
-    """:func:`place`, with the refusals returned as (line, message) rather than raised."""
+    """:func:`place`, with the refusals returned as (line, message) rather than raised.
+    ``points=False`` leaves the users given by a home point unplaced (commune None)."""
     n = len(batch)
     commune = np.full(n, None, dtype=object)
     arrondissement = np.full(n, None, dtype=object)
     candidates: list[list[str] | None] = [None] * n
+    placement = Placement(commune, arrondissement, candidates)
     errors: list[tuple[int, str]] = []
 
     has_point = np.flatnonzero(~np.isnan(batch.lon))
-    if index is not None:
-        found = index.place(batch.lon[has_point], batch.lat[has_point])
-        ok = found != NO_COMMUNE
-        commune[has_point[ok]] = index.codes[found[ok]]
-        arr = index.arrondissements(found, batch.lon[has_point], batch.lat[has_point])
-        arrondissement[has_point] = arr
-        missing = has_point[~ok]
-    else:
+    if points and index is not None:
+        errors += _place_points(index, batch, has_point, placement)
+    elif points:
         lost = []
         for i in has_point:
             where = locate(conn, float(batch.lat[i]), float(batch.lon[i]))
@@ -207,15 +230,7 @@ def place_or_refuse(
                 continue
             commune[i] = where.commune.code
             arrondissement[i] = where.arrondissement.code if where.arrondissement else None
-        missing = np.array(lost, dtype=np.int64)
-    errors += [
-        (
-            int(batch.line[i]),
-            f"line {batch.line[i]}: home: lon={batch.lon[i]} lat={batch.lat[i]}"
-            " is in no French commune",
-        )
-        for i in missing
-    ]
+        errors += _homes_in_no_commune(batch, np.array(lost, dtype=np.intp))
 
     given = np.flatnonzero(batch.commune != None)  # noqa: E711 (numpy elementwise)
     codes, inverse = np.unique(batch.commune[given].astype(str), return_inverse=True)
@@ -266,7 +281,7 @@ def place_or_refuse(
         elif len(communes_of[which]) > 1:
             candidates[row] = communes_of[which]
     errors.sort(key=lambda e: e[0])
-    return Placement(commune, arrondissement, candidates), errors
+    return placement, errors
 
 
 # A new profile is a registration; a changed one, changed preferences (one event per row).
@@ -370,27 +385,15 @@ def _store_profiles(cur: psycopg.Cursor, batch: UserBatch) -> None:
 PLACE_COLUMNS = ["user_id", "commune_code", "arrondissement_code", "postal_code", "home"]
 
 
-def _copy_places(
-    cur: psycopg.Cursor,
-    table: str,
-    batch: UserBatch,
-    placement: Placement,
-    columns: list[pgcopy.Column],
-    placed: npt.NDArray[np.bool_],
-) -> None:
-    """Placed users in one binary COPY; pending ones, with their candidates, after them."""
-    pgcopy.copy_binary(
-        cur,
-        table,
-        PLACE_COLUMNS,
-        [pgcopy.Column(c.data[placed], c.present[placed]) for c in columns],
-    )
+def _copy_pending(cur: psycopg.Cursor, table: str, batch: UserBatch, placement: Placement) -> None:
+    """Pending users, with their candidate communes, in one COPY."""
     statement = sql.SQL("COPY {} (user_id, candidate_communes, postal_code) FROM STDIN").format(
         sql.Identifier(table)
     )
     with cur.copy(statement) as copy:
-        for i in np.flatnonzero(~placed):
-            copy.write_row((int(batch.ids[i]), placement.candidates[i], batch.postal_code[i]))
+        for i, candidates in enumerate(placement.candidates):
+            if candidates is not None:
+                copy.write_row((int(batch.ids[i]), candidates, batch.postal_code[i]))
 
 
 class PlaceWriter:
@@ -406,10 +409,20 @@ class PlaceWriter:
     """
 
     def __init__(
-        self, cur: psycopg.Cursor, settings: UserSettings, bulk: bool, staged: bool = False
+        self,
+        cur: psycopg.Cursor,
+        settings: UserSettings,
+        bulk: bool,
+        staged: bool = False,
+        foreign_keys_not_valid: bool = False,
     ) -> None:
+        """``foreign_keys_not_valid``: an empty table's foreign keys come back ``NOT VALID``
+        (enforced for later writes; the caller validates them after commit with
+        :func:`validate_places`): the places written here are valid by construction (users
+        staged in the same transaction, communes and arrondissements read from the tables)."""
         self.cur = cur
         self.settings = settings
+        self.not_valid = foreign_keys_not_valid
         self._deferred = ExitStack()
         # Locked first, so no place committed meanwhile can be lost to the TRUNCATE below.
         cur.execute("LOCK TABLE user_place IN SHARE ROW EXCLUSIVE MODE")
@@ -419,24 +432,53 @@ class PlaceWriter:
         self.direct = self.empty and not staged
         if self.direct:
             cur.execute("TRUNCATE user_place")
-            self._deferred.enter_context(pgcopy.constraints_deferred_to_the_end(cur, "user_place"))
+            self._deferred.enter_context(
+                pgcopy.constraints_deferred_to_the_end(
+                    cur, "user_place", foreign_keys_not_valid=foreign_keys_not_valid
+                )
+            )
             self.table = "user_place"
         else:
             cur.execute("DROP TABLE IF EXISTS stage_place")
             cur.execute("CREATE TEMP TABLE stage_place (LIKE user_place) ON COMMIT DROP")
             self.table = "stage_place"
 
-    def write(self, batch: UserBatch, placement: Placement) -> None:
-        lon, lat = coarsen(batch.lon, batch.lat, self.settings.home_precision_m)
-        columns = [
-            pgcopy.bigint(batch.ids),
-            pgcopy.fixed_text(placement.commune, 5),
-            pgcopy.fixed_text(placement.arrondissement, 5),
-            pgcopy.fixed_text(batch.postal_code, 5),
-            pgcopy.points_ewkb(lon, lat),
-        ]
+    def write(
+        self, batch: UserBatch, placement: Placement, index: CommuneIndex | None = None
+    ) -> list[tuple[int, str]]:
+        """COPY the batch's places; return the refusals (line, message), empty when all is
+        written.
+
+        With ``index``, the users given by a home point are placed here (into ``placement``),
+        a COPY chunk at a time while the previous chunk is sent and stored, so placing hides
+        behind the server's COPY. A home in no commune stops the writing (the rest is only
+        placed, for its refusals): the caller must then roll back.
+        """
+        refusals: list[tuple[int, str]] = []
         placed = np.array([c is None for c in placement.candidates], dtype=bool)
-        _copy_places(self.cur, self.table, batch, placement, columns, placed)
+
+        def chunks() -> Iterator[list[pgcopy.Column]]:
+            for start in range(0, len(batch), pgcopy.CHUNK_ROWS):
+                rows = np.arange(start, min(start + pgcopy.CHUNK_ROWS, len(batch)))
+                if index is not None:
+                    points = rows[~np.isnan(batch.lon[rows])]
+                    refusals.extend(_place_points(index, batch, points, placement))
+                if refusals:
+                    continue
+                rows = rows[placed[rows]]
+                lon, lat = coarsen(batch.lon[rows], batch.lat[rows], self.settings.home_precision_m)
+                yield [
+                    pgcopy.bigint(batch.ids[rows]),
+                    pgcopy.fixed_text(placement.commune[rows], 5),
+                    pgcopy.fixed_text(placement.arrondissement[rows], 5),
+                    pgcopy.fixed_text(batch.postal_code[rows], 5),
+                    pgcopy.points_ewkb(lon, lat),
+                ]
+
+        pgcopy.copy_binary_chunks(self.cur, self.table, PLACE_COLUMNS, chunks())
+        if not refusals:
+            _copy_pending(self.cur, self.table, batch, placement)
+        return refusals
 
     def finish(self) -> None:
         """Build the keys and indexes (direct), or upsert the staged places."""
@@ -445,7 +487,9 @@ class PlaceWriter:
             return
         if self.empty:
             self.cur.execute("TRUNCATE user_place")
-            with pgcopy.constraints_deferred_to_the_end(self.cur, "user_place"):
+            with pgcopy.constraints_deferred_to_the_end(
+                self.cur, "user_place", foreign_keys_not_valid=self.not_valid
+            ):
                 self.cur.execute("INSERT INTO user_place SELECT * FROM stage_place")
             return
         self.cur.execute(
@@ -483,6 +527,43 @@ def store_places(
     writer = PlaceWriter(cur, settings, bulk=len(batch) >= BULK_ROWS)
     writer.write(batch, placement)
     writer.finish()
+
+
+def place_and_store(
+    conn: psycopg.Connection,
+    batch: UserBatch,
+    index: CommuneIndex,
+    settings: UserSettings,
+    foreign_keys_not_valid: bool = False,
+) -> Placement:
+    """:func:`place` then :func:`store_places`, in the caller's transaction, with the home points
+    placed chunk by chunk while the previous chunk is COPYed (the codes are read first: the
+    connection is busy during the COPY). Raises UserImportError with the refusals by line, as
+    :func:`place`; the caller then rolls back. ``foreign_keys_not_valid``: see
+    :class:`PlaceWriter`; call :func:`validate_places` after commit."""
+    placement, refused = place_or_refuse(conn, batch, index, points=False)
+    if refused:
+        place(conn, batch, index)  # every refusal, points included
+    with conn.cursor() as cur:
+        writer = PlaceWriter(
+            cur,
+            settings,
+            bulk=len(batch) >= BULK_ROWS,
+            foreign_keys_not_valid=foreign_keys_not_valid,
+        )
+        refused = writer.write(batch, placement, index)
+        if refused:
+            raise UserImportError([message for _, message in refused])
+        writer.finish()
+    return placement
+
+
+def validate_places(conn: psycopg.Connection) -> list[str]:
+    """Check every row of ``user_place`` against its foreign keys left ``NOT VALID`` by a bulk
+    load (:class:`PlaceWriter`), in the caller's transaction, without blocking readers or
+    writers; return their names. Raises ``ForeignKeyViolation`` if a row breaks one."""
+    with conn.cursor() as cur:
+        return pgcopy.validate_constraints(cur, "user_place")
 
 
 @dataclass(frozen=True)
@@ -537,11 +618,15 @@ def import_users(
     index: CommuneIndex | None = None,
 ) -> Placement:
     """Place and store a batch of users in the caller's transaction (the caller commits)."""
-    placement = place(conn, batch, index)
+    if index is None:
+        placement = place(conn, batch, index)
+        with conn.cursor() as cur:
+            _store_profiles(cur, batch)
+            store_places(cur, batch, placement, settings)
+        return placement
     with conn.cursor() as cur:
         _store_profiles(cur, batch)
-        store_places(cur, batch, placement, settings)
-    return placement
+    return place_and_store(conn, batch, index, settings)
 
 
 def choose_commune(conn: psycopg.Connection, user_id: int, code: str) -> CodeReading:
