@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import typer
 
@@ -27,6 +29,16 @@ LOOP_BENCHES = {
 }
 # Names that are no module's name (a keyword): their module.
 BENCH_MODULES = {"import": "imports"}
+
+
+def runner_of(name: str) -> Callable[[DatabaseSettings, GeoSettings, int, int], dict[str, Any]]:
+    """``run_<name>`` (a dash read as an underscore) of the module ``bench/<name>.py`` (or the
+    one BENCH_MODULES names) of a benchmark in LOOP_BENCHES."""
+    python_name = name.replace("-", "_")
+    module = importlib.import_module(f"bench.{BENCH_MODULES.get(name, python_name)}")
+    runner: Callable[[DatabaseSettings, GeoSettings, int, int], dict[str, Any]]
+    runner = getattr(module, f"run_{python_name}")
+    return runner
 
 
 def bench(
@@ -66,12 +78,10 @@ def bench(
         size = LOOP_BENCHES.get(name, DEFAULT_SIZES.get(name, DEFAULT_SIZE))
     err.print(f"running {name} with size {size}…")
     if name in LOOP_BENCHES:
-        module = BENCH_MODULES.get(name, name.replace("-", "_"))
-        runner = importlib.import_module(f"bench.{module}")
         figures = {
             "name": name,
             "size": size,
-            **getattr(runner, f"run_{module}")(DatabaseSettings(), GeoSettings(), size, seed),
+            **runner_of(name)(DatabaseSettings(), GeoSettings(), size, seed),
             "cores": os.cpu_count(),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
         }
