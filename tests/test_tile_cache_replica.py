@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import psycopg
 import pytest
@@ -25,7 +24,6 @@ from pydantic import SecretStr
 from api.app import create_app
 from api.tile_cache import TileCache
 from consumers import tiles
-from contracts.events import from_outbox_row
 from geo_engine import db, pools, tile_keys
 from geo_engine.catalog import queries
 from geo_engine.settings import (
@@ -41,7 +39,7 @@ from tests import minidata
 from tests.api_data import tile_of
 from tests.conftest import TEST_SECRET, token_for
 from tests.pgcluster import Replicated, throwaway_replicated
-from tests.tile_invalidation import tile_settings, wait_until_caching
+from tests.tile_invalidation import tile_settings, unpublished_events, wait_until_caching
 
 pytestmark = [pytest.mark.slow, pytest.mark.geodata]
 
@@ -113,16 +111,7 @@ def handle_outbox(
     before = cache.received
     try:
         with psycopg.connect(replicated.primary.url) as conn:
-            rows = conn.execute(
-                "UPDATE outbox SET published_at = clock_timestamp() WHERE published_at IS NULL "
-                "RETURNING id, type, version, payload, created_at"
-            ).fetchall()
-            events = []
-            for event_id, type_, version, payload, created_at in sorted(rows, key=lambda r: r[4]):
-                assert isinstance(event_id, UUID)
-                event = from_outbox_row(event_id, type_, version, payload, created_at)
-                if event.type in worker.types:
-                    events.append(event)
+            events = unpublished_events(conn, worker.types)
             assert events or not required, "no project event to handle"
             if not events:
                 return 0

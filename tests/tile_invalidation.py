@@ -6,14 +6,16 @@ process's cache (api/tile_cache.py) applied them."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from uuid import UUID
 
+import psycopg
 import redis
 from fastapi.testclient import TestClient
 
 from api.tile_cache import TileCache
 from consumers import tiles
-from contracts.events import from_outbox_row
+from contracts.events import Event, from_outbox_row
 from geo_engine import db
 from geo_engine.settings import DatabaseSettings, RedisSettings, TileCacheSettings
 
@@ -38,6 +40,23 @@ def wait_until_caching(client: TestClient, timeout_s: float = 10.0) -> TileCache
     return cache
 
 
+def unpublished_events(conn: psycopg.Connection, types: Iterable[str]) -> list[Event]:
+    """The outbox's events not yet published, marked published (as the relay does), in order,
+    those of ``types`` only."""
+    rows = conn.execute(
+        "UPDATE outbox SET published_at = clock_timestamp() WHERE published_at IS NULL "
+        "RETURNING id, type, version, payload, created_at"
+    ).fetchall()
+    wanted = set(types)
+    events = []
+    for event_id, type_, version, payload, created_at in sorted(rows, key=lambda r: r[4]):
+        assert isinstance(event_id, UUID)
+        event = from_outbox_row(event_id, type_, version, payload, created_at)
+        if event.type in wanted:
+            events.append(event)
+    return events
+
+
 def invalidate(client: TestClient, database: DatabaseSettings, timeout_s: float = 10.0) -> int:
     """Hand every outbox event not yet handled here to the tiles consumer group (marking it
     published, as the relay would) and wait until the app's cache applied its messages;
@@ -46,16 +65,7 @@ def invalidate(client: TestClient, database: DatabaseSettings, timeout_s: float 
     client_redis = redis.Redis.from_url(RedisSettings().redis_url)
     worker = tiles.worker(client_redis, cache.settings)
     with db.connect(database) as conn:
-        rows = conn.execute(
-            "UPDATE outbox SET published_at = clock_timestamp() WHERE published_at IS NULL "
-            "RETURNING id, type, version, payload, created_at"
-        ).fetchall()
-        events = []
-        for event_id, type_, version, payload, created_at in sorted(rows, key=lambda r: r[4]):
-            assert isinstance(event_id, UUID)
-            event = from_outbox_row(event_id, type_, version, payload, created_at)
-            if event.type in worker.types:
-                events.append(event)
+        events = unpublished_events(conn, worker.types)
         stale = tiles.stale_tiles(conn, events)
         before = cache.received
         sent = tiles.publish(client_redis, cache.settings.tile_channel, stale)
